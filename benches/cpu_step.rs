@@ -1,0 +1,29 @@
+//! One CPU training step (loss and gradient over every point) of the lesson's 2-2-1 network
+//! with biases, fused vs reference, at 1M and 10M points.
+//!
+//! `cargo bench --bench cpu_step`; the figures go to BENCHMARKS.md.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use downhill::cpu::{CpuKernel, CpuVariant};
+use downhill::{data, Activation, Network};
+
+fn step(c: &mut Criterion) {
+    let teacher = Network::lesson_baseline(Activation::Relu);
+    let student = Network::random(&[2, 2, 1], Activation::Relu, true, 6).expect("valid widths");
+    let mut group = c.benchmark_group("cpu_step_2-2-1");
+    group.sample_size(10);
+    for points in [1_000_000usize, 10_000_000] {
+        let set = data::generate(&teacher, points, 0.05, 1).expect("valid settings");
+        group.throughput(Throughput::Bytes(set.bytes() as u64));
+        for variant in [CpuVariant::Fused, CpuVariant::Reference] {
+            let mut kernel = variant.kernel();
+            group.bench_with_input(BenchmarkId::new(kernel.name(), points), &set, |b, set| {
+                b.iter(|| kernel.evaluate(&student, set))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, step);
+criterion_main!(benches);

@@ -1,0 +1,97 @@
+//! `downhill eval` and `downhill predict`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use downhill::data::{save_predictions, Table};
+use downhill::{device, model_file, LossKind, Result};
+use serde_json::json;
+
+use super::{parse_loss, print_json, ModelDataArgs};
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    common: ModelDataArgs,
+    /// The loss whose value and gradient are reported (both SSE and MSE are always printed).
+    #[arg(long, value_name = "mse|sse", default_value = "mse", value_parser = parse_loss)]
+    loss: LossKind,
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    common: ModelDataArgs,
+    /// Write the predictions here (.csv or .npy) instead of printing CSV on stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+pub fn run_eval(args: EvalArgs) -> Result<ExitCode> {
+    let ModelDataArgs {
+        model,
+        data,
+        device,
+    } = &args.common;
+    let net = model_file::load(model)?;
+    let dataset = Table::load(data)?.into_dataset(data, net.inputs(), net.outputs())?;
+    let evaluation = device::evaluate(*device, &net, &dataset)?;
+    let gradient = evaluation.gradient(args.loss);
+    let names = net.param_names();
+    if args.json {
+        let named: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .zip(&gradient)
+            .map(|(n, g)| (n.clone(), json!(g)))
+            .collect();
+        print_json(&json!({
+            "points": evaluation.points,
+            "sse": evaluation.sse,
+            "mse": evaluation.mse(),
+            "loss": args.loss.name(),
+            "gradient": named,
+        }));
+    } else {
+        println!("points: {}", evaluation.points);
+        println!("sse:    {:.9e}", evaluation.sse);
+        println!("mse:    {:.9e}", evaluation.mse());
+        println!(
+            "gradient of the {} (the slope of the loss for each weight):",
+            args.loss
+        );
+        for (name, g) in names.iter().zip(&gradient) {
+            println!("  {name:<14} {g:>16.9e}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_predict(args: PredictArgs) -> Result<ExitCode> {
+    let ModelDataArgs {
+        model,
+        data,
+        device,
+    } = &args.common;
+    let net = model_file::load(model)?;
+    if let Some(out) = &args.out {
+        downhill::output::check_writable(out)?;
+    }
+    let inputs = Table::load(data)?.into_inputs(data, net.inputs(), net.outputs())?;
+    let predictions = device::predict(*device, &net, inputs.view())?;
+    match &args.out {
+        Some(out) => save_predictions(out, predictions.view())?,
+        None => {
+            let header: Vec<String> = (0..net.outputs()).map(|k| format!("pred{k}")).collect();
+            println!("{}", header.join(","));
+            for point in predictions.columns() {
+                let row: Vec<String> = point.iter().map(|v| v.to_string()).collect();
+                println!("{}", row.join(","));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,62 @@
+//! `downhill generate`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use downhill::output::check_writable;
+use downhill::{data, model_file, network, Activation, Network, Result};
+
+use super::{parse_count, thousands, ShapeArgs};
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Number of points (1e6 style accepted).
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    points: usize,
+    /// A random teacher of this shape (default: the lesson's 2-2-1 network).
+    #[command(flatten)]
+    shape: ShapeArgs,
+    /// Use this model as the teacher.
+    #[arg(long, value_name = "MODEL.json", conflicts_with_all = ["layers", "no_bias"])]
+    teacher: Option<PathBuf>,
+    /// Standard deviation of the gaussian noise added to the targets.
+    #[arg(
+        long,
+        value_name = "F",
+        default_value_t = 0.05,
+        allow_negative_numbers = true
+    )]
+    noise: f64,
+    /// Seed: the same seed gives the same points.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Output file: .csv (with a header) or .npy (float32, rows x columns).
+    #[arg(long, value_name = "FILE.csv|FILE.npy")]
+    out: PathBuf,
+}
+
+pub fn run(args: GenerateArgs) -> Result<ExitCode> {
+    check_writable(&args.out)?;
+    let teacher = match (&args.teacher, &args.shape.layers) {
+        (Some(path), _) => model_file::load(path)?,
+        (None, Some(text)) => Network::random(
+            &network::parse_widths(text)?,
+            args.shape.hidden_activation,
+            !args.shape.no_bias,
+            args.seed,
+        )?,
+        (None, None) => Network::lesson_baseline(Activation::Relu),
+    };
+    let points = data::generate(&teacher, args.points, args.noise, args.seed)?;
+    points.save(&args.out)?;
+    eprintln!(
+        "wrote {} points ({} inputs, {} targets) from teacher {} to {}",
+        thousands(points.len()),
+        points.inputs(),
+        points.outputs(),
+        teacher.describe(),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,291 @@
+//! `downhill train`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use downhill::data::{generate, Table};
+use downhill::descent::Observer;
+use downhill::output::{check_writable, write_atomically};
+use downhill::progress::ProgressObserver;
+use downhill::{
+    device, model_file, network, Activation, Dataset, Descent, DeviceChoice, Error, LossKind,
+    Network, Outcome, Result, StopReason,
+};
+use serde_json::json;
+
+use super::{parse_count, parse_device, parse_loss, print_json, thousands, ShapeArgs};
+
+/// Points in the default synthetic set.
+const DEFAULT_POINTS: usize = 1_000_000;
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Training data (.csv or .npy; inputs first, the last columns are targets).
+    #[arg(long, value_name = "FILE", conflicts_with = "points")]
+    data: Option<PathBuf>,
+    /// Size of the synthetic training set when no --data is given (1e6 style accepted).
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    points: Option<usize>,
+    #[command(flatten)]
+    shape: ShapeArgs,
+    /// Start from this model's weights (the layer shapes come from the file).
+    #[arg(long, value_name = "MODEL.json", conflicts_with_all = ["layers", "no_bias"])]
+    init: Option<PathBuf>,
+    /// Seed for the initial weights and the synthetic data.
+    #[arg(long, default_value_t = 6)]
+    seed: u64,
+    /// Standard deviation of the gaussian noise on synthetic targets.
+    #[arg(long, value_name = "F", default_value_t = 0.05)]
+    noise: f64,
+    /// Learning rate: the step is `-lr * gradient`.
+    #[arg(
+        long,
+        value_name = "F",
+        default_value_t = 0.3,
+        allow_negative_numbers = true
+    )]
+    lr: f64,
+    /// Maximum number of steps.
+    #[arg(long, value_name = "K", default_value = "200", value_parser = parse_count)]
+    steps: usize,
+    /// Stop once the gradient norm is below this ("until flat"); 0 disables the rule.
+    #[arg(
+        long,
+        value_name = "F",
+        default_value_t = 1e-5,
+        allow_negative_numbers = true
+    )]
+    tol: f64,
+    /// The loss to minimise.
+    #[arg(long, value_name = "mse|sse", default_value = "mse", value_parser = parse_loss)]
+    loss: LossKind,
+    /// Where the math runs.
+    #[arg(long, value_name = "auto|cpu|gpu", default_value = "auto", value_parser = parse_device)]
+    device: DeviceChoice,
+    /// Write the trained model here (JSON).
+    #[arg(long, value_name = "MODEL.json")]
+    out: Option<PathBuf>,
+    /// Write the loss history here (CSV: step, loss, gradient_norm).
+    #[arg(long, value_name = "LOSS.csv")]
+    history: Option<PathBuf>,
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Where the training data came from, for the report.
+enum Source {
+    File(PathBuf),
+    Synthetic { teacher: String },
+}
+
+pub fn run(args: TrainArgs) -> Result<ExitCode> {
+    let descent = Descent {
+        learning_rate: args.lr,
+        max_steps: args.steps,
+        tolerance: args.tol,
+        loss: args.loss,
+        ..Descent::default()
+    };
+    descent.validate()?;
+    for path in args.out.iter().chain(&args.history) {
+        check_writable(path)?;
+    }
+
+    let net = initial_network(&args)?;
+    let (data, source) = training_data(&args, &net)?;
+    let mut engine = device::open_engine(args.device, net.clone(), &data)?;
+    let device_name = engine.device();
+    log::info!(
+        "training {} on {} points, {device_name}",
+        net.describe(),
+        data.len()
+    );
+
+    let mut progress = ProgressObserver::new(args.steps);
+    let outcome = descent.run(engine.as_mut(), &mut [&mut progress as &mut dyn Observer])?;
+
+    if let Some(path) = &args.out {
+        model_file::save(&outcome.network, path)?;
+    }
+    if let Some(path) = &args.history {
+        write_history(path, &outcome)?;
+    }
+    if args.json {
+        print_json(&report_json(&args, &data, &device_name, &outcome));
+    } else {
+        print_report(&args, &data, &source, &device_name, &outcome);
+    }
+    match outcome.stopped.failure() {
+        Some(error) => {
+            eprintln!("downhill: error: {error}");
+            Ok(ExitCode::from(error.exit_code() as u8))
+        }
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn initial_network(args: &TrainArgs) -> Result<Network> {
+    if let Some(path) = &args.init {
+        return model_file::load(path);
+    }
+    let widths = match &args.shape.layers {
+        Some(text) => network::parse_widths(text)?,
+        None => vec![2, 2, 1],
+    };
+    Network::random(
+        &widths,
+        args.shape.hidden_activation,
+        !args.shape.no_bias,
+        args.seed,
+    )
+}
+
+fn training_data(args: &TrainArgs, net: &Network) -> Result<(Dataset, Source)> {
+    if let Some(path) = &args.data {
+        let table = Table::load(path)?;
+        let data = table
+            .into_dataset(path, net.inputs(), net.outputs())
+            .map_err(|e| match e {
+                Error::BadData { path, message } if args.init.is_none() && args.shape.layers.is_none() => {
+                    Error::BadData {
+                        path,
+                        message: format!("{message}; pass --layers to match the file (for example --layers 3,4,1)"),
+                    }
+                }
+                other => other,
+            })?;
+        return Ok((data, Source::File(path.clone())));
+    }
+    let points = args.points.unwrap_or(DEFAULT_POINTS);
+    let (teacher, name) = if net.widths() == [2, 2, 1] {
+        (
+            Network::lesson_baseline(Activation::Relu),
+            "the lesson's 2-2-1 network (relu hidden)".to_string(),
+        )
+    } else {
+        let widths = net.widths();
+        let teacher = Network::random(
+            &widths,
+            args.shape.hidden_activation,
+            false,
+            args.seed ^ 0x7eac,
+        )?;
+        let name = format!("a random {}", teacher.describe());
+        (teacher, name)
+    };
+    let data = generate(&teacher, points, args.noise, args.seed)?;
+    let teacher = format!("{name}, noise {}, seed {}", args.noise, args.seed);
+    Ok((data, Source::Synthetic { teacher }))
+}
+
+fn write_history(path: &Path, outcome: &Outcome) -> Result<()> {
+    write_atomically(path, |w| {
+        let io = |e| Error::io(path, e);
+        writeln!(w, "step,loss,gradient_norm").map_err(io)?;
+        for r in &outcome.history {
+            writeln!(w, "{},{:e},{:e}", r.step, r.loss, r.gradient_norm).map_err(io)?;
+        }
+        Ok(())
+    })
+}
+
+fn stop_text(stopped: &StopReason, tol: f64) -> String {
+    match stopped {
+        StopReason::MaxSteps => "reached the step limit".into(),
+        StopReason::Flat { gradient_norm } => {
+            format!("flat: the gradient norm {gradient_norm:.3e} fell below --tol {tol:e}")
+        }
+        StopReason::Diverged { step, loss } => format!("diverged at step {step} (loss {loss:e})"),
+    }
+}
+
+fn print_report(
+    args: &TrainArgs,
+    data: &Dataset,
+    source: &Source,
+    device: &str,
+    outcome: &Outcome,
+) {
+    let net = &outcome.network;
+    let from = match source {
+        Source::File(path) => path.display().to_string(),
+        Source::Synthetic { teacher } => format!("synthetic, from {teacher}"),
+    };
+    println!(
+        "training {} on {} points ({from})",
+        net.describe(),
+        thousands(data.len())
+    );
+    println!(
+        "device {device}; loss {}; learning rate {}; up to {} steps; stop when |gradient| < {:e}",
+        args.loss, args.lr, args.steps, args.tol
+    );
+    println!();
+    println!(
+        "{:>8}  {:>14}  {:>12}",
+        "step",
+        args.loss.name(),
+        "|gradient|"
+    );
+    let history = &outcome.history;
+    let every = history.len().div_ceil(10).max(1);
+    for (i, r) in history.iter().enumerate() {
+        if i % every == 0 || i + 1 == history.len() {
+            println!(
+                "{:>8}  {:>14.6e}  {:>12.4e}",
+                r.step, r.loss, r.gradient_norm
+            );
+        }
+    }
+    println!();
+    println!(
+        "final {} {:.6e} after {} steps ({})",
+        args.loss,
+        outcome.final_loss,
+        outcome.steps(),
+        stop_text(&outcome.stopped, args.tol)
+    );
+    let ms = outcome.ms_per_step();
+    if ms > 0.0 {
+        println!(
+            "time per step {ms:.3} ms ({:.0} million points/s)",
+            data.len() as f64 / ms / 1e3
+        );
+    }
+    println!();
+    println!("weights:");
+    for (name, value) in net.param_names().iter().zip(net.params()) {
+        println!("  {name:<14} {value:>12.6}");
+    }
+    if let Some(path) = &args.out {
+        println!("model written to {}", path.display());
+    }
+    if let Some(path) = &args.history {
+        println!("loss history written to {}", path.display());
+    }
+}
+
+fn report_json(
+    args: &TrainArgs,
+    data: &Dataset,
+    device: &str,
+    outcome: &Outcome,
+) -> serde_json::Value {
+    json!({
+        "steps": outcome.steps(),
+        "final_loss": outcome.final_loss,
+        "loss": args.loss.name(),
+        "loss_history": outcome.history.iter().map(|r| r.loss).collect::<Vec<_>>(),
+        "gradient_norm_history": outcome.history.iter().map(|r| r.gradient_norm).collect::<Vec<_>>(),
+        "stopped": outcome.stopped.name(),
+        "device": device,
+        "ms_per_step": outcome.ms_per_step(),
+        "points": data.len(),
+        "learning_rate": args.lr,
+        "network": outcome.network.describe(),
+        "model": model_file::to_json_value(&outcome.network),
+    })
+}

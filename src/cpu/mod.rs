@@ -1,0 +1,126 @@
+//! The CPU path: two kernels behind one interface, and the engine that takes descent steps
+//! with either.
+//!
+//! [`Reference`] is the readable layer-by-layer ndarray version in f64; [`Fused`] is the fast
+//! one (one parallel pass over the points per step). Both compute the SSE and its gradient;
+//! the loss choice (MSE or SSE) is a scale applied afterwards.
+
+mod fused;
+pub mod reference;
+mod small;
+
+use ndarray::{Array2, ArrayView2};
+
+pub use fused::Fused;
+pub use reference::Reference;
+
+use crate::data::Dataset;
+use crate::descent::{Chunk, Engine, EngineStop, StepRecord, StepRule};
+use crate::error::Result;
+use crate::loss::{norm, Evaluation};
+use crate::network::Network;
+
+/// A CPU implementation of the math.
+pub trait CpuKernel: Send {
+    /// `fused` or `reference`.
+    fn name(&self) -> &'static str;
+    /// The SSE and its gradient over `data` at `net`'s weights.
+    fn evaluate(&mut self, net: &Network, data: &Dataset) -> Evaluation;
+    /// Predictions for inputs given column by column: `(inputs, points)` in,
+    /// `(outputs, points)` out.
+    fn predict(&mut self, net: &Network, inputs: ArrayView2<f32>) -> Array2<f32>;
+}
+
+/// Which CPU kernel to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CpuVariant {
+    #[default]
+    Fused,
+    Reference,
+}
+
+impl CpuVariant {
+    /// A fresh kernel of this kind.
+    pub fn kernel(self) -> Box<dyn CpuKernel> {
+        match self {
+            CpuVariant::Fused => Box::new(Fused::default()),
+            CpuVariant::Reference => Box::new(Reference),
+        }
+    }
+}
+
+/// Gradient descent on the CPU.
+pub struct CpuEngine<'a> {
+    net: Network,
+    /// The weights before the last update, restored when the next loss diverges.
+    previous: Option<Network>,
+    data: &'a Dataset,
+    kernel: Box<dyn CpuKernel>,
+}
+
+impl<'a> CpuEngine<'a> {
+    /// An engine training `net` on `data` with the given kernel.
+    pub fn new(net: Network, data: &'a Dataset, variant: CpuVariant) -> Result<Self> {
+        data.check_shape(net.inputs(), net.outputs(), "training data")?;
+        Ok(CpuEngine {
+            net,
+            previous: None,
+            data,
+            kernel: variant.kernel(),
+        })
+    }
+}
+
+impl Engine for CpuEngine<'_> {
+    fn device(&self) -> String {
+        format!(
+            "cpu ({}, {} threads)",
+            self.kernel.name(),
+            rayon::current_num_threads()
+        )
+    }
+
+    fn run_steps(&mut self, first_step: usize, count: usize, rule: &StepRule) -> Result<Chunk> {
+        let mut chunk = Chunk::default();
+        for step in first_step..first_step + count {
+            let evaluation = self.kernel.evaluate(&self.net, self.data);
+            let loss = evaluation.loss(rule.loss);
+            let gradient = evaluation.gradient(rule.loss);
+            let gradient_norm = norm(&gradient);
+            if !(loss.is_finite() && gradient_norm.is_finite()) || loss > rule.divergence_limit {
+                if let Some(previous) = self.previous.take() {
+                    self.net = previous;
+                }
+                chunk.stop = Some(EngineStop::Diverged { step, loss });
+                break;
+            }
+            if gradient_norm < rule.tolerance {
+                chunk.stop = Some(EngineStop::Flat {
+                    step,
+                    gradient_norm,
+                });
+                break;
+            }
+            chunk.records.push(StepRecord {
+                step,
+                loss,
+                gradient_norm,
+            });
+            let mut params = self.net.params();
+            for (p, g) in params.iter_mut().zip(&gradient) {
+                *p -= rule.learning_rate * g;
+            }
+            self.previous = Some(self.net.clone());
+            self.net.set_params(&params)?;
+        }
+        Ok(chunk)
+    }
+
+    fn evaluate(&mut self) -> Result<Evaluation> {
+        Ok(self.kernel.evaluate(&self.net, self.data))
+    }
+
+    fn network(&mut self) -> Result<Network> {
+        Ok(self.net.clone())
+    }
+}

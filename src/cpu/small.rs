@@ -1,0 +1,281 @@
+//! The fused kernel for the lesson's family of networks: one hidden layer, a few inputs,
+//! hidden nodes and outputs (`I-H-O`, each at most [`MAX_WIDTH`]).
+//!
+//! The widths are compile-time constants, so the whole forward and backward pass of a group of
+//! [`V`] points unrolls into straight-line vector code with every value in registers; the
+//! general tile kernel has to go through memory between layers, which costs about three times
+//! the instructions on a network this small. Gradients are summed per lane in f32 for
+//! [`FLUSH`] groups at a time, then in f64.
+
+use super::fused::KernelLayout;
+use crate::network::Activation;
+
+/// Points per vector group (one AVX2 register of f32).
+const V: usize = 16;
+/// Groups summed in f32 before their sums move to the f64 totals.
+const FLUSH: usize = 16;
+
+type Vf = [f32; V];
+
+/// The parameters of an `I-H-O` network in f32, and its activations.
+struct Params<const I: usize, const H: usize, const O: usize> {
+    w0: [[f32; I]; H],
+    b0: [f32; H],
+    w1: [[f32; H]; O],
+    b1: [f32; O],
+}
+
+/// Per-lane f32 sums of the gradient (in the network's own shapes) and the SSE.
+struct Sums<const I: usize, const H: usize, const O: usize> {
+    w0: [[Vf; I]; H],
+    b0: [Vf; H],
+    w1: [[Vf; H]; O],
+    b1: [Vf; O],
+    sse: Vf,
+}
+
+impl<const I: usize, const H: usize, const O: usize> Sums<I, H, O> {
+    fn zero() -> Self {
+        Sums {
+            w0: [[[0.0; V]; I]; H],
+            b0: [[0.0; V]; H],
+            w1: [[[0.0; V]; H]; O],
+            b1: [[0.0; V]; O],
+            sse: [0.0; V],
+        }
+    }
+}
+
+#[inline(always)]
+fn lane_sum(v: &Vf) -> f64 {
+    v.iter().map(|&x| f64::from(x)).sum()
+}
+
+#[inline(always)]
+fn relu(v: &mut Vf) {
+    for x in v.iter_mut() {
+        // A bit mask rather than `max`: `max`'s NaN rules keep it from vectorising.
+        *x = f32::from_bits(x.to_bits() & 0u32.wrapping_sub(u32::from(*x > 0.0)));
+    }
+}
+
+/// `v` where `a > 0`, else 0.
+#[inline(always)]
+fn mask_positive(v: &mut Vf, a: &Vf) {
+    for l in 0..V {
+        v[l] = f32::from_bits(v[l].to_bits() & 0u32.wrapping_sub(u32::from(a[l] > 0.0)));
+    }
+}
+
+/// Forward pass of one group: the hidden activations and the outputs.
+#[inline(always)]
+fn forward<const I: usize, const H: usize, const O: usize, const RELU: bool>(
+    p: &Params<I, H, O>,
+    x: &[Vf; I],
+) -> ([Vf; H], [Vf; O]) {
+    let mut h = [[0.0f32; V]; H];
+    for j in 0..H {
+        for l in 0..V {
+            let mut z = p.b0[j];
+            for i in 0..I {
+                z += p.w0[j][i] * x[i][l];
+            }
+            h[j][l] = z;
+        }
+        if RELU {
+            relu(&mut h[j]);
+        }
+    }
+    let mut y = [[0.0f32; V]; O];
+    for k in 0..O {
+        for l in 0..V {
+            let mut z = p.b1[k];
+            for j in 0..H {
+                z += p.w1[k][j] * h[j][l];
+            }
+            y[k][l] = z;
+        }
+    }
+    (h, y)
+}
+
+/// Forward, error and backward pass of one group; `valid` is 1 for lanes that hold real
+/// points and 0 for the padding of a short last group.
+#[inline(always)]
+fn group<const I: usize, const H: usize, const O: usize, const RELU: bool>(
+    p: &Params<I, H, O>,
+    x: &[Vf; I],
+    t: &[Vf; O],
+    valid: &Vf,
+    s: &mut Sums<I, H, O>,
+) {
+    let (h, y) = forward::<I, H, O, RELU>(p, x);
+    let mut d = [[0.0f32; V]; O];
+    for k in 0..O {
+        for l in 0..V {
+            let e = (y[k][l] - t[k][l]) * valid[l];
+            s.sse[l] += e * e;
+            d[k][l] = 2.0 * e;
+        }
+        for l in 0..V {
+            s.b1[k][l] += d[k][l];
+        }
+        for j in 0..H {
+            for l in 0..V {
+                s.w1[k][j][l] += d[k][l] * h[j][l];
+            }
+        }
+    }
+    for j in 0..H {
+        let mut dh = [0.0f32; V];
+        for l in 0..V {
+            for k in 0..O {
+                dh[l] += p.w1[k][j] * d[k][l];
+            }
+        }
+        if RELU {
+            mask_positive(&mut dh, &h[j]);
+        }
+        for l in 0..V {
+            s.b0[j][l] += dh[l];
+        }
+        for i in 0..I {
+            for l in 0..V {
+                s.w0[j][i][l] += dh[l] * x[i][l];
+            }
+        }
+    }
+}
+
+/// Moves the f32 lane sums into the f64 gradient (flat layout) and returns their SSE.
+fn flush<const I: usize, const H: usize, const O: usize>(
+    s: &Sums<I, H, O>,
+    layout: &KernelLayout,
+    gradient: &mut [f64],
+) -> f64 {
+    let [first, second] = &layout.layers[..] else {
+        unreachable!("the small kernel is only chosen for two layers")
+    };
+    for j in 0..H {
+        for i in 0..I {
+            gradient[first.weights + j * I + i] += lane_sum(&s.w0[j][i]);
+        }
+        if let Some(b) = first.bias {
+            gradient[b + j] += lane_sum(&s.b0[j]);
+        }
+    }
+    for k in 0..O {
+        for j in 0..H {
+            gradient[second.weights + k * H + j] += lane_sum(&s.w1[k][j]);
+        }
+        if let Some(b) = second.bias {
+            gradient[b + k] += lane_sum(&s.b1[k]);
+        }
+    }
+    lane_sum(&s.sse)
+}
+
+fn params<const I: usize, const H: usize, const O: usize>(
+    layout: &KernelLayout,
+) -> Params<I, H, O> {
+    let [first, second] = &layout.layers[..] else {
+        unreachable!("the small kernel is only chosen for two layers")
+    };
+    let p = &layout.params;
+    Params {
+        w0: std::array::from_fn(|j| std::array::from_fn(|i| p[first.weights + j * I + i])),
+        b0: std::array::from_fn(|j| first.bias.map_or(0.0, |b| p[b + j])),
+        w1: std::array::from_fn(|k| std::array::from_fn(|j| p[second.weights + k * H + j])),
+        b1: std::array::from_fn(|k| second.bias.map_or(0.0, |b| p[b + k])),
+    }
+}
+
+/// Loads `valid` points from `start` into a group, zero-padding the rest.
+#[inline(always)]
+fn load<const N: usize>(columns: &[&[f32]], start: usize, valid: usize) -> [Vf; N] {
+    // A plain loop: `array::from_fn` is not inlined here and costs more than the math.
+    let mut out = [[0.0; V]; N];
+    for (v, column) in out.iter_mut().zip(columns) {
+        if valid == V {
+            let full: &Vf = column[start..start + V]
+                .try_into()
+                .expect("the slice is V long");
+            *v = *full;
+        } else {
+            v[..valid].copy_from_slice(&column[start..start + valid]);
+        }
+    }
+    out
+}
+
+/// SSE of points `start..end` of an `I-H-O` network; adds their gradient to `gradient`.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn block<const I: usize, const H: usize, const O: usize, const RELU: bool>(
+    layout: &KernelLayout,
+    columns: &[&[f32]],
+    start: usize,
+    end: usize,
+    gradient: &mut [f64],
+) -> f64 {
+    let p = params::<I, H, O>(layout);
+    let (inputs, targets) = columns.split_at(I);
+    let mut sse = 0.0;
+    let mut sums = Sums::zero();
+    let mut pending = 0;
+    const ALL: Vf = [1.0; V];
+    for at in (start..end).step_by(V) {
+        let valid = V.min(end - at);
+        let x = load::<I>(inputs, at, valid);
+        let t = load::<O>(targets, at, valid);
+        let mask = if valid == V {
+            ALL
+        } else {
+            std::array::from_fn(|l| if l < valid { 1.0 } else { 0.0 })
+        };
+        group::<I, H, O, RELU>(&p, &x, &t, &mask, &mut sums);
+        pending += 1;
+        if pending == FLUSH {
+            sse += flush(&sums, layout, gradient);
+            sums = Sums::zero();
+            pending = 0;
+        }
+    }
+    sse + flush(&sums, layout, gradient)
+}
+
+/// The specialised block function for a network's shape, if it has one.
+pub type BlockFn = fn(&KernelLayout, &[&[f32]], usize, usize, &mut [f64]) -> f64;
+
+macro_rules! shapes {
+    ($widths:expr, $relu:expr; $( ($i:literal, $h:literal, $o:literal) ),* $(,)?) => {
+        match ($widths, $relu) {
+            $(
+                ([$i, $h, $o], true) => Some(block::<$i, $h, $o, true> as BlockFn),
+                ([$i, $h, $o], false) => Some(block::<$i, $h, $o, false> as BlockFn),
+            )*
+            _ => None,
+        }
+    };
+}
+
+/// The specialised kernel for a network, when it is `I-H-O` with small widths, an identity
+/// output and a relu or identity hidden layer.
+pub fn block_for(layout: &KernelLayout) -> Option<BlockFn> {
+    let [hidden, output] = &layout.layers[..] else {
+        return None;
+    };
+    if output.activation != Activation::Identity {
+        return None;
+    }
+    let relu = hidden.activation == Activation::Relu;
+    shapes!(&layout.widths[..], relu;
+        (1, 1, 1), (1, 2, 1), (1, 3, 1), (1, 4, 1),
+        (2, 1, 1), (2, 2, 1), (2, 3, 1), (2, 4, 1),
+        (3, 1, 1), (3, 2, 1), (3, 3, 1), (3, 4, 1),
+        (4, 1, 1), (4, 2, 1), (4, 3, 1), (4, 4, 1),
+        (1, 1, 2), (1, 2, 2), (1, 3, 2), (1, 4, 2),
+        (2, 1, 2), (2, 2, 2), (2, 3, 2), (2, 4, 2),
+        (3, 1, 2), (3, 2, 2), (3, 3, 2), (3, 4, 2),
+        (4, 1, 2), (4, 2, 2), (4, 3, 2), (4, 4, 2),
+    )
+}

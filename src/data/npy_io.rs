@@ -1,0 +1,103 @@
+//! `.npy` files: 2-D float32 or float64, shape `(rows, columns)` in either memory order.
+//! Files downhill writes are in Fortran order, which is its own column layout, so loading
+//! them needs no transpose.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use ndarray::{Array2, ArrayView2};
+use ndarray_npy::{ReadNpyError, ReadNpyExt, WriteNpyExt};
+
+use crate::error::{Error, Result};
+use crate::output::write_atomically;
+
+/// Reads a 2-D float32 or float64 `.npy` file into columns, shape `(columns, rows)`.
+pub fn read(path: &Path) -> Result<Array2<f32>> {
+    let rows_by_cols = match Array2::<f32>::read_npy(open(path)?) {
+        Ok(a) => a,
+        Err(ReadNpyError::WrongDescriptor(_)) => {
+            let wide = Array2::<f64>::read_npy(open(path)?).map_err(|e| npy_error(path, e))?;
+            narrow(path, wide)?
+        }
+        Err(e) => return Err(npy_error(path, e)),
+    };
+    let (rows, cols) = rows_by_cols.dim();
+    if rows == 0 || cols == 0 {
+        return Err(Error::bad_data(
+            path,
+            format!("holds no data (shape {rows} x {cols})"),
+        ));
+    }
+    if let Some((index, value)) = rows_by_cols.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::bad_data(
+            path,
+            format!(
+                "row {}, column {}: {value} is not a finite number",
+                index.0 + 1,
+                index.1 + 1
+            ),
+        ));
+    }
+    // Transposing a Fortran-order array is free; a C-order one is copied once.
+    let columns = rows_by_cols.reversed_axes();
+    Ok(if columns.is_standard_layout() {
+        columns
+    } else {
+        columns.as_standard_layout().into_owned()
+    })
+}
+
+fn open(path: &Path) -> Result<BufReader<File>> {
+    File::open(path)
+        .map(|f| BufReader::with_capacity(1 << 20, f))
+        .map_err(|e| Error::io(path, e))
+}
+
+fn narrow(path: &Path, wide: Array2<f64>) -> Result<Array2<f32>> {
+    if let Some((index, value)) = wide
+        .indexed_iter()
+        .find(|(_, v)| v.is_finite() && !(**v as f32).is_finite())
+    {
+        return Err(Error::bad_data(
+            path,
+            format!(
+                "row {}, column {}: {value} is too large for single precision",
+                index.0 + 1,
+                index.1 + 1
+            ),
+        ));
+    }
+    // `mapv` keeps a contiguous array's memory order, so a Fortran-order file stays cheap
+    // to transpose.
+    Ok(wide.mapv(|v| v as f32))
+}
+
+fn npy_error(path: &Path, e: ReadNpyError) -> Error {
+    let message = match e {
+        ReadNpyError::Io(io) => return Error::io(path, io),
+        ReadNpyError::WrongNdim(expected, got) => format!(
+            "has {got} dimensions, expected {} (rows x columns)",
+            expected.unwrap_or(2)
+        ),
+        ReadNpyError::WrongDescriptor(descr) => {
+            format!("holds {descr}, expected float32 or float64 values")
+        }
+        ReadNpyError::MissingData => {
+            "is truncated: the header promises more values than the file holds".into()
+        }
+        ReadNpyError::ExtraBytes(n) => format!("has {n} bytes after the data the header describes"),
+        other => format!("is not a valid .npy file: {other}"),
+    };
+    Error::bad_data(path, message)
+}
+
+/// Writes columns `(columns, rows)` as a Fortran-order `(rows, columns)` float32 array.
+pub fn write(path: &Path, columns: ArrayView2<f32>) -> Result<()> {
+    write_atomically(path, |w| {
+        columns
+            .t()
+            .write_npy(w)
+            .map_err(|e| Error::io(path, std::io::Error::other(e)))
+    })
+}

@@ -1,0 +1,58 @@
+//! Synthetic point sets: inputs uniform in `[-1, 1]^inputs`, targets from a teacher network
+//! plus gaussian noise. Points are made in fixed-size blocks, each drawing from its own ChaCha
+//! stream (the seed picks the key, the block's index the stream), so the result depends only
+//! on the seed (not on the number of threads) and the blocks can be made in parallel.
+
+use ndarray::{Array2, ArrayViewMut2, Axis};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use rayon::prelude::*;
+
+use super::Dataset;
+use crate::cpu::reference::forward_columns;
+use crate::error::{Error, Result};
+use crate::network::Network;
+
+/// Points per block: one random stream each.
+const BLOCK: usize = 1 << 16;
+
+/// Makes `points` points from `teacher` with gaussian noise of standard deviation `noise`.
+pub fn generate(teacher: &Network, points: usize, noise: f64, seed: u64) -> Result<Dataset> {
+    if points == 0 {
+        return Err(Error::InvalidArgument("--points must be at least 1".into()));
+    }
+    if !(noise.is_finite() && noise >= 0.0) {
+        return Err(Error::InvalidArgument(format!(
+            "noise must be a finite number >= 0 (got {noise})"
+        )));
+    }
+    let inputs = teacher.inputs();
+    let mut columns = Array2::<f32>::zeros((inputs + teacher.outputs(), points));
+    columns
+        .axis_chunks_iter_mut(Axis(1), BLOCK)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(block, chunk)| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(block as u64);
+            fill_block(teacher, noise, &mut rng, chunk)
+        });
+    Dataset::from_columns(columns, inputs)
+}
+
+fn fill_block(teacher: &Network, noise: f64, rng: &mut ChaCha8Rng, mut chunk: ArrayViewMut2<f32>) {
+    let inputs = teacher.inputs();
+    let n = chunk.ncols();
+    let x = Array2::<f64>::from_shape_fn((inputs, n), |_| rng.random_range(-1.0..=1.0));
+    let y = forward_columns(teacher, x.view());
+    for (dst, src) in chunk.rows_mut().into_iter().zip(x.rows()) {
+        dst.into_iter().zip(src).for_each(|(d, s)| *d = *s as f32);
+    }
+    for (dst, src) in chunk.rows_mut().into_iter().skip(inputs).zip(y.rows()) {
+        for (d, s) in dst.into_iter().zip(src) {
+            let eps: f64 = rng.sample(StandardNormal);
+            *d = (s + noise * eps) as f32;
+        }
+    }
+}

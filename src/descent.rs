@@ -1,0 +1,251 @@
+//! The descent loop shared by every compute path: "find the slope, take a step downhill,
+//! repeat until flat".
+//!
+//! The loop (the executor) is separate from the engines that compute the loss and gradient and
+//! apply the step rule (CPU or GPU, see [`Engine`]). An engine runs steps in chunks; between
+//! chunks the loop records history, calls observers and decides whether to go on.
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::loss::{Evaluation, LossKind};
+use crate::network::Network;
+
+/// One step of gradient descent as recorded in the history.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepRecord {
+    /// 1-based step number.
+    pub step: usize,
+    /// The loss before this step's update.
+    pub loss: f64,
+    /// Euclidean norm of the gradient before this step's update.
+    pub gradient_norm: f64,
+}
+
+/// What every engine needs to take a step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepRule {
+    pub learning_rate: f64,
+    pub loss: LossKind,
+    /// Stop (without updating) once the gradient norm is below this; 0 disables the rule.
+    pub tolerance: f64,
+    /// Stop (without updating, and going back to the weights before the previous update) once
+    /// the loss is above this or not finite.
+    pub divergence_limit: f64,
+}
+
+/// Why an engine stopped inside a chunk.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum EngineStop {
+    /// The gradient norm fell below the tolerance at `step` (no update was made).
+    Flat { step: usize, gradient_norm: f64 },
+    /// The loss at `step` was not finite or exploded; the engine went back to the last weights
+    /// whose loss passed the checks.
+    Diverged { step: usize, loss: f64 },
+}
+
+/// What an engine reports for one chunk of steps.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Chunk {
+    /// One record per update made.
+    pub records: Vec<StepRecord>,
+    pub stop: Option<EngineStop>,
+}
+
+/// A compute path that owns the weights and the data and takes descent steps.
+pub trait Engine {
+    /// A description of the device, such as `cpu (fused, 2 threads)`.
+    fn device(&self) -> String;
+
+    /// Runs up to `count` steps numbered from `first_step`, applying `rule` at every step.
+    fn run_steps(&mut self, first_step: usize, count: usize, rule: &StepRule) -> Result<Chunk>;
+
+    /// The loss and its gradient at the current weights.
+    fn evaluate(&mut self) -> Result<Evaluation>;
+
+    /// The current weights.
+    fn network(&mut self) -> Result<Network>;
+
+    /// How many steps to run per chunk when the caller has no preference.
+    fn preferred_chunk(&self) -> usize {
+        10
+    }
+}
+
+/// Why a run stopped.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StopReason {
+    /// All requested steps were taken.
+    MaxSteps,
+    /// The gradient norm fell below the tolerance: the lesson's "somewhere flat".
+    Flat { gradient_norm: f64 },
+    /// The loss became non-finite or exploded at `step`.
+    Diverged { step: usize, loss: f64 },
+}
+
+impl StopReason {
+    /// A short machine-readable name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StopReason::MaxSteps => "max_steps",
+            StopReason::Flat { .. } => "flat",
+            StopReason::Diverged { .. } => "diverged",
+        }
+    }
+
+    /// The error to report for a run that failed, if it did.
+    pub fn failure(&self) -> Option<Error> {
+        match *self {
+            StopReason::Diverged { step, loss } => Some(Error::Diverged { step, loss }),
+            _ => None,
+        }
+    }
+}
+
+/// Something told about progress after every chunk.
+pub trait Observer {
+    /// `history` is everything so far; `max_steps` the planned total.
+    fn observe(&mut self, history: &[StepRecord], max_steps: usize);
+    /// Called once when the run is over.
+    fn finish(&mut self) {}
+}
+
+/// The result of a run.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub history: Vec<StepRecord>,
+    pub stopped: StopReason,
+    /// The loss of `network`, the weights after the last step.
+    pub final_loss: f64,
+    pub network: Network,
+    /// Time spent in the steps (not counting the final loss evaluation).
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// Number of updates made.
+    pub fn steps(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Mean time per step in milliseconds (0 when no step was made).
+    pub fn ms_per_step(&self) -> f64 {
+        if self.history.is_empty() {
+            0.0
+        } else {
+            self.elapsed.as_secs_f64() * 1e3 / self.history.len() as f64
+        }
+    }
+}
+
+/// Settings of a descent run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Descent {
+    pub learning_rate: f64,
+    pub max_steps: usize,
+    pub tolerance: f64,
+    pub loss: LossKind,
+    /// A loss this many times the first step's loss counts as divergence.
+    pub divergence_factor: f64,
+    /// Steps per chunk; `None` lets the engine choose.
+    pub chunk: Option<usize>,
+}
+
+impl Default for Descent {
+    fn default() -> Self {
+        Descent {
+            learning_rate: 0.01,
+            max_steps: 100,
+            tolerance: 0.0,
+            loss: LossKind::Mse,
+            divergence_factor: 1e6,
+            chunk: None,
+        }
+    }
+}
+
+impl Descent {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(Error::InvalidArgument(format!(
+                "the learning rate must be a finite number > 0 (got {})",
+                self.learning_rate
+            )));
+        }
+        if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
+            return Err(Error::InvalidArgument(format!(
+                "the tolerance must be a finite number >= 0 (got {})",
+                self.tolerance
+            )));
+        }
+        if self.chunk == Some(0) {
+            return Err(Error::InvalidArgument(
+                "the chunk size must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs gradient descent on `engine` until the step limit, a flat spot or divergence.
+    pub fn run(
+        &self,
+        engine: &mut dyn Engine,
+        observers: &mut [&mut dyn Observer],
+    ) -> Result<Outcome> {
+        self.validate()?;
+        let chunk = self
+            .chunk
+            .unwrap_or_else(|| engine.preferred_chunk())
+            .max(1);
+        let mut rule = StepRule {
+            learning_rate: self.learning_rate,
+            loss: self.loss,
+            tolerance: self.tolerance,
+            divergence_limit: f64::INFINITY,
+        };
+        let mut history: Vec<StepRecord> = Vec::with_capacity(self.max_steps.min(1 << 20));
+        let mut stopped = StopReason::MaxSteps;
+        let mut elapsed = Duration::ZERO;
+        while history.len() < self.max_steps {
+            // The first chunk is one step: its loss sets the divergence limit for the rest.
+            let count = if history.is_empty() {
+                1
+            } else {
+                chunk.min(self.max_steps - history.len())
+            };
+            let started = Instant::now();
+            let result = engine.run_steps(history.len() + 1, count, &rule)?;
+            elapsed += started.elapsed();
+            history.extend_from_slice(&result.records);
+            if let Some(first) = history.first() {
+                rule.divergence_limit = self.divergence_factor * first.loss.max(f64::MIN_POSITIVE);
+            }
+            for o in observers.iter_mut() {
+                o.observe(&history, self.max_steps);
+            }
+            match result.stop {
+                Some(EngineStop::Flat { gradient_norm, .. }) => {
+                    stopped = StopReason::Flat { gradient_norm };
+                    break;
+                }
+                Some(EngineStop::Diverged { step, loss }) => {
+                    stopped = StopReason::Diverged { step, loss };
+                    break;
+                }
+                None => {}
+            }
+        }
+        for o in observers.iter_mut() {
+            o.finish();
+        }
+        let final_loss = engine.evaluate()?.loss(self.loss);
+        Ok(Outcome {
+            history,
+            stopped,
+            final_loss,
+            network: engine.network()?,
+            elapsed,
+        })
+    }
+}

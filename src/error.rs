@@ -1,0 +1,101 @@
+//! The one error type of the library.
+//!
+//! Every variant says what went wrong in words a user can act on: the file, the line or row,
+//! what was expected. [`Error::exit_code`] maps each to the command's exit status: 2 for bad
+//! usage or bad input, 1 for a run that failed.
+
+use std::path::PathBuf;
+
+/// Convenience alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in downhill.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A data file holds something that is not what downhill expects.
+    #[error("{path}: {message}")]
+    BadData { path: PathBuf, message: String },
+
+    /// A CSV cell could not be read as a finite number.
+    #[error("{path}: line {line}, column {column}: {message}")]
+    BadCell {
+        path: PathBuf,
+        line: u64,
+        column: usize,
+        message: String,
+    },
+
+    /// A model file is not a valid downhill model.
+    #[error("{path}: {message}")]
+    BadModel { path: PathBuf, message: String },
+
+    /// A network or model description that does not hold together (outside any file).
+    #[error("invalid network: {0}")]
+    InvalidNetwork(String),
+
+    /// The data's shape does not match the network.
+    #[error("{context}: expected {expected}, got {got}")]
+    ShapeMismatch {
+        context: String,
+        expected: String,
+        got: String,
+    },
+
+    /// A command-line or API argument outside its allowed range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// The requested compute device is not available.
+    #[error("{0}")]
+    DeviceUnavailable(String),
+
+    /// Gradient descent diverged: the loss became non-finite or exploded.
+    #[error(
+        "diverged at step {step}: the loss became {loss:e}; try a smaller learning rate \
+         (the last weights with a finite loss were kept)"
+    )]
+    Diverged { step: usize, loss: f64 },
+}
+
+impl Error {
+    /// The command's exit status for this error: 1 for a run that failed, 2 for bad usage or
+    /// bad input.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Diverged { .. } => 1,
+            _ => 2,
+        }
+    }
+
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A data-file error for `path`.
+    pub fn bad_data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::BadData {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A model-file error for `path`.
+    pub fn bad_model(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::BadModel {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}

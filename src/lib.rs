@@ -1,0 +1,38 @@
+//! downhill trains small dense neural networks by gradient descent on the squared-error loss.
+//!
+//! It grows from one lesson, "the need for optimization": a network makes predictions, the
+//! errors over many points are squared and summed (or averaged) into a loss, and gradient
+//! descent walks the weights downhill: find the slope, take a small step against it, repeat
+//! until flat.
+//!
+//! ```
+//! use downhill::{Activation, Dataset, Descent, Network};
+//! use downhill::cpu::{CpuEngine, CpuVariant};
+//!
+//! // Points from the lesson's baseline network, then a random student trained on them.
+//! let teacher = Network::lesson_baseline(Activation::Identity);
+//! let data = downhill::data::generate(&teacher, 1000, 0.0, 7).unwrap();
+//! let student = Network::random(&[2, 2, 1], Activation::Identity, false, 1).unwrap();
+//! let mut engine = CpuEngine::new(student, &data, CpuVariant::Fused).unwrap();
+//! let descent = Descent { learning_rate: 0.05, max_steps: 200, ..Descent::default() };
+//! let outcome = descent.run(&mut engine, &mut []).unwrap();
+//! assert!(outcome.final_loss < outcome.history[0].loss);
+//! ```
+
+pub mod cpu;
+pub mod data;
+pub mod descent;
+pub mod device;
+pub mod error;
+pub mod loss;
+pub mod model_file;
+pub mod network;
+pub mod output;
+pub mod progress;
+
+pub use data::Dataset;
+pub use descent::{Descent, Engine, Observer, Outcome, StepRecord, StopReason};
+pub use device::DeviceChoice;
+pub use error::{Error, Result};
+pub use loss::{Evaluation, LossKind};
+pub use network::{Activation, Layer, Network};
