@@ -1,10 +1,12 @@
 //! One CPU training step (loss and gradient over every point) of the lesson's 2-2-1 network
-//! with biases, fused vs reference, at 1M and 10M points.
+//! with biases, fused vs reference, at 1M and 10M points; next to it the time to merely read
+//! the same data once (the memory-bandwidth floor of a step).
 //!
-//! `cargo bench --bench cpu_step`; the figures go to BENCHMARKS.md.
+//! `cargo bench --bench cpu_step`; the figures go to BENCHMARKS.md. Throughput is reported
+//! in bytes of data read per step (12 bytes per point for 2-2-1: three f32 columns).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use downhill::cpu::{CpuKernel, CpuVariant};
+use downhill::cpu::{probe, CpuVariant};
 use downhill::{data, Activation, Network};
 
 fn step(c: &mut Criterion) {
@@ -15,6 +17,9 @@ fn step(c: &mut Criterion) {
     for points in [1_000_000usize, 10_000_000] {
         let set = data::generate(&teacher, points, 0.05, 1).expect("valid settings");
         group.throughput(Throughput::Bytes(set.bytes() as u64));
+        group.bench_with_input(BenchmarkId::new("read_once", points), &set, |b, set| {
+            b.iter(|| probe::read_once(set))
+        });
         for variant in [CpuVariant::Fused, CpuVariant::Reference] {
             let mut kernel = variant.kernel();
             group.bench_with_input(BenchmarkId::new(kernel.name(), points), &set, |b, set| {

@@ -128,6 +128,11 @@ impl Outcome {
         self.history.len()
     }
 
+    /// The error to report when the run failed (it diverged).
+    pub fn failure(&self) -> Option<Error> {
+        self.stopped.failure()
+    }
+
     /// Mean time per step in milliseconds (0 when no step was made).
     pub fn ms_per_step(&self) -> f64 {
         if self.history.is_empty() {

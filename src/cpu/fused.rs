@@ -7,6 +7,10 @@
 //! f32 within a tile (by 8 independent partial sums) and in f64 across tiles and blocks; the
 //! block partials are added in block order, so results do not depend on the thread count.
 
+// Index loops mirror the math (`z[j] += w[j][i] * a[i]`) and are the shape the vectoriser
+// handles best; iterator chains over several arrays at once would obscure both.
+#![allow(clippy::needless_range_loop)]
+
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 

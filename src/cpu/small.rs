@@ -7,6 +7,10 @@
 //! the instructions on a network this small. Gradients are summed per lane in f32 for
 //! [`FLUSH`] groups at a time, then in f64.
 
+// Index loops mirror the math (`z[j] += w[j][i] * a[i]`) and are the shape the vectoriser
+// handles best; iterator chains over several arrays at once would obscure both.
+#![allow(clippy::needless_range_loop)]
+
 use super::fused::KernelLayout;
 use crate::network::Activation;
 

@@ -36,6 +36,8 @@ pub fn read(path: &Path) -> Result<Array2<f32>> {
             if record.iter().all(|cell| cell.parse::<f64>().is_err()) {
                 continue; // a header row
             }
+        }
+        if columns.is_empty() {
             columns = vec![Vec::new(); record.len()];
         }
         if record.len() != columns.len() {

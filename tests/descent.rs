@@ -1,0 +1,126 @@
+//! The descent loop: history semantics, the stopping rule, divergence, chunking.
+
+use downhill::cpu::{CpuEngine, CpuKernel, CpuVariant, Reference};
+use downhill::descent::StopReason;
+use downhill::{data, Activation, Descent, LossKind, Network};
+
+fn problem() -> (Network, downhill::Dataset) {
+    let teacher = Network::lesson_baseline(Activation::Relu);
+    let student = Network::random(&[2, 2, 1], Activation::Relu, true, 6).unwrap();
+    (student, data::generate(&teacher, 3000, 0.05, 4).unwrap())
+}
+
+#[test]
+fn history_holds_the_loss_before_each_step_and_final_loss_the_loss_after_the_last() {
+    let (net, set) = problem();
+    let mut engine = CpuEngine::new(net.clone(), &set, CpuVariant::Fused).unwrap();
+    let descent = Descent {
+        learning_rate: 0.3,
+        max_steps: 12,
+        ..Descent::default()
+    };
+    let outcome = descent.run(&mut engine, &mut []).unwrap();
+    assert_eq!(outcome.stopped, StopReason::MaxSteps);
+    assert_eq!(outcome.steps(), 12);
+    let steps: Vec<usize> = outcome.history.iter().map(|r| r.step).collect();
+    assert_eq!(steps, (1..=12).collect::<Vec<_>>());
+    // loss_history[0] is the loss of the initial weights.
+    let initial = Reference.evaluate(&net, &set).mse();
+    assert!((outcome.history[0].loss - initial).abs() <= 1e-5 * initial);
+    let last = Reference.evaluate(&outcome.network, &set).mse();
+    assert!((outcome.final_loss - last).abs() <= 1e-5 * last);
+}
+
+#[test]
+fn chunk_size_does_not_change_the_result() {
+    let (net, set) = problem();
+    let run = |chunk| {
+        let mut engine = CpuEngine::new(net.clone(), &set, CpuVariant::Fused).unwrap();
+        let descent = Descent {
+            learning_rate: 0.3,
+            max_steps: 20,
+            chunk,
+            ..Descent::default()
+        };
+        descent.run(&mut engine, &mut []).unwrap()
+    };
+    let a = run(Some(1));
+    let b = run(Some(7));
+    let c = run(None);
+    assert_eq!(a.history, b.history);
+    assert_eq!(a.history, c.history);
+    assert_eq!(a.network, c.network);
+}
+
+#[test]
+fn stops_when_flat_without_a_further_update() {
+    let (net, set) = problem();
+    let mut engine = CpuEngine::new(net, &set, CpuVariant::Reference).unwrap();
+    let descent = Descent {
+        learning_rate: 0.3,
+        max_steps: 100_000,
+        tolerance: 1e-2,
+        ..Descent::default()
+    };
+    let outcome = descent.run(&mut engine, &mut []).unwrap();
+    let StopReason::Flat { gradient_norm } = outcome.stopped else {
+        panic!("expected a flat stop, got {:?}", outcome.stopped)
+    };
+    assert!(gradient_norm < 1e-2);
+    assert!(outcome.history.iter().all(|r| r.gradient_norm >= 1e-2));
+    assert!(outcome.steps() < 100_000);
+}
+
+#[test]
+fn divergence_stops_and_keeps_the_last_weights_with_a_finite_loss() {
+    let (net, set) = problem();
+    let mut engine = CpuEngine::new(net, &set, CpuVariant::Fused).unwrap();
+    let descent = Descent {
+        learning_rate: 50.0,
+        max_steps: 500,
+        loss: LossKind::Sse,
+        ..Descent::default()
+    };
+    let outcome = descent.run(&mut engine, &mut []).unwrap();
+    let StopReason::Diverged { step, .. } = outcome.stopped else {
+        panic!("expected divergence, got {:?}", outcome.stopped)
+    };
+    assert_eq!(
+        step,
+        outcome.steps() + 1,
+        "the diverging step made no update"
+    );
+    assert!(outcome.failure().is_some());
+    assert!(outcome.network.params().iter().all(|p| p.is_finite()));
+    assert!(outcome.final_loss.is_finite());
+    // The kept weights are those the last recorded loss was measured at.
+    let last = outcome.history.last().unwrap().loss;
+    assert!((outcome.final_loss - last).abs() <= 1e-5 * last);
+}
+
+#[test]
+fn invalid_settings_are_refused() {
+    let (net, set) = problem();
+    let mut engine = CpuEngine::new(net, &set, CpuVariant::Fused).unwrap();
+    for bad in [
+        Descent {
+            learning_rate: 0.0,
+            ..Descent::default()
+        },
+        Descent {
+            learning_rate: f64::NAN,
+            ..Descent::default()
+        },
+        Descent {
+            tolerance: -1.0,
+            ..Descent::default()
+        },
+        Descent {
+            chunk: Some(0),
+            ..Descent::default()
+        },
+    ] {
+        let err = bad.run(&mut engine, &mut []).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{err}");
+    }
+}
