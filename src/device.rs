@@ -9,6 +9,7 @@ use crate::cpu::{CpuEngine, CpuKernel, CpuVariant, Fused};
 use crate::data::Dataset;
 use crate::descent::Engine;
 use crate::error::{Error, Result};
+use crate::gpu::{engine as gpu_engine, AdapterChoice, GpuContext, GpuEngine, GpuOptions};
 use crate::loss::Evaluation;
 use crate::network::Network;
 
@@ -48,34 +49,59 @@ impl fmt::Display for DeviceChoice {
     }
 }
 
-/// The error for `--device gpu` in a build without the GPU path.
-fn gpu_unavailable() -> Error {
+/// The error for `--device gpu` on a machine without any adapter.
+fn no_adapter() -> Error {
     Error::DeviceUnavailable(
-        "--device gpu: this build of downhill has no GPU path yet; use --device cpu (or auto)"
+        "--device gpu: no GPU adapter was found. Install a Vulkan driver for your GPU, or on \
+         Linux Mesa's software Vulkan driver (Debian/Ubuntu: apt-get install \
+         mesa-vulkan-drivers libvulkan1), or use --device cpu"
             .into(),
     )
 }
 
-/// Opens a training engine on the chosen device.
+/// The GPU context for `choice`: `Ok(None)` means use the CPU.
+fn context_for(choice: DeviceChoice) -> Result<Option<GpuContext>> {
+    match choice {
+        DeviceChoice::Cpu => Ok(None),
+        DeviceChoice::Gpu => GpuContext::open(AdapterChoice::Any)?
+            .map(Some)
+            .ok_or_else(no_adapter),
+        DeviceChoice::Auto => match GpuContext::open(AdapterChoice::HardwareOnly) {
+            Ok(ctx) => Ok(ctx),
+            Err(e) => {
+                log::warn!("{e}; using the CPU path");
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// Opens a training engine on the chosen device. Under `auto`, a network the GPU kernels
+/// cannot take falls back to the CPU with a warning.
 pub fn open_engine<'a>(
     choice: DeviceChoice,
     net: Network,
     data: &'a Dataset,
+    options: GpuOptions,
 ) -> Result<Box<dyn Engine + 'a>> {
-    match choice {
-        DeviceChoice::Auto | DeviceChoice::Cpu => {
-            Ok(Box::new(CpuEngine::new(net, data, CpuVariant::Fused)?))
+    if let Some(ctx) = context_for(choice)? {
+        match GpuEngine::new(ctx, net.clone(), data, options) {
+            Ok(engine) => return Ok(Box::new(engine)),
+            Err(Error::InvalidArgument(why)) if choice == DeviceChoice::Auto => {
+                log::warn!("{why}; using the CPU path");
+            }
+            Err(e) => return Err(e),
         }
-        DeviceChoice::Gpu => Err(gpu_unavailable()),
     }
+    Ok(Box::new(CpuEngine::new(net, data, CpuVariant::Fused)?))
 }
 
 /// The SSE and its gradient of `net` over `data`, on the chosen device.
 pub fn evaluate(choice: DeviceChoice, net: &Network, data: &Dataset) -> Result<Evaluation> {
     data.check_shape(net.inputs(), net.outputs(), "evaluation data")?;
-    match choice {
-        DeviceChoice::Auto | DeviceChoice::Cpu => Ok(Fused::default().evaluate(net, data)),
-        DeviceChoice::Gpu => Err(gpu_unavailable()),
+    match context_for(choice)? {
+        Some(ctx) => gpu_engine::evaluate(ctx, net, data, GpuOptions::default()),
+        None => Ok(Fused::default().evaluate(net, data)),
     }
 }
 
@@ -85,8 +111,8 @@ pub fn predict(
     net: &Network,
     inputs: ArrayView2<f32>,
 ) -> Result<Array2<f32>> {
-    match choice {
-        DeviceChoice::Auto | DeviceChoice::Cpu => Ok(Fused::default().predict(net, inputs)),
-        DeviceChoice::Gpu => Err(gpu_unavailable()),
+    match context_for(choice)? {
+        Some(ctx) => gpu_engine::predict(&ctx, net, inputs, GpuOptions::default()),
+        None => Ok(Fused::default().predict(net, inputs)),
     }
 }

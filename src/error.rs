@@ -57,6 +57,14 @@ pub enum Error {
     #[error("{0}")]
     DeviceUnavailable(String),
 
+    /// The GPU failed: a shader, pipeline or validation error, out of memory, a lost device.
+    #[error("GPU: {0}")]
+    Gpu(String),
+
+    /// `train --verify` found the GPU and CPU paths further apart than the tolerance.
+    #[error("verification failed: {0}")]
+    VerificationFailed(String),
+
     /// Gradient descent diverged: the loss became non-finite or exploded.
     #[error(
         "diverged at step {step}: the loss became {loss:e}; try a smaller learning rate \
@@ -70,7 +78,7 @@ impl Error {
     /// bad input.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Diverged { .. } => 1,
+            Error::Diverged { .. } | Error::Gpu(_) | Error::VerificationFailed(_) => 1,
             _ => 2,
         }
     }

@@ -24,11 +24,13 @@ pub mod data;
 pub mod descent;
 pub mod device;
 pub mod error;
+pub mod gpu;
 pub mod loss;
 pub mod model_file;
 pub mod network;
 pub mod output;
 pub mod progress;
+pub mod verify;
 
 pub use data::Dataset;
 pub use descent::{Descent, Engine, Observer, Outcome, StepRecord, StopReason};

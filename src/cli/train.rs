@@ -5,13 +5,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
+use downhill::cpu::{CpuEngine, CpuVariant};
 use downhill::data::{generate, Table};
 use downhill::descent::Observer;
+use downhill::gpu::GpuOptions;
 use downhill::output::{check_writable, write_atomically};
 use downhill::progress::ProgressObserver;
+use downhill::verify::{self, Verified};
 use downhill::{
-    device, model_file, network, Activation, Dataset, Descent, DeviceChoice, Error, LossKind,
-    Network, Outcome, Result, StopReason,
+    device, model_file, network, Activation, Dataset, Descent, DeviceChoice, Engine, Error,
+    LossKind, Network, Outcome, Result, StopReason,
 };
 use serde_json::json;
 
@@ -70,9 +73,26 @@ pub struct TrainArgs {
     /// Write the loss history here (CSV: step, loss, gradient_norm).
     #[arg(long, value_name = "LOSS.csv")]
     history: Option<PathBuf>,
+    /// Run the CPU path in lockstep and compare: the loss at every step and the weights at the
+    /// end; exit code 1 if they differ by more than the documented tolerance.
+    #[arg(long)]
+    verify: bool,
     /// Print one JSON object on stdout instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// What `--verify` found.
+struct VerifyReport {
+    compared: usize,
+    loss: f64,
+    weights: f64,
+}
+
+impl VerifyReport {
+    fn passed(&self) -> bool {
+        self.loss <= verify::TOLERANCE && self.weights <= verify::TOLERANCE
+    }
 }
 
 /// Where the training data came from, for the report.
@@ -96,16 +116,25 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
 
     let net = initial_network(&args)?;
     let (data, source) = training_data(&args, &net)?;
-    let mut engine = device::open_engine(args.device, net.clone(), &data)?;
-    let device_name = engine.device();
-    log::info!(
-        "training {} on {} points, {device_name}",
-        net.describe(),
-        data.len()
-    );
-
+    let engine = device::open_engine(args.device, net.clone(), &data, GpuOptions::default())?;
     let mut progress = ProgressObserver::new(args.steps);
-    let outcome = descent.run(engine.as_mut(), &mut [&mut progress as &mut dyn Observer])?;
+    let (outcome, device_name, verification) = if args.verify {
+        let reference = Box::new(CpuEngine::new(net.clone(), &data, CpuVariant::Fused)?);
+        let mut verified = Verified::new(engine, reference);
+        let device_name = verified.device();
+        let outcome = descent.run(&mut verified, &mut [&mut progress as &mut dyn Observer])?;
+        let report = VerifyReport {
+            compared: verified.compared,
+            loss: verified.worst,
+            weights: verified.weight_deviation()?,
+        };
+        (outcome, device_name, Some(report))
+    } else {
+        let mut engine = engine;
+        let device_name = engine.device();
+        let outcome = descent.run(engine.as_mut(), &mut [&mut progress as &mut dyn Observer])?;
+        (outcome, device_name, None)
+    };
 
     if let Some(path) = &args.out {
         model_file::save(&outcome.network, path)?;
@@ -114,9 +143,40 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         write_history(path, &outcome)?;
     }
     if args.json {
-        print_json(&report_json(&args, &data, &device_name, &outcome));
+        let mut report = report_json(&args, &data, &device_name, &outcome);
+        if let Some(v) = &verification {
+            report["verify"] = json!({
+                "steps_compared": v.compared,
+                "max_loss_deviation": v.loss,
+                "max_weight_deviation": v.weights,
+                "tolerance": verify::TOLERANCE,
+                "passed": v.passed(),
+            });
+        }
+        print_json(&report);
     } else {
         print_report(&args, &data, &source, &device_name, &outcome);
+        if let Some(v) = &verification {
+            println!(
+                "verify: {} steps compared with the CPU path; largest relative deviation {:.3e} \
+                 (loss), {:.3e} (weights); tolerance {:e}: {}",
+                v.compared,
+                v.loss,
+                v.weights,
+                verify::TOLERANCE,
+                if v.passed() { "passed" } else { "FAILED" }
+            );
+        }
+    }
+    if let Some(v) = verification.filter(|v| !v.passed()) {
+        let error = Error::VerificationFailed(format!(
+            "the GPU and CPU paths differ by {:.3e} (loss) and {:.3e} (weights), more than {:e}",
+            v.loss,
+            v.weights,
+            verify::TOLERANCE
+        ));
+        eprintln!("downhill: error: {error}");
+        return Ok(ExitCode::from(error.exit_code() as u8));
     }
     match outcome.stopped.failure() {
         Some(error) => {

@@ -1,0 +1,66 @@
+// Fused pass of one training step over one chunk of points: for each point the forward pass,
+// the squared error and the gradient contribution (backpropagation), summed per thread and then
+// per workgroup by a tree in shared memory. Each point is read once. The network's shape is
+// written into this text by downhill before compiling ({{...}} markers), so every loop has
+// constant bounds.
+
+struct Chunk {
+    points: u32,       // points in this chunk
+    stride: u32,       // distance between the chunk's columns in `data`
+    partial_row: u32,  // first row of `partials` this dispatch writes
+    _pad: u32,
+}
+
+// The chunk's columns one after another (inputs, then targets), `stride` values apart.
+@group(0) @binding(0) var<storage, read> data: array<f32>;
+// The network's parameters in downhill's flat layout.
+@group(0) @binding(1) var<storage, read> params: array<f32>;
+// One row per workgroup: the gradient of the SSE (P values), then the SSE.
+@group(0) @binding(2) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(3) var<uniform> chunk: Chunk;
+
+const WG: u32 = {{WG}}u;
+const P: u32 = {{P}}u;
+const PP: u32 = {{P}}u + 1u;
+const NODES: u32 = {{NODES}}u;
+
+var<workgroup> w: array<f32, P>;
+var<workgroup> scratch: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    // The weights are read by every point: keep them in shared memory.
+    for (var k = lid.x; k < P; k += WG) {
+        w[k] = params[k];
+    }
+    workgroupBarrier();
+
+    var g: array<f32, PP>;
+    var act: array<f32, NODES>;
+    var delta: array<f32, NODES>;
+    let threads = groups.x * WG;
+    // A grid-stride loop: threads past the last point do nothing (the bounds guard).
+    for (var p = gid.x; p < chunk.points; p += threads) {
+{{BODY}}
+    }
+
+    for (var k = 0u; k < PP; k++) {
+        scratch[lid.x] = g[k];
+        workgroupBarrier();
+        for (var s = WG / 2u; s > 0u; s >>= 1u) {
+            if (lid.x < s) {
+                scratch[lid.x] += scratch[lid.x + s];
+            }
+            workgroupBarrier();
+        }
+        if (lid.x == 0u) {
+            partials[(chunk.partial_row + wid.x) * PP + k] = scratch[0];
+        }
+        workgroupBarrier();
+    }
+}

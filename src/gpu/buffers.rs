@@ -1,0 +1,154 @@
+//! Uniform structs shared with WGSL, the data chunks, and reading buffers back.
+
+use std::sync::{Arc, Mutex};
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+use super::context::GpuContext;
+use crate::error::{Error, Result};
+
+/// `Chunk` in fused_step.wgsl and predict.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct ChunkUniform {
+    pub points: u32,
+    pub stride: u32,
+    pub partial_row: u32,
+    pub _pad: u32,
+}
+
+/// `Rows` in reduce.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct RowsUniform {
+    pub count: u32,
+    pub _pad: [u32; 3],
+}
+
+/// `Step` in update.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct StepUniform {
+    pub learning_rate: f32,
+    pub scale: f32,
+    pub tolerance: f32,
+    pub limit: f32,
+}
+
+/// `State` in update.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct StateBlock {
+    pub applied: u32,
+    pub stop: u32,
+    pub stop_loss: f32,
+    pub stop_norm: f32,
+}
+
+/// A buffer initialised from `contents`.
+pub fn init(
+    ctx: &GpuContext,
+    label: &str,
+    contents: &[u8],
+    usage: wgpu::BufferUsages,
+) -> wgpu::Buffer {
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents,
+            usage,
+        })
+}
+
+/// An uninitialised (zeroed) buffer.
+pub fn empty(ctx: &GpuContext, label: &str, bytes: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(4),
+        usage,
+        mapped_at_creation: false,
+    })
+}
+
+/// A storage buffer holding `columns[c][start..end]` for every column, one after another,
+/// written straight into the mapped buffer (no intermediate copy of the data).
+pub fn upload_columns(
+    ctx: &GpuContext,
+    columns: &[&[f32]],
+    start: usize,
+    end: usize,
+) -> wgpu::Buffer {
+    let n = end - start;
+    let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("data chunk"),
+        size: (columns.len() * n * 4).max(4) as u64,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: true,
+    });
+    if n > 0 {
+        let mut view = buffer
+            .slice(..)
+            .get_mapped_range_mut()
+            .expect("a buffer mapped at creation can be written");
+        for (c, column) in columns.iter().enumerate() {
+            view.slice(c * n * 4..(c + 1) * n * 4)
+                .copy_from_slice(bytemuck::cast_slice(&column[start..end]));
+        }
+    }
+    buffer.unmap();
+    buffer
+}
+
+/// Copies `bytes` from `source` (at `offset`) to the host.
+pub fn read(ctx: &GpuContext, source: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
+    let staging = empty(
+        ctx,
+        "staging",
+        bytes,
+        wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+    );
+    let mut encoder = ctx.device.create_command_encoder(&Default::default());
+    encoder.copy_buffer_to_buffer(source, offset, &staging, 0, bytes);
+    ctx.queue.submit([encoder.finish()]);
+    read_staging(ctx, &staging, bytes)
+}
+
+/// Maps a staging buffer whose copy has been submitted and returns its first `bytes` bytes.
+pub fn read_staging(ctx: &GpuContext, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    let slice = staging.slice(..bytes);
+    let outcome: Arc<Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>> =
+        Arc::new(Mutex::new(None));
+    let slot = outcome.clone();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        if let Ok(mut s) = slot.lock() {
+            *s = Some(r);
+        }
+    });
+    ctx.wait()?;
+    let mapped = outcome.lock().ok().and_then(|mut s| s.take());
+    match mapped {
+        Some(Ok(())) => {}
+        Some(Err(e)) => return Err(Error::Gpu(format!("reading a GPU buffer failed: {e}"))),
+        None => return Err(Error::Gpu("reading a GPU buffer never completed".into())),
+    }
+    let data = slice
+        .get_mapped_range()
+        .map_err(|e| Error::Gpu(format!("reading a GPU buffer failed: {e:?}")))?
+        .to_vec();
+    staging.unmap();
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uniform_structs_are_16_bytes_as_in_wgsl() {
+        assert_eq!(std::mem::size_of::<ChunkUniform>(), 16);
+        assert_eq!(std::mem::size_of::<RowsUniform>(), 16);
+        assert_eq!(std::mem::size_of::<StepUniform>(), 16);
+        assert_eq!(std::mem::size_of::<StateBlock>(), 16);
+    }
+}

@@ -1,0 +1,433 @@
+//! Gradient descent on the GPU: the buffers live on the device for the whole run, the weights
+//! never leave it between steps, and many steps are recorded into one submission. Each step is
+//! the fused pass (one dispatch per data chunk), the reduce pass and the update pass; the loss
+//! of every step goes into a history buffer read back once per chunk of steps.
+
+use ndarray::{Array2, ArrayView2};
+
+use super::buffers::{self, ChunkUniform, RowsUniform, StateBlock, StepUniform};
+use super::context::GpuContext;
+use super::pipelines::{self, Kernel};
+use super::shaders::{Shape, POINT_WG};
+use crate::data::Dataset;
+use crate::descent::{Chunk, Engine, EngineStop, StepRecord, StepRule};
+use crate::error::{Error, Result};
+use crate::loss::Evaluation;
+use crate::network::Network;
+
+/// Points each thread of the fused pass takes in turn: enough to amortise the workgroup's
+/// reduction, few enough that its serial f32 sums stay short.
+const POINTS_PER_THREAD: usize = 16;
+/// Steps recorded per submission (and the history buffer's capacity).
+const STEPS_PER_SUBMIT: usize = 64;
+
+/// Settings of the GPU path that tests (and unusual adapters) may change.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuOptions {
+    /// At most this many points per data chunk (one storage binding and one dispatch each).
+    /// `None`: as many as the adapter's binding and buffer size limits allow.
+    pub max_chunk_points: Option<usize>,
+}
+
+/// One slice of the data in its own storage binding.
+struct DataChunk {
+    points: usize,
+    groups: u32,
+    bind_group: wgpu::BindGroup,
+    _data: wgpu::Buffer,
+    _uniform: wgpu::Buffer,
+}
+
+/// How many points each chunk may hold on this adapter.
+fn chunk_points(ctx: &GpuContext, columns: usize, options: GpuOptions) -> usize {
+    let binding = ctx
+        .limits
+        .max_storage_buffer_binding_size
+        .min(ctx.limits.max_buffer_size);
+    let by_binding = (binding / (columns as u64 * 4)).max(1) as usize;
+    options
+        .max_chunk_points
+        .unwrap_or(usize::MAX)
+        .min(by_binding)
+        .max(1)
+}
+
+fn groups_for(ctx: &GpuContext, points: usize) -> u32 {
+    let wanted = points
+        .div_ceil(POINT_WG as usize * POINTS_PER_THREAD)
+        .max(1);
+    wanted.min(ctx.limits.max_compute_workgroups_per_dimension as usize) as u32
+}
+
+/// Gradient descent on a GPU device.
+pub struct GpuEngine {
+    ctx: GpuContext,
+    template: Network,
+    shape: Shape,
+    points: usize,
+    outputs: usize,
+    fused: wgpu::ComputePipeline,
+    reduce: wgpu::ComputePipeline,
+    update: wgpu::ComputePipeline,
+    chunks: Vec<DataChunk>,
+    reduce_group: wgpu::BindGroup,
+    update_group: wgpu::BindGroup,
+    params: wgpu::Buffer,
+    /// Bound in `update_group`; kept so the engine visibly owns every buffer it uses.
+    _previous: wgpu::Buffer,
+    totals: wgpu::Buffer,
+    history: wgpu::Buffer,
+    state: wgpu::Buffer,
+    step: wgpu::Buffer,
+    staging: wgpu::Buffer,
+}
+
+impl GpuEngine {
+    /// Uploads `data` and `net`'s weights to the device and builds the kernels for its shape.
+    pub fn new(ctx: GpuContext, net: Network, data: &Dataset, options: GpuOptions) -> Result<Self> {
+        data.check_shape(net.inputs(), net.outputs(), "training data")?;
+        let shape = Shape::of(&net);
+        shape.check().map_err(Error::InvalidArgument)?;
+        let fused = pipelines::fused(&ctx, &shape)?;
+        let reduce = pipelines::reduce(&ctx, &shape)?;
+        let update = pipelines::update(&ctx, &shape)?;
+        let pp = shape.params + 1;
+        let params32: Vec<f32> = net.params().iter().map(|&p| p as f32).collect();
+
+        let built = ctx.checked("allocating GPU buffers", || {
+            use wgpu::BufferUsages as U;
+            let params = buffers::init(
+                &ctx,
+                "params",
+                bytemuck::cast_slice(&params32),
+                U::STORAGE | U::COPY_SRC | U::COPY_DST,
+            );
+            let previous = buffers::init(
+                &ctx,
+                "previous",
+                bytemuck::cast_slice(&params32),
+                U::STORAGE | U::COPY_DST,
+            );
+            let per_chunk = chunk_points(&ctx, data.inputs() + data.outputs(), options);
+            let columns: Vec<&[f32]> = (0..data.inputs() + data.outputs())
+                .map(|c| data.column(c))
+                .collect();
+            let mut specs = Vec::new();
+            let mut row = 0u32;
+            for start in (0..data.len()).step_by(per_chunk) {
+                let end = (start + per_chunk).min(data.len());
+                let groups = groups_for(&ctx, end - start);
+                specs.push((start, end, groups, row));
+                row += groups;
+            }
+            let partials =
+                buffers::empty(&ctx, "partials", u64::from(row) * pp as u64 * 4, U::STORAGE);
+            let totals = buffers::empty(&ctx, "totals", pp as u64 * 4, U::STORAGE | U::COPY_SRC);
+            let chunks: Vec<DataChunk> = specs
+                .into_iter()
+                .map(|(start, end, groups, partial_row)| {
+                    let data_buffer = buffers::upload_columns(&ctx, &columns, start, end);
+                    let uniform = ChunkUniform {
+                        points: (end - start) as u32,
+                        stride: (end - start) as u32,
+                        partial_row,
+                        _pad: 0,
+                    };
+                    let uniform =
+                        buffers::init(&ctx, "chunk", bytemuck::bytes_of(&uniform), U::UNIFORM);
+                    let bind_group =
+                        fused.bind(&ctx, &[&data_buffer, &params, &partials, &uniform]);
+                    DataChunk {
+                        points: end - start,
+                        groups,
+                        bind_group,
+                        _data: data_buffer,
+                        _uniform: uniform,
+                    }
+                })
+                .collect();
+            let rows = buffers::init(
+                &ctx,
+                "rows",
+                bytemuck::bytes_of(&RowsUniform {
+                    count: row,
+                    _pad: [0; 3],
+                }),
+                U::UNIFORM,
+            );
+            let reduce_group = reduce.bind(&ctx, &[&partials, &totals, &rows]);
+            let history = buffers::empty(
+                &ctx,
+                "history",
+                STEPS_PER_SUBMIT as u64 * 8,
+                U::STORAGE | U::COPY_SRC,
+            );
+            let state = buffers::empty(&ctx, "state", 16, U::STORAGE | U::COPY_SRC | U::COPY_DST);
+            let step = buffers::empty(&ctx, "step", 16, U::UNIFORM | U::COPY_DST);
+            let update_group = update.bind(
+                &ctx,
+                &[&totals, &params, &previous, &history, &state, &step],
+            );
+            let staging_bytes = (16 + STEPS_PER_SUBMIT * 8).max(pp * 4) as u64;
+            let staging = buffers::empty(&ctx, "staging", staging_bytes, U::MAP_READ | U::COPY_DST);
+            (
+                params,
+                previous,
+                totals,
+                history,
+                state,
+                step,
+                staging,
+                chunks,
+                reduce_group,
+                update_group,
+            )
+        })?;
+        let (
+            params,
+            previous,
+            totals,
+            history,
+            state,
+            step,
+            staging,
+            chunks,
+            reduce_group,
+            update_group,
+        ) = built;
+        log::info!(
+            "GPU data in {} chunk(s) of up to {} points",
+            chunks.len(),
+            chunks.iter().map(|c| c.points).max().unwrap_or(0)
+        );
+        Ok(GpuEngine {
+            points: data.len(),
+            outputs: data.outputs(),
+            template: net,
+            shape,
+            fused: fused.pipeline,
+            reduce: reduce.pipeline,
+            update: update.pipeline,
+            chunks,
+            reduce_group,
+            update_group,
+            params,
+            _previous: previous,
+            totals,
+            history,
+            state,
+            step,
+            staging,
+            ctx,
+        })
+    }
+
+    /// Number of data chunks (one storage binding and one fused dispatch each).
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// The name of the adapter.
+    pub fn adapter_name(&self) -> &str {
+        &self.ctx.adapter.name
+    }
+
+    /// Records the fused pass over every chunk and the reduce pass.
+    fn record_gradient(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.fused);
+        for chunk in &self.chunks {
+            pass.set_bind_group(0, &chunk.bind_group, &[]);
+            pass.dispatch_workgroups(chunk.groups, 1, 1);
+        }
+        pass.set_pipeline(&self.reduce);
+        pass.set_bind_group(0, &self.reduce_group, &[]);
+        pass.dispatch_workgroups(self.shape.params as u32 + 1, 1, 1);
+    }
+
+    fn submit_steps(&self, count: usize, rule: &StepRule) -> Result<(StateBlock, Vec<f32>)> {
+        let uniform = StepUniform {
+            learning_rate: rule.learning_rate as f32,
+            scale: rule.loss.scale(self.points, self.outputs) as f32,
+            tolerance: rule.tolerance as f32,
+            limit: rule.divergence_limit as f32,
+        };
+        self.ctx
+            .queue
+            .write_buffer(&self.step, 0, bytemuck::bytes_of(&uniform));
+        self.ctx
+            .queue
+            .write_buffer(&self.state, 0, bytemuck::bytes_of(&StateBlock::default()));
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for _ in 0..count {
+                self.record_gradient(&mut pass);
+                pass.set_pipeline(&self.update);
+                pass.set_bind_group(0, &self.update_group, &[]);
+                pass.dispatch_workgroups(1, 1, 1);
+            }
+        }
+        encoder.copy_buffer_to_buffer(&self.state, 0, &self.staging, 0, 16);
+        encoder.copy_buffer_to_buffer(&self.history, 0, &self.staging, 16, count as u64 * 8);
+        self.ctx.queue.submit([encoder.finish()]);
+        let bytes = buffers::read_staging(&self.ctx, &self.staging, 16 + count as u64 * 8)?;
+        let state: StateBlock = bytemuck::pod_read_unaligned(&bytes[..16]);
+        let history: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[16..]);
+        Ok((state, history))
+    }
+}
+
+impl Engine for GpuEngine {
+    fn device(&self) -> String {
+        format!(
+            "gpu ({}, {})",
+            self.ctx.adapter.name, self.ctx.adapter.backend
+        )
+    }
+
+    fn run_steps(&mut self, first_step: usize, count: usize, rule: &StepRule) -> Result<Chunk> {
+        let mut chunk = Chunk::default();
+        let mut done = 0;
+        while done < count {
+            let batch = STEPS_PER_SUBMIT.min(count - done);
+            let (state, history) = self.submit_steps(batch, rule)?;
+            let applied = state.applied as usize;
+            for i in 0..applied {
+                chunk.records.push(StepRecord {
+                    step: first_step + done + i,
+                    loss: f64::from(history[2 * i]),
+                    gradient_norm: f64::from(history[2 * i + 1]),
+                });
+            }
+            let step = first_step + done + applied;
+            match state.stop {
+                0 => {}
+                1 => {
+                    chunk.stop = Some(EngineStop::Flat {
+                        step,
+                        gradient_norm: f64::from(state.stop_norm),
+                    });
+                    return Ok(chunk);
+                }
+                _ => {
+                    chunk.stop = Some(EngineStop::Diverged {
+                        step,
+                        loss: f64::from(state.stop_loss),
+                    });
+                    return Ok(chunk);
+                }
+            }
+            done += batch;
+        }
+        Ok(chunk)
+    }
+
+    fn evaluate(&mut self) -> Result<Evaluation> {
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.record_gradient(&mut pass);
+        }
+        let pp = self.shape.params as u64 + 1;
+        encoder.copy_buffer_to_buffer(&self.totals, 0, &self.staging, 0, pp * 4);
+        self.ctx.queue.submit([encoder.finish()]);
+        let totals: Vec<f32> =
+            bytemuck::pod_collect_to_vec(&buffers::read_staging(&self.ctx, &self.staging, pp * 4)?);
+        Ok(Evaluation {
+            points: self.points,
+            outputs: self.outputs,
+            sse: f64::from(totals[self.shape.params]),
+            sse_gradient: totals[..self.shape.params]
+                .iter()
+                .map(|&g| f64::from(g))
+                .collect(),
+        })
+    }
+
+    fn network(&mut self) -> Result<Network> {
+        let bytes = buffers::read(&self.ctx, &self.params, 0, self.shape.params as u64 * 4)?;
+        let values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+        let mut net = self.template.clone();
+        net.set_params(&values.iter().map(|&v| f64::from(v)).collect::<Vec<_>>())?;
+        Ok(net)
+    }
+
+    fn preferred_chunk(&self) -> usize {
+        STEPS_PER_SUBMIT
+    }
+}
+
+/// Predictions on the GPU for inputs given column by column: `(inputs, points)` in,
+/// `(outputs, points)` out.
+pub fn predict(
+    ctx: &GpuContext,
+    net: &Network,
+    inputs: ArrayView2<f32>,
+    options: GpuOptions,
+) -> Result<Array2<f32>> {
+    let shape = Shape::of(net);
+    shape.check().map_err(Error::InvalidArgument)?;
+    if inputs.nrows() != shape.inputs {
+        return Err(Error::ShapeMismatch {
+            context: "prediction inputs".into(),
+            expected: format!("{} input columns", shape.inputs),
+            got: format!("{} columns", inputs.nrows()),
+        });
+    }
+    let kernel: Kernel = pipelines::predict(ctx, &shape)?;
+    let standard = inputs.as_standard_layout();
+    let columns: Vec<&[f32]> = standard
+        .rows()
+        .into_iter()
+        .map(|r| r.to_slice().expect("standard layout"))
+        .collect();
+    let points = inputs.ncols();
+    let per_chunk = chunk_points(ctx, shape.inputs.max(shape.outputs), options);
+    let params32: Vec<f32> = net.params().iter().map(|&p| p as f32).collect();
+    let mut out = Array2::<f32>::zeros((shape.outputs, points));
+    for start in (0..points).step_by(per_chunk) {
+        let end = (start + per_chunk).min(points);
+        let n = end - start;
+        let bytes = (shape.outputs * n * 4) as u64;
+        let result = ctx.checked("running the predict kernel", || {
+            use wgpu::BufferUsages as U;
+            let data = buffers::upload_columns(ctx, &columns, start, end);
+            let params = buffers::init(ctx, "params", bytemuck::cast_slice(&params32), U::STORAGE);
+            let output = buffers::empty(ctx, "predictions", bytes, U::STORAGE | U::COPY_SRC);
+            let uniform = ChunkUniform {
+                points: n as u32,
+                stride: n as u32,
+                partial_row: 0,
+                _pad: 0,
+            };
+            let uniform = buffers::init(ctx, "chunk", bytemuck::bytes_of(&uniform), U::UNIFORM);
+            let group = kernel.bind(ctx, &[&data, &params, &output, &uniform]);
+            let mut encoder = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&kernel.pipeline);
+                pass.set_bind_group(0, &group, &[]);
+                pass.dispatch_workgroups(groups_for(ctx, n), 1, 1);
+            }
+            ctx.queue.submit([encoder.finish()]);
+            output
+        })?;
+        let values: Vec<f32> =
+            bytemuck::pod_collect_to_vec(&buffers::read(ctx, &result, 0, bytes)?);
+        for k in 0..shape.outputs {
+            out.row_mut(k).as_slice_mut().expect("standard layout")[start..end]
+                .copy_from_slice(&values[k * n..(k + 1) * n]);
+        }
+    }
+    Ok(out)
+}
+
+/// The loss and gradient of `net` over `data` on the GPU.
+pub fn evaluate(
+    ctx: GpuContext,
+    net: &Network,
+    data: &Dataset,
+    options: GpuOptions,
+) -> Result<Evaluation> {
+    GpuEngine::new(ctx, net.clone(), data, options)?.evaluate()
+}

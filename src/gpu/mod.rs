@@ -1,0 +1,13 @@
+//! The GPU path: WGSL compute kernels specialised per network shape, run through wgpu.
+//!
+//! [`context`] finds adapters and opens a device; [`shaders`] writes the kernels' source for a
+//! shape; [`pipelines`] compiles them; [`engine`] owns the buffers and runs descent.
+
+mod buffers;
+pub mod context;
+pub mod engine;
+mod pipelines;
+pub mod shaders;
+
+pub use context::{list_adapters, preferred_adapter, AdapterChoice, AdapterSummary, GpuContext};
+pub use engine::{GpuEngine, GpuOptions};

@@ -1,0 +1,151 @@
+//! Compute pipelines and their bind group layouts, written out entry by entry next to the
+//! WGSL bindings they mirror.
+
+use super::context::GpuContext;
+use super::shaders::Shape;
+use crate::error::Result;
+
+fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+fn uniform(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+/// A pipeline and the layout of its one bind group.
+pub struct Kernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+impl Kernel {
+    fn build(
+        ctx: &GpuContext,
+        name: &str,
+        source: &str,
+        entries: &[wgpu::BindGroupLayoutEntry],
+    ) -> Result<Kernel> {
+        ctx.checked(&format!("compiling the {name} kernel"), || {
+            let device = &ctx.device;
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(name),
+                entries,
+            });
+            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(name),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            Kernel { pipeline, layout }
+        })
+    }
+
+    /// A bind group of `buffers`, bound in order from binding 0.
+    pub fn bind(&self, ctx: &GpuContext, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &self.layout,
+            entries: &entries,
+        })
+    }
+}
+
+/// The fused forward/backward kernel (shaders/fused_step.wgsl).
+pub fn fused(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
+    Kernel::build(
+        ctx,
+        "fused_step",
+        &shape.fused_source(),
+        &[
+            storage(0, true),  // data: the chunk's columns
+            storage(1, true),  // params
+            storage(2, false), // partials: one row per workgroup
+            uniform(3),        // chunk: points, stride, partial_row
+        ],
+    )
+}
+
+/// The reduce kernel (shaders/reduce.wgsl).
+pub fn reduce(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
+    Kernel::build(
+        ctx,
+        "reduce",
+        &shape.reduce_source(),
+        &[
+            storage(0, true),  // partials
+            storage(1, false), // totals: gradient of the SSE, then the SSE
+            uniform(2),        // rows: how many partial rows
+        ],
+    )
+}
+
+/// The update kernel (shaders/update.wgsl).
+pub fn update(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
+    Kernel::build(
+        ctx,
+        "update",
+        &shape.update_source(),
+        &[
+            storage(0, true),  // totals
+            storage(1, false), // params
+            storage(2, false), // previous: the weights before the last update
+            storage(3, false), // history: loss and gradient norm per update
+            storage(4, false), // state: updates made, stop reason
+            uniform(5),        // step: learning rate, loss scale, tolerance, divergence limit
+        ],
+    )
+}
+
+/// The forward-only kernel (shaders/predict.wgsl).
+pub fn predict(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
+    Kernel::build(
+        ctx,
+        "predict",
+        &shape.predict_source(),
+        &[
+            storage(0, true),  // data: the chunk's input columns
+            storage(1, true),  // params
+            storage(2, false), // out: one column per output
+            uniform(3),        // chunk: points, stride
+        ],
+    )
+}
