@@ -1,0 +1,75 @@
+//! Every WGSL kernel, specialised for a range of network shapes, parses and validates with
+//! naga. Needs no adapter, so it runs everywhere.
+
+use downhill::gpu::shaders::Shape;
+use downhill::{Activation, Layer, Network};
+use ndarray::Array2;
+
+fn validate(name: &str, source: &str) {
+    let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
+        panic!(
+            "{name} does not parse:\n{}\n{source}",
+            e.emit_to_string(source)
+        )
+    });
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{name} does not validate: {e:?}\n{source}"));
+}
+
+fn relu_output_network() -> Network {
+    let layer = |nodes, inputs, act| Layer::new(Array2::ones((nodes, inputs)), None, act).unwrap();
+    Network::new(vec![
+        layer(3, 2, Activation::Identity),
+        layer(1, 3, Activation::Relu),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn every_kernel_validates_for_every_kind_of_shape() {
+    let mut nets = vec![relu_output_network()];
+    for widths in [
+        &[1usize, 1][..],
+        &[2, 2, 1],
+        &[3, 1],
+        &[2, 8, 8, 1],
+        &[8, 16, 1],
+        &[3, 5, 2],
+    ] {
+        for hidden in [Activation::Relu, Activation::Identity] {
+            for bias in [true, false] {
+                nets.push(Network::random(widths, hidden, bias, 1).unwrap());
+            }
+        }
+    }
+    for net in &nets {
+        let shape = Shape::of(net);
+        let what = net.describe();
+        validate(
+            &format!("fused_step.wgsl for {what}"),
+            &shape.fused_source(),
+        );
+        validate(&format!("reduce.wgsl for {what}"), &shape.reduce_source());
+        validate(&format!("update.wgsl for {what}"), &shape.update_source());
+        validate(&format!("predict.wgsl for {what}"), &shape.predict_source());
+    }
+}
+
+#[test]
+fn shapes_beyond_the_kernel_limits_are_refused_with_the_limit_named() {
+    let wide = Network::random(&[8, 64, 64, 1], Activation::Relu, true, 1).unwrap();
+    let why = Shape::of(&wide).check().unwrap_err();
+    assert!(
+        why.contains("parameters") && why.contains("at most"),
+        "{why}"
+    );
+    assert!(
+        Shape::of(&Network::random(&[2, 2, 1], Activation::Relu, true, 1).unwrap())
+            .check()
+            .is_ok()
+    );
+}
