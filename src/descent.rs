@@ -81,6 +81,9 @@ pub enum StopReason {
     Flat { gradient_norm: f64 },
     /// The loss became non-finite or exploded at `step`.
     Diverged { step: usize, loss: f64 },
+    /// The engine failed at `step` (for example, the GPU device was lost); the outcome holds
+    /// the last weights the engine could still report.
+    Failed { step: usize },
 }
 
 impl StopReason {
@@ -90,10 +93,11 @@ impl StopReason {
             StopReason::MaxSteps => "max_steps",
             StopReason::Flat { .. } => "flat",
             StopReason::Diverged { .. } => "diverged",
+            StopReason::Failed { .. } => "failed",
         }
     }
 
-    /// The error to report for a run that failed, if it did.
+    /// The error to report for a run that diverged, if it did.
     pub fn failure(&self) -> Option<Error> {
         match *self {
             StopReason::Diverged { step, loss } => Some(Error::Diverged { step, loss }),
@@ -120,6 +124,8 @@ pub struct Outcome {
     pub network: Network,
     /// Time spent in the steps (not counting the final loss evaluation).
     pub elapsed: Duration,
+    /// What made the engine fail, when `stopped` is [`StopReason::Failed`].
+    pub engine_error: Option<String>,
 }
 
 impl Outcome {
@@ -128,9 +134,12 @@ impl Outcome {
         self.history.len()
     }
 
-    /// The error to report when the run failed (it diverged).
+    /// The error to report when the run failed (it diverged, or the engine failed).
     pub fn failure(&self) -> Option<Error> {
-        self.stopped.failure()
+        match &self.engine_error {
+            Some(message) => Some(Error::Gpu(message.clone())),
+            None => self.stopped.failure(),
+        }
     }
 
     /// Mean time per step in milliseconds (0 when no step was made).
@@ -212,6 +221,7 @@ impl Descent {
         let mut history: Vec<StepRecord> = Vec::with_capacity(self.max_steps.min(1 << 20));
         let mut stopped = StopReason::MaxSteps;
         let mut elapsed = Duration::ZERO;
+        let mut engine_error = None;
         while history.len() < self.max_steps {
             // The first chunk is one step: its loss sets the divergence limit for the rest.
             let count = if history.is_empty() {
@@ -220,7 +230,17 @@ impl Descent {
                 chunk.min(self.max_steps - history.len())
             };
             let started = Instant::now();
-            let result = engine.run_steps(history.len() + 1, count, &rule)?;
+            let result = match engine.run_steps(history.len() + 1, count, &rule) {
+                Ok(result) => result,
+                Err(e) => {
+                    // Keep what was learnt so far: the caller writes the last weights.
+                    engine_error = Some(e.to_string());
+                    stopped = StopReason::Failed {
+                        step: history.len() + 1,
+                    };
+                    break;
+                }
+            };
             elapsed += started.elapsed();
             history.extend_from_slice(&result.records);
             if let Some(first) = history.first() {
@@ -244,13 +264,18 @@ impl Descent {
         for o in observers.iter_mut() {
             o.finish();
         }
-        let final_loss = engine.evaluate()?.loss(self.loss);
+        let final_loss = if engine_error.is_none() {
+            engine.evaluate()?.loss(self.loss)
+        } else {
+            f64::NAN
+        };
         Ok(Outcome {
             history,
             stopped,
             final_loss,
             network: engine.network()?,
             elapsed,
+            engine_error,
         })
     }
 }

@@ -336,3 +336,30 @@ fn stopping_rule_and_divergence_behave_as_on_the_cpu() {
     assert!(g.network.params().iter().all(|p| p.is_finite()));
     assert!(g.final_loss.is_finite());
 }
+
+#[test]
+fn a_lost_device_ends_the_run_and_keeps_the_last_weights_read_back() {
+    let Some(ctx) = gpu() else { return };
+    let teacher = Network::lesson_baseline(Activation::Relu);
+    let set = data::generate(&teacher, 2000, 0.05, 4).unwrap();
+    let student = Network::random(&[2, 2, 1], Activation::Relu, true, 6).unwrap();
+    let mut engine = GpuEngine::new(ctx.clone(), student, &set, GpuOptions::default()).unwrap();
+    let descent = Descent {
+        learning_rate: 0.3,
+        max_steps: 10,
+        ..Descent::default()
+    };
+    let before = descent.run(&mut engine, &mut []).unwrap();
+    assert!(before.failure().is_none());
+
+    ctx.device.destroy();
+    let after = descent.run(&mut engine, &mut []).unwrap();
+    assert_eq!(after.stopped, StopReason::Failed { step: 1 });
+    let error = after.failure().expect("a failed run reports an error");
+    assert_eq!(error.exit_code(), 1);
+    assert!(error.to_string().contains("lost"), "{error}");
+    assert_eq!(
+        after.network, before.network,
+        "the weights read back before the loss are kept"
+    );
+}

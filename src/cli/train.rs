@@ -178,7 +178,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         eprintln!("downhill: error: {error}");
         return Ok(ExitCode::from(error.exit_code() as u8));
     }
-    match outcome.stopped.failure() {
+    match outcome.failure() {
         Some(error) => {
             eprintln!("downhill: error: {error}");
             Ok(ExitCode::from(error.exit_code() as u8))
@@ -259,6 +259,7 @@ fn stop_text(stopped: &StopReason, tol: f64) -> String {
             format!("flat: the gradient norm {gradient_norm:.3e} fell below --tol {tol:e}")
         }
         StopReason::Diverged { step, loss } => format!("diverged at step {step} (loss {loss:e})"),
+        StopReason::Failed { step } => format!("the device failed at step {step}"),
     }
 }
 

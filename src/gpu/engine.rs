@@ -80,6 +80,8 @@ pub struct GpuEngine {
     state: wgpu::Buffer,
     step: wgpu::Buffer,
     staging: wgpu::Buffer,
+    /// The weights as last read back, kept for when the device is lost.
+    last_params: Vec<f32>,
 }
 
 impl GpuEngine {
@@ -168,7 +170,7 @@ impl GpuEngine {
                 &ctx,
                 &[&totals, &params, &previous, &history, &state, &step],
             );
-            let staging_bytes = (16 + STEPS_PER_SUBMIT * 8).max(pp * 4) as u64;
+            let staging_bytes = (16 + STEPS_PER_SUBMIT * 8 + pp * 4) as u64;
             let staging = buffers::empty(&ctx, "staging", staging_bytes, U::MAP_READ | U::COPY_DST);
             (
                 params,
@@ -218,6 +220,7 @@ impl GpuEngine {
             state,
             step,
             staging,
+            last_params: params32,
             ctx,
         })
     }
@@ -244,7 +247,9 @@ impl GpuEngine {
         pass.dispatch_workgroups(self.shape.params as u32 + 1, 1, 1);
     }
 
-    fn submit_steps(&self, count: usize, rule: &StepRule) -> Result<(StateBlock, Vec<f32>)> {
+    /// Runs `count` steps in one submission; returns the state, the history entries, and keeps
+    /// the weights read back with them.
+    fn submit_steps(&mut self, count: usize, rule: &StepRule) -> Result<(StateBlock, Vec<f32>)> {
         let uniform = StepUniform {
             learning_rate: rule.learning_rate as f32,
             scale: rule.loss.scale(self.points, self.outputs) as f32,
@@ -268,11 +273,16 @@ impl GpuEngine {
             }
         }
         encoder.copy_buffer_to_buffer(&self.state, 0, &self.staging, 0, 16);
+        let history_end = 16 + count as u64 * 8;
+        let weight_bytes = self.shape.params as u64 * 4;
         encoder.copy_buffer_to_buffer(&self.history, 0, &self.staging, 16, count as u64 * 8);
+        encoder.copy_buffer_to_buffer(&self.params, 0, &self.staging, history_end, weight_bytes);
         self.ctx.queue.submit([encoder.finish()]);
-        let bytes = buffers::read_staging(&self.ctx, &self.staging, 16 + count as u64 * 8)?;
+        let bytes = buffers::read_staging(&self.ctx, &self.staging, history_end + weight_bytes)?;
         let state: StateBlock = bytemuck::pod_read_unaligned(&bytes[..16]);
-        let history: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[16..]);
+        let end = history_end as usize;
+        let history: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[16..end]);
+        self.last_params = bytemuck::pod_collect_to_vec(&bytes[end..]);
         Ok((state, history))
     }
 }
@@ -345,8 +355,14 @@ impl Engine for GpuEngine {
     }
 
     fn network(&mut self) -> Result<Network> {
-        let bytes = buffers::read(&self.ctx, &self.params, 0, self.shape.params as u64 * 4)?;
-        let values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+        let values: Vec<f32> =
+            match buffers::read(&self.ctx, &self.params, 0, self.shape.params as u64 * 4) {
+                Ok(bytes) => bytemuck::pod_collect_to_vec(&bytes),
+                Err(e) => {
+                    log::warn!("{e}; keeping the weights last read back from the GPU");
+                    self.last_params.clone()
+                }
+            };
         let mut net = self.template.clone();
         net.set_params(&values.iter().map(|&v| f64::from(v)).collect::<Vec<_>>())?;
         Ok(net)
