@@ -225,8 +225,66 @@ fn load<const N: usize>(columns: &[&[f32]], start: usize, valid: usize) -> [Vf; 
 }
 
 /// SSE of points `start..end` of an `I-H-O` network; adds their gradient to `gradient`.
+/// Compiled for AVX2 and the baseline, chosen at run time.
 #[multiversion::multiversion(targets("x86_64+avx2+fma"))]
 fn block<const I: usize, const H: usize, const O: usize, const RELU: bool>(
+    layout: &KernelLayout,
+    columns: &[&[f32]],
+    start: usize,
+    end: usize,
+    gradient: &mut [f64],
+) -> f64 {
+    block_body::<I, H, O, RELU>(layout, columns, start, end, gradient)
+}
+
+/// [`block`] compiled for AVX-512, whose 32 vector registers hold all of a small network's
+/// gradient sums (AVX2's 16 do not). Written by hand because the multiversion crate asks for
+/// more AVX-512 extensions than many Xeons have, and would never pick it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512cd,avx512dq,avx512vl,avx2,fma")]
+fn block_avx512_body<const I: usize, const H: usize, const O: usize, const RELU: bool>(
+    layout: &KernelLayout,
+    columns: &[&[f32]],
+    start: usize,
+    end: usize,
+    gradient: &mut [f64],
+) -> f64 {
+    block_body::<I, H, O, RELU>(layout, columns, start, end, gradient)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn block_avx512<const I: usize, const H: usize, const O: usize, const RELU: bool>(
+    layout: &KernelLayout,
+    columns: &[&[f32]],
+    start: usize,
+    end: usize,
+    gradient: &mut [f64],
+) -> f64 {
+    // SAFETY: `block_for` hands this out only after `has_avx512` found the features.
+    unsafe { block_avx512_body::<I, H, O, RELU>(layout, columns, start, end, gradient) }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512cd")
+        && std::is_x86_feature_detected!("avx512dq")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avx512() -> bool {
+    false
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+use block as block_avx512;
+
+#[inline(always)]
+fn block_body<const I: usize, const H: usize, const O: usize, const RELU: bool>(
     layout: &KernelLayout,
     columns: &[&[f32]],
     start: usize,
@@ -263,11 +321,13 @@ fn block<const I: usize, const H: usize, const O: usize, const RELU: bool>(
 pub type BlockFn = fn(&KernelLayout, &[&[f32]], usize, usize, &mut [f64]) -> f64;
 
 macro_rules! shapes {
-    ($widths:expr, $relu:expr; $( ($i:literal, $h:literal, $o:literal) ),* $(,)?) => {
-        match ($widths, $relu) {
+    ($widths:expr, $relu:expr, $wide:expr; $( ($i:literal, $h:literal, $o:literal) ),* $(,)?) => {
+        match ($widths, $relu, $wide) {
             $(
-                ([$i, $h, $o], true) => Some(block::<$i, $h, $o, true> as BlockFn),
-                ([$i, $h, $o], false) => Some(block::<$i, $h, $o, false> as BlockFn),
+                ([$i, $h, $o], true, false) => Some(block::<$i, $h, $o, true> as BlockFn),
+                ([$i, $h, $o], false, false) => Some(block::<$i, $h, $o, false> as BlockFn),
+                ([$i, $h, $o], true, true) => Some(block_avx512::<$i, $h, $o, true> as BlockFn),
+                ([$i, $h, $o], false, true) => Some(block_avx512::<$i, $h, $o, false> as BlockFn),
             )*
             _ => None,
         }
@@ -284,7 +344,7 @@ pub fn block_for(layout: &KernelLayout) -> Option<BlockFn> {
         return None;
     }
     let relu = hidden.activation == Activation::Relu;
-    shapes!(&layout.widths[..], relu;
+    shapes!(&layout.widths[..], relu, has_avx512();
         (1, 1, 1), (1, 2, 1), (1, 3, 1), (1, 4, 1),
         (2, 1, 1), (2, 2, 1), (2, 3, 1), (2, 4, 1),
         (3, 1, 1), (3, 2, 1), (3, 3, 1), (3, 4, 1),
