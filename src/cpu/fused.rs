@@ -79,7 +79,7 @@ pub(super) struct KernelLayout {
 }
 
 impl KernelLayout {
-    fn new(net: &Network) -> Self {
+    pub(super) fn new(net: &Network) -> Self {
         let mut offset = 0;
         let layers = net
             .layers()

@@ -65,6 +65,17 @@ fn lane_sum(v: &Vf) -> f64 {
     f64::from(t[0])
 }
 
+/// `a * b + c`, as one fused instruction where the build has FMA (a plain `mul_add` elsewhere
+/// would call a slow software routine).
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
 #[inline(always)]
 fn relu(v: &mut Vf) {
     for x in v.iter_mut() {
@@ -83,7 +94,7 @@ fn mask_positive(v: &mut Vf, a: &Vf) {
 
 /// Forward pass of one group: the hidden activations and the outputs.
 #[inline(always)]
-fn forward<const I: usize, const H: usize, const O: usize, const RELU: bool>(
+fn forward<const I: usize, const H: usize, const O: usize, const RELU: bool, const FMA: bool>(
     p: &Params<I, H, O>,
     x: &[Vf; I],
 ) -> ([Vf; H], [Vf; O]) {
@@ -92,7 +103,7 @@ fn forward<const I: usize, const H: usize, const O: usize, const RELU: bool>(
         for l in 0..V {
             let mut z = p.b0[j];
             for i in 0..I {
-                z += p.w0[j][i] * x[i][l];
+                z = madd::<FMA>(p.w0[j][i], x[i][l], z);
             }
             h[j][l] = z;
         }
@@ -105,7 +116,7 @@ fn forward<const I: usize, const H: usize, const O: usize, const RELU: bool>(
         for l in 0..V {
             let mut z = p.b1[k];
             for j in 0..H {
-                z += p.w1[k][j] * h[j][l];
+                z = madd::<FMA>(p.w1[k][j], h[j][l], z);
             }
             y[k][l] = z;
         }
@@ -116,19 +127,19 @@ fn forward<const I: usize, const H: usize, const O: usize, const RELU: bool>(
 /// Forward, error and backward pass of one group; `valid` is 1 for lanes that hold real
 /// points and 0 for the padding of a short last group.
 #[inline(always)]
-fn group<const I: usize, const H: usize, const O: usize, const RELU: bool>(
+fn group<const I: usize, const H: usize, const O: usize, const RELU: bool, const FMA: bool>(
     p: &Params<I, H, O>,
     x: &[Vf; I],
     t: &[Vf; O],
     valid: &Vf,
     s: &mut Sums<I, H, O>,
 ) {
-    let (h, y) = forward::<I, H, O, RELU>(p, x);
+    let (h, y) = forward::<I, H, O, RELU, FMA>(p, x);
     let mut d = [[0.0f32; V]; O];
     for k in 0..O {
         for l in 0..V {
             let e = (y[k][l] - t[k][l]) * valid[l];
-            s.sse[l] += e * e;
+            s.sse[l] = madd::<FMA>(e, e, s.sse[l]);
             d[k][l] = 2.0 * e;
         }
         for l in 0..V {
@@ -136,7 +147,7 @@ fn group<const I: usize, const H: usize, const O: usize, const RELU: bool>(
         }
         for j in 0..H {
             for l in 0..V {
-                s.w1[k][j][l] += d[k][l] * h[j][l];
+                s.w1[k][j][l] = madd::<FMA>(d[k][l], h[j][l], s.w1[k][j][l]);
             }
         }
     }
@@ -144,7 +155,7 @@ fn group<const I: usize, const H: usize, const O: usize, const RELU: bool>(
         let mut dh = [0.0f32; V];
         for l in 0..V {
             for k in 0..O {
-                dh[l] += p.w1[k][j] * d[k][l];
+                dh[l] = madd::<FMA>(p.w1[k][j], d[k][l], dh[l]);
             }
         }
         if RELU {
@@ -155,7 +166,7 @@ fn group<const I: usize, const H: usize, const O: usize, const RELU: bool>(
         }
         for i in 0..I {
             for l in 0..V {
-                s.w0[j][i][l] += dh[l] * x[i][l];
+                s.w0[j][i][l] = madd::<FMA>(dh[l], x[i][l], s.w0[j][i][l]);
             }
         }
     }
@@ -224,24 +235,37 @@ fn load<const N: usize>(columns: &[&[f32]], start: usize, valid: usize) -> [Vf; 
     out
 }
 
-/// SSE of points `start..end` of an `I-H-O` network; adds their gradient to `gradient`.
-/// Compiled for AVX2 and the baseline, chosen at run time.
-#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
-fn block<const I: usize, const H: usize, const O: usize, const RELU: bool>(
-    layout: &KernelLayout,
-    columns: &[&[f32]],
-    start: usize,
-    end: usize,
-    gradient: &mut [f64],
-) -> f64 {
-    block_body::<I, H, O, RELU>(layout, columns, start, end, gradient)
+/// The instruction sets the small kernel is compiled for, best first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Level {
+    /// 32 vector registers: all of a small network's gradient sums stay in registers.
+    Avx512,
+    Avx2,
+    Baseline,
 }
 
-/// [`block`] compiled for AVX-512, whose 32 vector registers hold all of a small network's
-/// gradient sums (AVX2's 16 do not). Written by hand because the multiversion crate asks for
-/// more AVX-512 extensions than many Xeons have, and would never pick it.
+impl Level {
+    fn detect() -> Level {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl") {
+                return Level::Avx512;
+            }
+            if has!("avx2") && has!("fma") {
+                return Level::Avx2;
+            }
+        }
+        Level::Baseline
+    }
+}
+
+// One build of the kernel per instruction set, picked at run time. Written by hand rather than
+// with the multiversion crate: it asks for more AVX-512 extensions than many Xeons have (so it
+// would never pick AVX-512 there), and the builds differ in more than target features (FMA).
+
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512cd,avx512dq,avx512vl,avx2,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
 fn block_avx512_body<const I: usize, const H: usize, const O: usize, const RELU: bool>(
     layout: &KernelLayout,
     columns: &[&[f32]],
@@ -249,7 +273,29 @@ fn block_avx512_body<const I: usize, const H: usize, const O: usize, const RELU:
     end: usize,
     gradient: &mut [f64],
 ) -> f64 {
-    block_body::<I, H, O, RELU>(layout, columns, start, end, gradient)
+    block_body::<I, H, O, RELU, true>(layout, columns, start, end, gradient)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn block_avx2_body<const I: usize, const H: usize, const O: usize, const RELU: bool>(
+    layout: &KernelLayout,
+    columns: &[&[f32]],
+    start: usize,
+    end: usize,
+    gradient: &mut [f64],
+) -> f64 {
+    block_body::<I, H, O, RELU, true>(layout, columns, start, end, gradient)
+}
+
+fn block_baseline<const I: usize, const H: usize, const O: usize, const RELU: bool>(
+    layout: &KernelLayout,
+    columns: &[&[f32]],
+    start: usize,
+    end: usize,
+    gradient: &mut [f64],
+) -> f64 {
+    block_body::<I, H, O, RELU, false>(layout, columns, start, end, gradient)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -260,31 +306,28 @@ fn block_avx512<const I: usize, const H: usize, const O: usize, const RELU: bool
     end: usize,
     gradient: &mut [f64],
 ) -> f64 {
-    // SAFETY: `block_for` hands this out only after `has_avx512` found the features.
+    // SAFETY: `pick` hands this out only when `Level::detect` found AVX-512.
     unsafe { block_avx512_body::<I, H, O, RELU>(layout, columns, start, end, gradient) }
 }
 
 #[cfg(target_arch = "x86_64")]
-fn has_avx512() -> bool {
-    std::is_x86_feature_detected!("avx512f")
-        && std::is_x86_feature_detected!("avx512bw")
-        && std::is_x86_feature_detected!("avx512cd")
-        && std::is_x86_feature_detected!("avx512dq")
-        && std::is_x86_feature_detected!("avx512vl")
-        && std::is_x86_feature_detected!("avx2")
-        && std::is_x86_feature_detected!("fma")
+fn block_avx2<const I: usize, const H: usize, const O: usize, const RELU: bool>(
+    layout: &KernelLayout,
+    columns: &[&[f32]],
+    start: usize,
+    end: usize,
+    gradient: &mut [f64],
+) -> f64 {
+    // SAFETY: `pick` hands this out only when `Level::detect` found AVX2 and FMA.
+    unsafe { block_avx2_body::<I, H, O, RELU>(layout, columns, start, end, gradient) }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn has_avx512() -> bool {
-    false
-}
+use {block_baseline as block_avx512, block_baseline as block_avx2};
 
-#[cfg(not(target_arch = "x86_64"))]
-use block as block_avx512;
-
+/// SSE of points `start..end` of an `I-H-O` network; adds their gradient to `gradient`.
 #[inline(always)]
-fn block_body<const I: usize, const H: usize, const O: usize, const RELU: bool>(
+fn block_body<const I: usize, const H: usize, const O: usize, const RELU: bool, const FMA: bool>(
     layout: &KernelLayout,
     columns: &[&[f32]],
     start: usize,
@@ -306,7 +349,7 @@ fn block_body<const I: usize, const H: usize, const O: usize, const RELU: bool>(
         } else {
             std::array::from_fn(|l| if l < valid { 1.0 } else { 0.0 })
         };
-        group::<I, H, O, RELU>(&p, &x, &t, &mask, &mut sums);
+        group::<I, H, O, RELU, FMA>(&p, &x, &t, &mask, &mut sums);
         pending += 1;
         if pending == FLUSH {
             sse += flush(&sums, layout, gradient);
@@ -320,15 +363,22 @@ fn block_body<const I: usize, const H: usize, const O: usize, const RELU: bool>(
 /// The specialised block function for a network's shape, if it has one.
 pub type BlockFn = fn(&KernelLayout, &[&[f32]], usize, usize, &mut [f64]) -> f64;
 
+/// The build of the `I-H-O` kernel for `relu` and `level`.
+fn pick<const I: usize, const H: usize, const O: usize>(relu: bool, level: Level) -> BlockFn {
+    match (relu, level) {
+        (true, Level::Avx512) => block_avx512::<I, H, O, true>,
+        (false, Level::Avx512) => block_avx512::<I, H, O, false>,
+        (true, Level::Avx2) => block_avx2::<I, H, O, true>,
+        (false, Level::Avx2) => block_avx2::<I, H, O, false>,
+        (true, Level::Baseline) => block_baseline::<I, H, O, true>,
+        (false, Level::Baseline) => block_baseline::<I, H, O, false>,
+    }
+}
+
 macro_rules! shapes {
-    ($widths:expr, $relu:expr, $wide:expr; $( ($i:literal, $h:literal, $o:literal) ),* $(,)?) => {
-        match ($widths, $relu, $wide) {
-            $(
-                ([$i, $h, $o], true, false) => Some(block::<$i, $h, $o, true> as BlockFn),
-                ([$i, $h, $o], false, false) => Some(block::<$i, $h, $o, false> as BlockFn),
-                ([$i, $h, $o], true, true) => Some(block_avx512::<$i, $h, $o, true> as BlockFn),
-                ([$i, $h, $o], false, true) => Some(block_avx512::<$i, $h, $o, false> as BlockFn),
-            )*
+    ($widths:expr, $relu:expr, $level:expr; $( ($i:literal, $h:literal, $o:literal) ),* $(,)?) => {
+        match $widths {
+            $( [$i, $h, $o] => Some(pick::<$i, $h, $o>($relu, $level)), )*
             _ => None,
         }
     };
@@ -344,7 +394,7 @@ pub fn block_for(layout: &KernelLayout) -> Option<BlockFn> {
         return None;
     }
     let relu = hidden.activation == Activation::Relu;
-    shapes!(&layout.widths[..], relu, has_avx512();
+    shapes!(&layout.widths[..], relu, Level::detect();
         (1, 1, 1), (1, 2, 1), (1, 3, 1), (1, 4, 1),
         (2, 1, 1), (2, 2, 1), (2, 3, 1), (2, 4, 1),
         (3, 1, 1), (3, 2, 1), (3, 3, 1), (3, 4, 1),
@@ -354,4 +404,58 @@ pub fn block_for(layout: &KernelLayout) -> Option<BlockFn> {
         (3, 1, 2), (3, 2, 2), (3, 3, 2), (3, 4, 2),
         (4, 1, 2), (4, 2, 2), (4, 3, 2), (4, 4, 2),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::{CpuKernel, Reference};
+    use crate::{data, Network};
+
+    /// Every build this machine can run (not only the one `Level::detect` picks) matches the
+    /// reference, at sizes that end mid-group and mid-flush.
+    #[test]
+    fn every_available_build_matches_the_reference() {
+        let mut levels = vec![Level::Baseline];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                levels.push(Level::Avx2);
+            }
+            if Level::detect() == Level::Avx512 {
+                levels.push(Level::Avx512);
+            }
+        }
+        for relu in [true, false] {
+            let hidden = if relu {
+                Activation::Relu
+            } else {
+                Activation::Identity
+            };
+            let teacher = Network::random(&[3, 4, 2], Activation::Relu, true, 1).unwrap();
+            let student = Network::random(&[3, 4, 2], hidden, true, 2).unwrap();
+            for points in [1, V - 1, V + 1, V * FLUSH + 3] {
+                let set = data::generate(&teacher, points, 0.1, 3).unwrap();
+                let want = Reference.evaluate(&student, &set);
+                let layout = KernelLayout::new(&student);
+                let columns: Vec<&[f32]> = (0..5).map(|c| set.column(c)).collect();
+                for &level in &levels {
+                    let mut gradient = vec![0.0; student.param_count()];
+                    let sse =
+                        pick::<3, 4, 2>(relu, level)(&layout, &columns, 0, points, &mut gradient);
+                    let scale = want.sse_gradient.iter().map(|g| g * g).sum::<f64>().sqrt();
+                    assert!(
+                        (sse - want.sse).abs() <= 2e-5 * want.sse,
+                        "{level:?} n={points}"
+                    );
+                    for (g, w) in gradient.iter().zip(&want.sse_gradient) {
+                        assert!(
+                            (g - w).abs() <= 2e-5 * scale,
+                            "{level:?} n={points}: {g} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
