@@ -239,6 +239,24 @@ impl Network {
         self.layers.iter().map(Layer::param_count).sum()
     }
 
+    /// Where each layer's parameters start in the flat layout: `(weights, bias)`, with no
+    /// bias offset for a layer without a bias.
+    pub fn param_offsets(&self) -> Vec<(usize, Option<usize>)> {
+        let mut offset = 0;
+        self.layers
+            .iter()
+            .map(|l| {
+                let weights = offset;
+                offset += l.weights.len();
+                let bias = l.bias.as_ref().map(|b| {
+                    offset += b.len();
+                    weights + l.weights.len()
+                });
+                (weights, bias)
+            })
+            .collect()
+    }
+
     /// The parameters in the flat layout.
     pub fn params(&self) -> Vec<f64> {
         let mut out = Vec::with_capacity(self.param_count());

@@ -6,8 +6,12 @@
 //! and to the gradient's norm for each gradient entry). Finite differences in f64 agree with
 //! backpropagation to about 1e-8; the tests allow 1e-6.
 
+mod common;
+
+use common::{gradient_gap, random_case};
+
 use downhill::cpu::{CpuKernel, Fused, Reference};
-use downhill::{data, Activation, Dataset, Network};
+use downhill::Activation;
 
 const FUSED_TOLERANCE: f64 = 2e-5;
 
@@ -24,38 +28,6 @@ const SHAPES: &[&[usize]] = &[
 
 /// Around the tile sizes, the vector width and the parallel block size.
 const SIZES: &[usize] = &[1, 7, 63, 64, 65, 1000, 4097, 16 * 1024 + 1];
-
-fn random_case(
-    widths: &[usize],
-    hidden: Activation,
-    bias: bool,
-    points: usize,
-    seed: u64,
-) -> (Network, Dataset) {
-    let teacher = Network::random(widths, Activation::Relu, true, seed + 1000).unwrap();
-    let mut student = Network::random(widths, hidden, bias, seed).unwrap();
-    // Nonzero biases, so their gradients are exercised from a generic point.
-    let params: Vec<f64> = student
-        .params()
-        .iter()
-        .enumerate()
-        .map(|(i, p)| p + 0.01 * (i % 7) as f64)
-        .collect();
-    student.set_params(&params).unwrap();
-    (
-        student,
-        data::generate(&teacher, points, 0.1, seed).unwrap(),
-    )
-}
-
-fn relative_gap(got: &[f64], want: &[f64]) -> f64 {
-    let scale = want.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
-    got.iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0.0, f64::max)
-        / scale
-}
 
 fn check_against_reference(fused: &mut Fused, label: &str) {
     let mut seed = 0;
@@ -75,7 +47,7 @@ fn check_against_reference(fused: &mut Fused, label: &str) {
                         got.sse,
                         want.sse
                     );
-                    let gap = relative_gap(&got.sse_gradient, &want.sse_gradient);
+                    let gap = gradient_gap(&got.sse_gradient, &want.sse_gradient);
                     assert!(gap <= FUSED_TOLERANCE, "{case}: gradient gap {gap:e}");
                     assert_eq!(got.points, points);
                 }

@@ -8,6 +8,10 @@
 //! Tolerance: the GPU computes in f32 with tree reductions; against the f64 reference the SSE
 //! and each gradient entry (relative to the gradient's norm) agree within 1e-4.
 
+mod common;
+
+use common::{gradient_gap, random_case};
+
 use downhill::cpu::{CpuEngine, CpuKernel, CpuVariant, Reference};
 use downhill::gpu::engine::{evaluate, predict};
 use downhill::gpu::{AdapterChoice, GpuContext, GpuEngine, GpuOptions};
@@ -40,37 +44,6 @@ const SHAPES: &[&[usize]] = &[
     &[3, 5, 2],
 ];
 const SIZES: &[usize] = &[1, 63, 64, 65, 1000, 4097];
-
-fn random_case(
-    widths: &[usize],
-    hidden: Activation,
-    bias: bool,
-    points: usize,
-    seed: u64,
-) -> (Network, Dataset) {
-    let teacher = Network::random(widths, Activation::Relu, true, seed + 1000).unwrap();
-    let mut student = Network::random(widths, hidden, bias, seed).unwrap();
-    let params: Vec<f64> = student
-        .params()
-        .iter()
-        .enumerate()
-        .map(|(i, p)| p + 0.01 * (i % 7) as f64)
-        .collect();
-    student.set_params(&params).unwrap();
-    (
-        student,
-        data::generate(&teacher, points, 0.1, seed).unwrap(),
-    )
-}
-
-fn gradient_gap(got: &[f64], want: &[f64]) -> f64 {
-    let scale = want.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
-    got.iter()
-        .zip(want)
-        .map(|(g, w)| (g - w).abs())
-        .fold(0.0, f64::max)
-        / scale
-}
 
 fn compare(ctx: &GpuContext, options: GpuOptions, case: &str, net: &Network, set: &Dataset) {
     let want = Reference.evaluate(net, set);

@@ -80,24 +80,16 @@ pub(super) struct KernelLayout {
 
 impl KernelLayout {
     pub(super) fn new(net: &Network) -> Self {
-        let mut offset = 0;
         let layers = net
             .layers()
             .iter()
-            .map(|l| {
-                let weights = offset;
-                offset += l.weights.len();
-                let bias = l.bias.as_ref().map(|b| {
-                    offset += b.len();
-                    weights + l.weights.len()
-                });
-                LayerPlan {
-                    inputs: l.inputs(),
-                    nodes: l.nodes(),
-                    weights,
-                    bias,
-                    activation: l.activation,
-                }
+            .zip(net.param_offsets())
+            .map(|(l, (weights, bias))| LayerPlan {
+                inputs: l.inputs(),
+                nodes: l.nodes(),
+                weights,
+                bias,
+                activation: l.activation,
             })
             .collect();
         KernelLayout {

@@ -96,7 +96,7 @@ impl GpuEngine {
         let pp = shape.params + 1;
         let params32: Vec<f32> = net.params().iter().map(|&p| p as f32).collect();
 
-        let built = ctx.checked("allocating GPU buffers", || {
+        let engine = ctx.checked("allocating GPU buffers", || {
             use wgpu::BufferUsages as U;
             let params = buffers::init(
                 &ctx,
@@ -172,57 +172,34 @@ impl GpuEngine {
             );
             let staging_bytes = (16 + STEPS_PER_SUBMIT * 8 + pp * 4) as u64;
             let staging = buffers::empty(&ctx, "staging", staging_bytes, U::MAP_READ | U::COPY_DST);
-            (
+            GpuEngine {
+                points: data.len(),
+                outputs: data.outputs(),
+                template: net,
+                shape,
+                fused: fused.pipeline,
+                reduce: reduce.pipeline,
+                update: update.pipeline,
+                chunks,
+                reduce_group,
+                update_group,
                 params,
-                previous,
+                _previous: previous,
                 totals,
                 history,
                 state,
                 step,
                 staging,
-                chunks,
-                reduce_group,
-                update_group,
-            )
+                last_params: params32,
+                ctx: ctx.clone(),
+            }
         })?;
-        let (
-            params,
-            previous,
-            totals,
-            history,
-            state,
-            step,
-            staging,
-            chunks,
-            reduce_group,
-            update_group,
-        ) = built;
         log::info!(
             "GPU data in {} chunk(s) of up to {} points",
-            chunks.len(),
-            chunks.iter().map(|c| c.points).max().unwrap_or(0)
+            engine.chunks.len(),
+            engine.chunks.iter().map(|c| c.points).max().unwrap_or(0)
         );
-        Ok(GpuEngine {
-            points: data.len(),
-            outputs: data.outputs(),
-            template: net,
-            shape,
-            fused: fused.pipeline,
-            reduce: reduce.pipeline,
-            update: update.pipeline,
-            chunks,
-            reduce_group,
-            update_group,
-            params,
-            _previous: previous,
-            totals,
-            history,
-            state,
-            step,
-            staging,
-            last_params: params32,
-            ctx,
-        })
+        Ok(engine)
     }
 
     /// Number of data chunks (one storage binding and one fused dispatch each).

@@ -45,18 +45,12 @@ pub struct Shape {
 impl Shape {
     /// The shape of `net`.
     pub fn of(net: &Network) -> Self {
-        let mut offset = 0;
         let mut at = 0;
         let layers = net
             .layers()
             .iter()
-            .map(|l| {
-                let weights = offset;
-                offset += l.weights.len();
-                let bias = l.bias.as_ref().map(|b| {
-                    offset += b.len();
-                    weights + l.weights.len()
-                });
+            .zip(net.param_offsets())
+            .map(|(l, (weights, bias))| {
                 let shape = LayerShape {
                     inputs: l.inputs(),
                     nodes: l.nodes(),
