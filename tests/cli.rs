@@ -869,3 +869,42 @@ fn failed_run_leaves_a_previous_output_file_intact() {
     assert_eq!(result.status.code(), Some(2));
     assert_eq!(fs::read_to_string(&out).unwrap(), "previous contents");
 }
+
+#[test]
+fn generate_from_a_teacher_model_and_eval_in_text() {
+    let dir = Dir::new();
+    let teacher = dir.file(
+        "teacher.json",
+        r#"{"format": "downhill-model", "version": 1, "layers": [
+            {"activation": "identity", "weights": [[3, 1]], "bias": [0.5]}]}"#,
+    );
+    let data = dir.path("clean.csv");
+    let out = downhill(&[
+        "generate",
+        "--points",
+        "50",
+        "--teacher",
+        path_str(&teacher),
+        "--noise",
+        "0",
+        "--out",
+        path_str(&data),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Noise-free targets from the teacher: the teacher itself has zero loss and zero slope.
+    let eval = downhill(&[
+        "eval",
+        "--model",
+        path_str(&teacher),
+        "--data",
+        path_str(&data),
+    ]);
+    assert_eq!(eval.status.code(), Some(0), "{}", stderr(&eval));
+    let text = stdout(&eval);
+    assert!(text.contains("points: 50"), "{text}");
+    assert!(text.contains("gradient of the mse"), "{text}");
+    for line in text.lines().filter(|l| l.trim_start().starts_with("l0.")) {
+        let value: f64 = line.split_whitespace().last().unwrap().parse().unwrap();
+        assert!(value.abs() < 1e-5, "{line}");
+    }
+}
