@@ -1,11 +1,12 @@
-//! The fused kernel for the lesson's family of networks: one hidden layer, a few inputs,
-//! hidden nodes and outputs (`I-H-O`, each at most [`MAX_WIDTH`]).
+//! The fused kernel for the lesson's family of networks: one hidden layer with an identity
+//! output, up to 4 inputs, 4 hidden nodes and 2 outputs (`I-H-O`).
 //!
 //! The widths are compile-time constants, so the whole forward and backward pass of a group of
 //! [`V`] points unrolls into straight-line vector code with every value in registers; the
 //! general tile kernel has to go through memory between layers, which costs about three times
 //! the instructions on a network this small. Gradients are summed per lane in f32 for
-//! [`FLUSH`] groups at a time, then in f64.
+//! [`FLUSH`] groups at a time, then in f64. Each shape is built for AVX-512, AVX2 and the
+//! baseline, and the best the CPU runs is picked when the kernel is chosen.
 
 // Index loops mirror the math (`z[j] += w[j][i] * a[i]`) and are the shape the vectoriser
 // handles best; iterator chains over several arrays at once would obscure both.
@@ -14,8 +15,8 @@
 use super::fused::KernelLayout;
 use crate::network::Activation;
 
-/// Points per vector group (two AVX2 registers of f32: enough independent work per
-/// instruction without spilling the gradient sums of a 2-2-1 network).
+/// Points per vector group: one AVX-512 register of f32 (two AVX2 ones). With AVX-512's 32
+/// registers the gradient sums of a 2-2-1 network never leave registers.
 const V: usize = 16;
 /// Groups summed in f32 before their sums move to the f64 totals.
 const FLUSH: usize = 64;

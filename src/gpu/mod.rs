@@ -1,7 +1,7 @@
 //! The GPU path: WGSL compute kernels specialised per network shape, run through wgpu.
 //!
 //! [`context`] finds adapters and opens a device; [`shaders`] writes the kernels' source for a
-//! shape; [`pipelines`] compiles them; [`engine`] owns the buffers and runs descent.
+//! shape; `pipelines` compiles them; [`engine`] owns the buffers and runs descent.
 
 mod buffers;
 pub mod context;
