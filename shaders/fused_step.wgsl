@@ -27,6 +27,8 @@ const NODES: u32 = {{NODES}}u;
 var<workgroup> w: array<f32, P>;
 var<workgroup> scratch: array<f32, WG>;
 
+{{TREE_SUM}}
+
 @compute @workgroup_size(WG)
 fn main(
     @builtin(global_invocation_id) gid: vec3<u32>,
@@ -51,13 +53,7 @@ fn main(
 
     for (var k = 0u; k < PP; k++) {
         scratch[lid.x] = g[k];
-        workgroupBarrier();
-        for (var s = WG / 2u; s > 0u; s >>= 1u) {
-            if (lid.x < s) {
-                scratch[lid.x] += scratch[lid.x + s];
-            }
-            workgroupBarrier();
-        }
+        tree_sum(lid.x);
         if (lid.x == 0u) {
             partials[(chunk.partial_row + wid.x) * PP + k] = scratch[0];
         }

@@ -20,6 +20,8 @@ const PP: u32 = {{P}}u + 1u;
 
 var<workgroup> scratch: array<f32, WG>;
 
+{{TREE_SUM}}
+
 @compute @workgroup_size(WG)
 fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
@@ -34,13 +36,7 @@ fn main(
         sum += partials[r * PP + k];
     }
     scratch[lid.x] = sum;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid.x < s) {
-            scratch[lid.x] += scratch[lid.x + s];
-        }
-        workgroupBarrier();
-    }
+    tree_sum(lid.x);
     if (lid.x == 0u) {
         totals[k] = scratch[0];
     }

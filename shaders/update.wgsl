@@ -36,6 +36,8 @@ const UPDATE: u32 = 1u;
 const RESTORE: u32 = 2u;
 
 var<workgroup> scratch: array<f32, WG>;
+
+{{TREE_SUM}}
 var<workgroup> action: u32;
 
 fn is_finite(x: f32) -> bool {
@@ -51,13 +53,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
         sum += g * g;
     }
     scratch[lid.x] = sum;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid.x < s) {
-            scratch[lid.x] += scratch[lid.x + s];
-        }
-        workgroupBarrier();
-    }
+    tree_sum(lid.x);
 
     if (lid.x == 0u) {
         let loss = totals[P] * step.scale;

@@ -19,6 +19,7 @@ const FUSED: &str = include_str!("../../shaders/fused_step.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 const UPDATE: &str = include_str!("../../shaders/update.wgsl");
 const PREDICT: &str = include_str!("../../shaders/predict.wgsl");
+const TREE_SUM: &str = include_str!("../../shaders/tree_sum.wgsl");
 
 /// Offsets of one layer in the flat parameters and in the per-thread activation array.
 struct LayerShape {
@@ -102,6 +103,7 @@ impl Shape {
             .replace("{{P}}", &self.params.to_string())
             .replace("{{NODES}}", &self.nodes.to_string())
             .replace("{{BODY}}", body)
+            .replace("{{TREE_SUM}}", TREE_SUM)
     }
 
     /// The fused forward/backward kernel.
