@@ -18,11 +18,16 @@ where
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut temp = tempfile::Builder::new()
-        .prefix(".downhill-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(path, e))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".downhill-").suffix(".tmp");
+    // A temporary file is private (0600) by default; the output is an ordinary file, readable as
+    // the umask allows, like any file a command writes.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut temp = builder.tempfile_in(dir).map_err(|e| Error::io(path, e))?;
     {
         let mut writer = BufWriter::new(temp.as_file_mut());
         fill(&mut writer)?;

@@ -112,3 +112,23 @@ fn widths_parse_and_validate() {
     assert!(network::parse_widths("2,0,1").is_err());
     assert!(network::parse_widths("").is_err());
 }
+
+#[cfg(unix)]
+#[test]
+fn outputs_are_ordinary_files_not_private_temporaries() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.json");
+    model_file::save(&Network::lesson_baseline(Activation::Identity), &path).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // A file created the ordinary way gets what the umask allows; so should the model.
+    let plain = dir.path().join("plain");
+    std::fs::File::create(&plain).unwrap();
+    assert_eq!(
+        mode(&path),
+        mode(&plain),
+        "model {:o}, plain {:o}",
+        mode(&path),
+        mode(&plain)
+    );
+}
