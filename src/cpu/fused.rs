@@ -15,7 +15,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use super::CpuKernel;
-use crate::data::Dataset;
+use crate::data::{row_slices, Dataset};
 use crate::loss::Evaluation;
 use crate::network::{Activation, Network};
 
@@ -327,9 +327,7 @@ impl CpuKernel for Fused {
 
     fn evaluate(&mut self, net: &Network, data: &Dataset) -> Evaluation {
         let plan = KernelLayout::new(net);
-        let columns: Vec<&[f32]> = (0..data.inputs() + data.outputs())
-            .map(|c| data.column(c))
-            .collect();
+        let columns = data.column_slices();
         let points = data.len();
         let params = plan.params.len();
         let specialised = self
@@ -383,11 +381,7 @@ impl CpuKernel for Fused {
         let plan = KernelLayout::new(net);
         let points = inputs.ncols();
         let standard = inputs.as_standard_layout();
-        let columns: Vec<&[f32]> = standard
-            .rows()
-            .into_iter()
-            .map(|r| r.to_slice().expect("standard layout rows are contiguous"))
-            .collect();
+        let columns = row_slices(standard.view());
         let mut out = Array2::<f32>::zeros((plan.outputs(), points));
         out.axis_chunks_iter_mut(Axis(1), BLOCK)
             .into_par_iter()

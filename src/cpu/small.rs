@@ -439,7 +439,7 @@ mod tests {
                 let set = data::generate(&teacher, points, 0.1, 3).unwrap();
                 let want = Reference.evaluate(&student, &set);
                 let layout = KernelLayout::new(&student);
-                let columns: Vec<&[f32]> = (0..5).map(|c| set.column(c)).collect();
+                let columns = set.column_slices();
                 for &level in &levels {
                     let mut gradient = vec![0.0; student.param_count()];
                     let sse =

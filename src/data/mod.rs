@@ -94,6 +94,11 @@ impl Dataset {
             .expect("columns are stored in standard layout")
     }
 
+    /// Every column (inputs, then targets) as a contiguous slice.
+    pub fn column_slices(&self) -> Vec<&[f32]> {
+        row_slices(self.columns.view())
+    }
+
     /// One point: `(inputs, targets)`.
     pub fn point(&self, i: usize) -> (Vec<f32>, Vec<f32>) {
         let col: ArrayView1<f32> = self.columns.column(i);
@@ -129,6 +134,18 @@ impl Dataset {
             FileKind::Npy => npy_io::write(path, self.columns.view()),
         }
     }
+}
+
+/// Every row of a standard-layout array as a contiguous slice (for an array of columns: every
+/// column).
+pub fn row_slices(rows: ArrayView2<'_, f32>) -> Vec<&[f32]> {
+    (0..rows.nrows())
+        .map(|r| {
+            rows.index_axis_move(Axis(0), r)
+                .to_slice()
+                .expect("rows of a standard-layout array are contiguous")
+        })
+        .collect()
 }
 
 /// Writes predictions `(outputs, points)` to `.csv` (header `pred0,...`) or `.npy`,

@@ -9,7 +9,7 @@ use super::buffers::{self, ChunkUniform, RowsUniform, StateBlock, StepUniform};
 use super::context::GpuContext;
 use super::pipelines::{self, Kernel};
 use super::shaders::{Shape, POINT_WG};
-use crate::data::Dataset;
+use crate::data::{row_slices, Dataset};
 use crate::descent::{Chunk, Engine, EngineStop, StepRecord, StepRule};
 use crate::error::{Error, Result};
 use crate::loss::Evaluation;
@@ -111,9 +111,7 @@ impl GpuEngine {
                 U::STORAGE | U::COPY_DST,
             );
             let per_chunk = chunk_points(&ctx, data.inputs() + data.outputs(), options);
-            let columns: Vec<&[f32]> = (0..data.inputs() + data.outputs())
-                .map(|c| data.column(c))
-                .collect();
+            let columns = data.column_slices();
             let mut specs = Vec::new();
             let mut row = 0u32;
             for start in (0..data.len()).step_by(per_chunk) {
@@ -369,11 +367,7 @@ pub fn predict(
     }
     let kernel: Kernel = pipelines::predict(ctx, &shape)?;
     let standard = inputs.as_standard_layout();
-    let columns: Vec<&[f32]> = standard
-        .rows()
-        .into_iter()
-        .map(|r| r.to_slice().expect("standard layout"))
-        .collect();
+    let columns = row_slices(standard.view());
     let points = inputs.ncols();
     let per_chunk = chunk_points(ctx, shape.inputs.max(shape.outputs), options);
     let params32: Vec<f32> = net.params().iter().map(|&p| p as f32).collect();
