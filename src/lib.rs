@@ -19,6 +19,7 @@
 //! assert!(outcome.final_loss < outcome.history[0].loss);
 //! ```
 
+pub mod bench;
 pub mod cpu;
 pub mod data;
 pub mod descent;

@@ -239,6 +239,25 @@ impl Network {
         self.layers.iter().map(Layer::param_count).sum()
     }
 
+    /// Floating-point operations one training step spends per point, counting a multiply-add
+    /// as two: the forward pass (`2 * inputs * nodes` per layer), the weights' gradient (the
+    /// same again) and the error passed back to every layer but the first (the same again).
+    /// Biases, activations and the error itself are a few operations per node and left out.
+    pub fn step_flops_per_point(&self) -> usize {
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| {
+                let products = 2 * layer.inputs() * layer.nodes();
+                if l == 0 {
+                    2 * products
+                } else {
+                    3 * products
+                }
+            })
+            .sum()
+    }
+
     /// Where each layer's parameters start in the flat layout: `(weights, bias)`, with no
     /// bias offset for a layer without a bias.
     pub fn param_offsets(&self) -> Vec<(usize, Option<usize>)> {

@@ -1,5 +1,6 @@
 //! Command-line arguments (clap) and the dispatch to each subcommand.
 
+mod bench;
 mod evaluate;
 mod generate;
 mod info;
@@ -19,6 +20,7 @@ Examples:
   downhill train --data points.csv --layers 2,8,1 --out model.json
   downhill eval --model model.json --data points.csv
   downhill predict --model model.json --data points.csv --out predictions.csv
+  downhill bench --points 1e6,1e7 --layers 2,2,1      # CPU vs GPU timing against this machine's limits
   downhill info";
 
 /// Train small dense neural networks by gradient descent on the squared-error loss.
@@ -39,6 +41,9 @@ enum Command {
     Predict(evaluate::PredictArgs),
     /// Write a synthetic point set: uniform inputs, teacher-network targets plus noise.
     Generate(generate::GenerateArgs),
+    /// Time training steps on every path (CPU fused, CPU reference, GPU) against this
+    /// machine's measured memory bandwidth and arithmetic peak.
+    Bench(bench::BenchArgs),
     /// Version, CPU threads and compute devices.
     Info,
 }
@@ -104,6 +109,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(args) => evaluate::run_eval(args),
         Command::Predict(args) => evaluate::run_predict(args),
         Command::Generate(args) => generate::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Info => info::run(),
     }
 }
@@ -121,7 +127,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

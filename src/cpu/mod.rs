@@ -8,6 +8,7 @@
 mod fused;
 pub mod probe;
 pub mod reference;
+mod simd;
 mod small;
 
 use ndarray::{Array2, ArrayView2};

@@ -13,6 +13,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::fused::KernelLayout;
+use super::simd::{madd, Level};
 use crate::network::Activation;
 
 /// Points per vector group: one AVX-512 register of f32 (two AVX2 ones). With AVX-512's 32
@@ -64,17 +65,6 @@ fn lane_sum(v: &Vf) -> f64 {
         }
     }
     f64::from(t[0])
-}
-
-/// `a * b + c`, as one fused instruction where the build has FMA (a plain `mul_add` elsewhere
-/// would call a slow software routine).
-#[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
 }
 
 #[inline(always)]
@@ -236,31 +226,6 @@ fn load<const N: usize>(columns: &[&[f32]], start: usize, valid: usize) -> [Vf; 
     out
 }
 
-/// The instruction sets the small kernel is compiled for, best first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Level {
-    /// 32 vector registers: all of a small network's gradient sums stay in registers.
-    Avx512,
-    Avx2,
-    Baseline,
-}
-
-impl Level {
-    fn detect() -> Level {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::is_x86_feature_detected as has;
-            if has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl") {
-                return Level::Avx512;
-            }
-            if has!("avx2") && has!("fma") {
-                return Level::Avx2;
-            }
-        }
-        Level::Baseline
-    }
-}
-
 // One build of the kernel per instruction set, picked at run time. Written by hand rather than
 // with the multiversion crate: it asks for more AVX-512 extensions than many Xeons have (so it
 // would never pick AVX-512 there), and the builds differ in more than target features (FMA).
@@ -417,16 +382,7 @@ mod tests {
     /// reference, at sizes that end mid-group and mid-flush.
     #[test]
     fn every_available_build_matches_the_reference() {
-        let mut levels = vec![Level::Baseline];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                levels.push(Level::Avx2);
-            }
-            if Level::detect() == Level::Avx512 {
-                levels.push(Level::Avx512);
-            }
-        }
+        let levels = Level::available();
         for relu in [true, false] {
             let hidden = if relu {
                 Activation::Relu

@@ -39,7 +39,7 @@ struct DataChunk {
 }
 
 /// How many points each chunk may hold on this adapter.
-fn chunk_points(ctx: &GpuContext, columns: usize, options: GpuOptions) -> usize {
+pub(super) fn chunk_points(ctx: &GpuContext, columns: usize, options: GpuOptions) -> usize {
     let binding = ctx
         .limits
         .max_storage_buffer_binding_size
@@ -52,7 +52,7 @@ fn chunk_points(ctx: &GpuContext, columns: usize, options: GpuOptions) -> usize 
         .max(1)
 }
 
-fn groups_for(ctx: &GpuContext, points: usize) -> u32 {
+pub(super) fn groups_for(ctx: &GpuContext, points: usize) -> u32 {
     let wanted = points
         .div_ceil(POINT_WG as usize * POINTS_PER_THREAD)
         .max(1);

@@ -7,6 +7,7 @@ mod buffers;
 pub mod context;
 pub mod engine;
 mod pipelines;
+pub mod probe;
 pub mod shaders;
 
 pub use context::{list_adapters, preferred_adapter, AdapterChoice, AdapterSummary, GpuContext};

@@ -149,3 +149,17 @@ pub fn predict(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
         ],
     )
 }
+
+/// The read-only yardstick kernel (shaders/read_once.wgsl).
+pub fn read_once(ctx: &GpuContext) -> Result<Kernel> {
+    Kernel::build(
+        ctx,
+        "read_once",
+        &Shape::read_once_source(),
+        &[
+            storage(0, true),  // data: one chunk's columns
+            storage(1, false), // partials: one per workgroup
+            uniform(2),        // count: values, partial_row
+        ],
+    )
+}

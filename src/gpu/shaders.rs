@@ -20,6 +20,7 @@ const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 const UPDATE: &str = include_str!("../../shaders/update.wgsl");
 const PREDICT: &str = include_str!("../../shaders/predict.wgsl");
 const TREE_SUM: &str = include_str!("../../shaders/tree_sum.wgsl");
+const READ_ONCE: &str = include_str!("../../shaders/read_once.wgsl");
 
 /// Offsets of one layer in the flat parameters and in the per-thread activation array.
 struct LayerShape {
@@ -194,6 +195,13 @@ impl Shape {
     /// The update kernel.
     pub fn update_source(&self) -> String {
         self.fill(UPDATE, REDUCE_WG, "")
+    }
+
+    /// The read-only yardstick kernel (it does not depend on the shape).
+    pub fn read_once_source() -> String {
+        READ_ONCE
+            .replace("{{WG}}", &POINT_WG.to_string())
+            .replace("{{TREE_SUM}}", TREE_SUM)
     }
 
     fn load_and_forward(&self) -> String {

@@ -1,0 +1,94 @@
+//! The GPU memory-bandwidth yardstick: the time the adapter needs just to read a dataset once
+//! (shaders/read_once.wgsl), chunked exactly as the training engine chunks it.
+
+use std::time::{Duration, Instant};
+
+use bytemuck::{Pod, Zeroable};
+
+use super::buffers;
+use super::context::GpuContext;
+use super::engine::{chunk_points, groups_for, GpuOptions};
+use super::pipelines;
+use crate::data::Dataset;
+use crate::error::Result;
+
+/// `Count` in read_once.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct CountUniform {
+    values: u32,
+    partial_row: u32,
+    _pad: [u32; 2],
+}
+
+/// The data uploaded once, with the read-only kernel bound to every chunk.
+pub struct ReadOnce {
+    ctx: GpuContext,
+    pipeline: wgpu::ComputePipeline,
+    /// Bind group and workgroup count per chunk; the buffers are kept alive alongside.
+    chunks: Vec<(wgpu::BindGroup, u32)>,
+    _buffers: Vec<wgpu::Buffer>,
+    _partials: wgpu::Buffer,
+}
+
+impl ReadOnce {
+    /// Uploads `data` in the chunks the training engine would use.
+    pub fn new(ctx: GpuContext, data: &Dataset, options: GpuOptions) -> Result<Self> {
+        let kernel = pipelines::read_once(&ctx)?;
+        let columns = data.column_slices();
+        let per_chunk = chunk_points(&ctx, columns.len(), options);
+        ctx.checked("allocating the read-only probe's buffers", || {
+            use wgpu::BufferUsages as U;
+            let mut specs = Vec::new();
+            let mut row = 0u32;
+            for start in (0..data.len()).step_by(per_chunk.max(1)) {
+                let end = (start + per_chunk).min(data.len());
+                let groups = groups_for(&ctx, end - start);
+                specs.push((start, end, groups, row));
+                row += groups;
+            }
+            let partials = buffers::empty(&ctx, "partials", u64::from(row) * 4, U::STORAGE);
+            let mut chunks = Vec::new();
+            let mut kept = Vec::new();
+            for (start, end, groups, partial_row) in specs {
+                let data_buffer = buffers::upload_columns(&ctx, &columns, start, end);
+                let count = CountUniform {
+                    values: ((end - start) * columns.len()) as u32,
+                    partial_row,
+                    _pad: [0; 2],
+                };
+                let uniform = buffers::init(&ctx, "count", bytemuck::bytes_of(&count), U::UNIFORM);
+                let group = kernel.bind(&ctx, &[&data_buffer, &partials, &uniform]);
+                chunks.push((group, groups));
+                kept.extend([data_buffer, uniform]);
+            }
+            ReadOnce {
+                pipeline: kernel.pipeline,
+                chunks,
+                _buffers: kept,
+                _partials: partials,
+                ctx: ctx.clone(),
+            }
+        })
+    }
+
+    /// The time of one read of all the data: `passes` passes in one submission, waited for,
+    /// divided by `passes` (as the engine runs many steps per submission).
+    pub fn time_pass(&self, passes: usize) -> Result<Duration> {
+        let start = Instant::now();
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&self.pipeline);
+            for _ in 0..passes {
+                for (group, groups) in &self.chunks {
+                    pass.set_bind_group(0, group, &[]);
+                    pass.dispatch_workgroups(*groups, 1, 1);
+                }
+            }
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+        self.ctx.wait()?;
+        Ok(start.elapsed() / passes.max(1) as u32)
+    }
+}
