@@ -84,25 +84,88 @@ pub fn open_engine<'a>(
     data: &'a Dataset,
     options: GpuOptions,
 ) -> Result<Box<dyn Engine + 'a>> {
+    match open_gpu_engine(choice, &net, data, options)? {
+        Some(engine) => Ok(Box::new(engine)),
+        None => Ok(Box::new(CpuEngine::new(net, data, CpuVariant::Fused)?)),
+    }
+}
+
+/// The GPU engine for the chosen device, or `None` where the CPU path is to be used (`cpu`,
+/// or `auto` without a hardware adapter or with a network the GPU kernels cannot take). The
+/// GPU engine keeps its own copy of the data, so the caller may free `data` afterwards.
+pub fn open_gpu_engine(
+    choice: DeviceChoice,
+    net: &Network,
+    data: &Dataset,
+    options: GpuOptions,
+) -> Result<Option<GpuEngine>> {
     if let Some(ctx) = context_for(choice)? {
         match GpuEngine::new(ctx, net.clone(), data, options) {
-            Ok(engine) => return Ok(Box::new(engine)),
+            Ok(engine) => return Ok(Some(engine)),
             Err(Error::InvalidArgument(why)) if choice == DeviceChoice::Auto => {
                 log::warn!("{why}; using the CPU path");
             }
             Err(e) => return Err(e),
         }
     }
-    Ok(Box::new(CpuEngine::new(net, data, CpuVariant::Fused)?))
+    Ok(None)
+}
+
+/// A device choice resolved once: the GPU context, when the GPU path is used, opened a single
+/// time for any number of evaluations (the landscape makes many).
+pub struct Target {
+    choice: DeviceChoice,
+    ctx: Option<GpuContext>,
+}
+
+impl Target {
+    /// Opens what `choice` asks for (`auto` without a hardware adapter: the CPU).
+    pub fn resolve(choice: DeviceChoice) -> Result<Self> {
+        Ok(Target {
+            choice,
+            ctx: context_for(choice)?,
+        })
+    }
+
+    /// `cpu` or `gpu (adapter name)`.
+    pub fn name(&self) -> String {
+        match &self.ctx {
+            Some(ctx) => format!("gpu ({})", ctx.adapter.name),
+            None => "cpu".into(),
+        }
+    }
+
+    /// The SSE and its gradient of `net` over `data`.
+    pub fn evaluate(&self, net: &Network, data: &Dataset) -> Result<Evaluation> {
+        data.check_shape(net.inputs(), net.outputs(), "evaluation data")?;
+        match &self.ctx {
+            Some(ctx) => gpu_engine::evaluate(ctx.clone(), net, data, GpuOptions::default()),
+            None => Ok(Fused::default().evaluate(net, data)),
+        }
+    }
+
+    /// The SSE of each of `nets` (all of one shape) over `data`: the loss landscape's grid.
+    /// Under `auto`, a shape the GPU kernels cannot take runs on the CPU.
+    pub fn sse_many(&self, nets: &[Network], data: &Dataset) -> Result<Vec<f64>> {
+        let Some(first) = nets.first() else {
+            return Ok(Vec::new());
+        };
+        data.check_shape(first.inputs(), first.outputs(), "landscape data")?;
+        if let Some(ctx) = &self.ctx {
+            match crate::gpu::landscape::sse_many(ctx, nets, data, GpuOptions::default()) {
+                Err(Error::InvalidArgument(why)) if self.choice == DeviceChoice::Auto => {
+                    log::warn!("{why}; using the CPU path");
+                }
+                result => return result,
+            }
+        }
+        Ok(crate::cpu::sse_many(nets, data))
+    }
 }
 
 /// The SSE and its gradient of `net` over `data`, on the chosen device.
 pub fn evaluate(choice: DeviceChoice, net: &Network, data: &Dataset) -> Result<Evaluation> {
-    data.check_shape(net.inputs(), net.outputs(), "evaluation data")?;
-    match context_for(choice)? {
-        Some(ctx) => gpu_engine::evaluate(ctx, net, data, GpuOptions::default()),
-        None => Ok(Fused::default().evaluate(net, data)),
-    }
+    Target::resolve(choice)?.evaluate(net, data)
 }
 
 /// Predictions for inputs given column by column, on the chosen device.

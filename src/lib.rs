@@ -26,10 +26,12 @@ pub mod descent;
 pub mod device;
 pub mod error;
 pub mod gpu;
+pub mod landscape;
 pub mod loss;
 pub mod model_file;
 pub mod network;
 pub mod output;
+pub mod plot;
 pub mod progress;
 pub mod verify;
 

@@ -4,6 +4,7 @@ mod bench;
 mod evaluate;
 mod generate;
 mod info;
+mod landscape;
 mod train;
 
 use std::path::PathBuf;
@@ -20,6 +21,9 @@ Examples:
   downhill train --data points.csv --layers 2,8,1 --out model.json
   downhill eval --model model.json --data points.csv
   downhill predict --model model.json --data points.csv --out predictions.csv
+  downhill train --plot loss.png --out model.json
+  downhill landscape --model model.json --data points.csv --weight l1.n0.w0 --descend --out curve.png
+  downhill landscape --model model.json --data points.csv --weight l0.n0.w0 --weight l0.n0.w1 --out surface.png
   downhill bench --points 1e6,1e7 --layers 2,2,1      # CPU vs GPU timing against this machine's limits
   downhill info";
 
@@ -41,6 +45,9 @@ enum Command {
     Predict(evaluate::PredictArgs),
     /// Write a synthetic point set: uniform inputs, teacher-network targets plus noise.
     Generate(generate::GenerateArgs),
+    /// The loss over one weight (a curve, with the tangent) or two (a surface), every other
+    /// weight held fixed; optionally the gradient-descent steps on them.
+    Landscape(landscape::LandscapeArgs),
     /// Time training steps on every path (CPU fused, CPU reference, GPU) against this
     /// machine's measured memory bandwidth and arithmetic peak.
     Bench(bench::BenchArgs),
@@ -109,6 +116,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(args) => evaluate::run_eval(args),
         Command::Predict(args) => evaluate::run_predict(args),
         Command::Generate(args) => generate::run(args),
+        Command::Landscape(args) => landscape::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Info => info::run(),
     }

@@ -10,6 +10,7 @@ use downhill::data::{generate, Table};
 use downhill::descent::Observer;
 use downhill::gpu::GpuOptions;
 use downhill::output::{check_writable, write_atomically};
+use downhill::plot;
 use downhill::progress::ProgressObserver;
 use downhill::verify::{self, Verified};
 use downhill::{
@@ -73,6 +74,12 @@ pub struct TrainArgs {
     /// Write the loss history here (CSV: step, loss, gradient_norm).
     #[arg(long, value_name = "LOSS.csv")]
     history: Option<PathBuf>,
+    /// Draw the loss against the step into this picture (.png or .svg).
+    #[arg(long, value_name = "FILE.png|FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Draw the --plot loss axis on a log scale.
+    #[arg(long, requires = "plot")]
+    plot_log: bool,
     /// Run the CPU path in lockstep and compare: the loss at every step and the weights at the
     /// end; exit code 1 if they differ by more than the documented tolerance.
     #[arg(long)]
@@ -110,30 +117,53 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         ..Descent::default()
     };
     descent.validate()?;
-    for path in args.out.iter().chain(&args.history) {
+    if let Some(path) = &args.plot {
+        plot::ImageKind::of(path)?;
+    }
+    for path in args.out.iter().chain(&args.history).chain(&args.plot) {
         check_writable(path)?;
     }
 
     let net = initial_network(&args)?;
     let (data, source) = training_data(&args, &net)?;
-    let engine = device::open_engine(args.device, net.clone(), &data, GpuOptions::default())?;
+    let points = data.len();
     let mut progress = ProgressObserver::new(args.steps);
-    let (outcome, device_name, verification) = if args.verify {
-        let reference = Box::new(CpuEngine::new(net.clone(), &data, CpuVariant::Fused)?);
-        let mut verified = Verified::new(engine, reference);
-        let device_name = verified.device();
-        let outcome = descent.run(&mut verified, &mut [&mut progress as &mut dyn Observer])?;
-        let report = VerifyReport {
-            compared: verified.compared,
-            loss: verified.worst,
-            weights: verified.weight_deviation()?,
-        };
-        (outcome, device_name, Some(report))
-    } else {
-        let mut engine = engine;
-        let device_name = engine.device();
-        let outcome = descent.run(engine.as_mut(), &mut [&mut progress as &mut dyn Observer])?;
-        (outcome, device_name, None)
+    let gpu = device::open_gpu_engine(args.device, &net, &data, GpuOptions::default())?;
+    let (outcome, device_name, verification) = match gpu {
+        Some(engine) if !args.verify => {
+            // The data now lives on the device; free the host copy (on a software adapter,
+            // device memory is host memory too, and 100M points would be held twice).
+            drop(data);
+            let mut engine = engine;
+            let device_name = engine.device();
+            let outcome = descent.run(&mut engine, &mut [&mut progress as &mut dyn Observer])?;
+            (outcome, device_name, None)
+        }
+        gpu => {
+            let engine: Box<dyn Engine + '_> = match gpu {
+                Some(engine) => Box::new(engine),
+                None => Box::new(CpuEngine::new(net.clone(), &data, CpuVariant::Fused)?),
+            };
+            if args.verify {
+                let reference = Box::new(CpuEngine::new(net.clone(), &data, CpuVariant::Fused)?);
+                let mut verified = Verified::new(engine, reference);
+                let device_name = verified.device();
+                let outcome =
+                    descent.run(&mut verified, &mut [&mut progress as &mut dyn Observer])?;
+                let report = VerifyReport {
+                    compared: verified.compared,
+                    loss: verified.worst,
+                    weights: verified.weight_deviation()?,
+                };
+                (outcome, device_name, Some(report))
+            } else {
+                let mut engine = engine;
+                let device_name = engine.device();
+                let outcome =
+                    descent.run(engine.as_mut(), &mut [&mut progress as &mut dyn Observer])?;
+                (outcome, device_name, None)
+            }
+        }
     };
 
     if let Some(path) = &args.out {
@@ -142,8 +172,24 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     if let Some(path) = &args.history {
         write_history(path, &outcome)?;
     }
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "Loss during training: {}, {} points, learning rate {}, {}",
+            outcome.network.describe(),
+            thousands(points),
+            args.lr,
+            device_name
+        );
+        plot::loss_curve(
+            path,
+            &outcome.history,
+            &title,
+            args.plot_log,
+            plot::DEFAULT_SIZE,
+        )?;
+    }
     if args.json {
-        let mut report = report_json(&args, &data, &device_name, &outcome);
+        let mut report = report_json(&args, points, &device_name, &outcome);
         if let Some(v) = &verification {
             report["verify"] = json!({
                 "steps_compared": v.compared,
@@ -155,7 +201,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         }
         print_json(&report);
     } else {
-        print_report(&args, &data, &source, &device_name, &outcome);
+        print_report(&args, points, &source, &device_name, &outcome);
         if let Some(v) = &verification {
             println!(
                 "verify: {} steps compared with the CPU path; largest relative deviation {:.3e} \
@@ -263,13 +309,7 @@ fn stop_text(stopped: &StopReason, tol: f64) -> String {
     }
 }
 
-fn print_report(
-    args: &TrainArgs,
-    data: &Dataset,
-    source: &Source,
-    device: &str,
-    outcome: &Outcome,
-) {
+fn print_report(args: &TrainArgs, points: usize, source: &Source, device: &str, outcome: &Outcome) {
     let net = &outcome.network;
     let from = match source {
         Source::File(path) => path.display().to_string(),
@@ -278,7 +318,7 @@ fn print_report(
     println!(
         "training {} on {} points ({from})",
         net.describe(),
-        thousands(data.len())
+        thousands(points)
     );
     println!(
         "device {device}; loss {}; learning rate {}; up to {} steps; stop when |gradient| < {:e}",
@@ -313,7 +353,7 @@ fn print_report(
     if ms > 0.0 {
         println!(
             "time per step {ms:.3} ms ({:.0} million points/s)",
-            data.len() as f64 / ms / 1e3
+            points as f64 / ms / 1e3
         );
     }
     println!();
@@ -327,11 +367,14 @@ fn print_report(
     if let Some(path) = &args.history {
         println!("loss history written to {}", path.display());
     }
+    if let Some(path) = &args.plot {
+        println!("loss curve drawn in {}", path.display());
+    }
 }
 
 fn report_json(
     args: &TrainArgs,
-    data: &Dataset,
+    points: usize,
     device: &str,
     outcome: &Outcome,
 ) -> serde_json::Value {
@@ -344,7 +387,7 @@ fn report_json(
         "stopped": outcome.stopped.name(),
         "device": device,
         "ms_per_step": outcome.ms_per_step(),
-        "points": data.len(),
+        "points": points,
         "learning_rate": args.lr,
         "network": outcome.network.describe(),
         "model": model_file::to_json_value(&outcome.network),

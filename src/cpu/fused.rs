@@ -750,6 +750,112 @@ fn block_sse(
     }
 }
 
+/// The SSE of every network in `layouts` (all of one shape) over points `start..end`, added
+/// to `sums`: each tile is loaded once and run forward through every network.
+#[inline(always)]
+fn many_body<const FMA: bool>(
+    layouts: &[KernelLayout],
+    scratch: &mut Scratch,
+    columns: &[&[f32]],
+    start: usize,
+    end: usize,
+    sums: &mut [f64],
+) {
+    let inputs = layouts[0].widths[0];
+    let outputs = layouts[0].outputs();
+    let last = layouts[0].layers.len();
+    for tile_start in (start..end).step_by(TILE) {
+        let len = TILE.min(end - tile_start);
+        load(&mut scratch.acts[0], &columns[..inputs], tile_start, len);
+        load(
+            &mut scratch.delta_below[..outputs],
+            &columns[inputs..],
+            tile_start,
+            len,
+        );
+        for (plan, sum) in layouts.iter().zip(sums.iter_mut()) {
+            forward_tile::<FMA>(scratch.rows_block, plan, &mut scratch.acts);
+            for k in 0..outputs {
+                let error = &mut scratch.delta[k];
+                let (prediction, target) = (&scratch.acts[last][k], &scratch.delta_below[k]);
+                for q in 0..TILE {
+                    error[q] = prediction[q] - target[q];
+                }
+                error[len..].fill(0.0); // padded points contribute nothing
+                *sum += f64::from(dot(error, error));
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+fn many_avx512(
+    layouts: &[KernelLayout],
+    scratch: &mut Scratch,
+    columns: &[&[f32]],
+    start: usize,
+    end: usize,
+    sums: &mut [f64],
+) {
+    many_body::<true>(layouts, scratch, columns, start, end, sums)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn many_avx2(
+    layouts: &[KernelLayout],
+    scratch: &mut Scratch,
+    columns: &[&[f32]],
+    start: usize,
+    end: usize,
+    sums: &mut [f64],
+) {
+    many_body::<true>(layouts, scratch, columns, start, end, sums)
+}
+
+/// The SSE of each of `nets` (all of one shape) over `data`, in one parallel pass over the
+/// points: the loss landscape's many parameter vectors read the data once, not once each.
+pub fn sse_many(nets: &[Network], data: &Dataset) -> Vec<f64> {
+    if nets.is_empty() {
+        return Vec::new();
+    }
+    let layouts: Vec<KernelLayout> = nets.iter().map(KernelLayout::new).collect();
+    let columns = data.column_slices();
+    let points = data.len();
+    let level = Level::detect();
+    let partials: Vec<Vec<f64>> = (0..points.div_ceil(BLOCK))
+        .into_par_iter()
+        .map_init(
+            || Scratch::new(&layouts[0], level),
+            |scratch, block| {
+                let (start, end) = block_range(block, points);
+                let mut sums = vec![0.0; layouts.len()];
+                match level {
+                    // SAFETY: `level` came from `Level::detect`.
+                    #[cfg(target_arch = "x86_64")]
+                    Level::Avx512 => unsafe {
+                        many_avx512(&layouts, scratch, &columns, start, end, &mut sums)
+                    },
+                    // SAFETY: as above.
+                    #[cfg(target_arch = "x86_64")]
+                    Level::Avx2 => unsafe {
+                        many_avx2(&layouts, scratch, &columns, start, end, &mut sums)
+                    },
+                    _ => many_body::<false>(&layouts, scratch, &columns, start, end, &mut sums),
+                }
+                sums
+            },
+        )
+        .collect();
+    // Block partials in block order: the result does not depend on the thread count.
+    let mut total = vec![0.0; layouts.len()];
+    for block in partials {
+        total.iter_mut().zip(block).for_each(|(t, b)| *t += b);
+    }
+    total
+}
+
 fn block_range(block: usize, points: usize) -> (usize, usize) {
     let start = block * BLOCK;
     (start, (start + BLOCK).min(points))

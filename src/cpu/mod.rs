@@ -13,7 +13,7 @@ mod small;
 
 use ndarray::{Array2, ArrayView2};
 
-pub use fused::Fused;
+pub use fused::{sse_many, Fused};
 pub use reference::Reference;
 
 use crate::data::Dataset;

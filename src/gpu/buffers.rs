@@ -71,8 +71,14 @@ pub fn empty(ctx: &GpuContext, label: &str, bytes: u64, usage: wgpu::BufferUsage
     })
 }
 
-/// A storage buffer holding `columns[c][start..end]` for every column, one after another,
-/// written straight into the mapped buffer (no intermediate copy of the data).
+/// Bytes written to the device per piece when uploading data: the staging memory an upload
+/// holds at once.
+const UPLOAD_PIECE: usize = 32 << 20;
+
+/// A storage buffer holding `columns[c][start..end]` for every column, one after another.
+/// Written piece by piece, each piece's staging copy released before the next, so that an
+/// upload never holds a second full copy of the data (on a software adapter, where device
+/// memory is host memory, that would be a third copy with the host's own).
 pub fn upload_columns(
     ctx: &GpuContext,
     columns: &[&[f32]],
@@ -83,20 +89,24 @@ pub fn upload_columns(
     let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("data chunk"),
         size: (columns.len() * n * 4).max(4) as u64,
-        usage: wgpu::BufferUsages::STORAGE,
-        mapped_at_creation: true,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
     });
-    if n > 0 {
-        let mut view = buffer
-            .slice(..)
-            .get_mapped_range_mut()
-            .expect("a buffer mapped at creation can be written");
-        for (c, column) in columns.iter().enumerate() {
-            view.slice(c * n * 4..(c + 1) * n * 4)
-                .copy_from_slice(bytemuck::cast_slice(&column[start..end]));
+    let per_piece = UPLOAD_PIECE / 4;
+    for (c, column) in columns.iter().enumerate() {
+        for piece in (start..end).step_by(per_piece) {
+            let piece_end = (piece + per_piece).min(end);
+            let offset = ((c * n + piece - start) * 4) as u64;
+            ctx.queue.write_buffer(
+                &buffer,
+                offset,
+                bytemuck::cast_slice(&column[piece..piece_end]),
+            );
+            ctx.queue.submit([]);
+            // A failed wait means a lost device; the first step reports it.
+            let _ = ctx.device.poll(wgpu::PollType::wait_indefinitely());
         }
     }
-    buffer.unmap();
     buffer
 }
 

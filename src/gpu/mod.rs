@@ -6,6 +6,7 @@
 mod buffers;
 pub mod context;
 pub mod engine;
+pub mod landscape;
 mod pipelines;
 pub mod probe;
 pub mod shaders;

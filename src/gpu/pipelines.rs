@@ -163,3 +163,18 @@ pub fn read_once(ctx: &GpuContext) -> Result<Kernel> {
         ],
     )
 }
+
+/// The loss landscape's kernel (shaders/landscape.wgsl).
+pub fn landscape(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
+    Kernel::build(
+        ctx,
+        "landscape",
+        &shape.landscape_source(),
+        &[
+            storage(0, true),  // data: one chunk's columns
+            storage(1, true),  // sets: the batch's parameter vectors
+            storage(2, false), // partials: one per workgroup
+            uniform(3),        // chunk: points, stride
+        ],
+    )
+}

@@ -21,6 +21,7 @@ const UPDATE: &str = include_str!("../../shaders/update.wgsl");
 const PREDICT: &str = include_str!("../../shaders/predict.wgsl");
 const TREE_SUM: &str = include_str!("../../shaders/tree_sum.wgsl");
 const READ_ONCE: &str = include_str!("../../shaders/read_once.wgsl");
+const LANDSCAPE: &str = include_str!("../../shaders/landscape.wgsl");
 
 /// Offsets of one layer in the flat parameters and in the per-thread activation array.
 struct LayerShape {
@@ -108,66 +109,67 @@ impl Shape {
     }
 
     /// The fused forward/backward kernel.
+    ///
+    /// The body is written out in full, one statement per weight, with constant indices:
+    /// shader compilers then keep the per-thread arrays in registers. With loops over the
+    /// arrays, software adapters (lavapipe) keep them in memory and run several times slower.
     pub fn fused_source(&self) -> String {
         let mut body = self.load_and_forward();
         let out = self.output_at();
         let last_relu = self.layers.last().is_some_and(|l| l.relu);
-        let _ = writeln!(
-            body,
-            "        for (var k = 0u; k < {o}u; k++) {{\n\
-             \x20           let e = act[{out}u + k] - data[({i}u + k) * chunk.stride + p];\n\
-             \x20           g[P] += e * e;\n\
-             \x20           delta[{out}u + k] = {d};\n\
-             \x20       }}",
-            o = self.outputs,
-            i = self.inputs,
-            d = if last_relu {
-                format!("select(0.0, 2.0 * e, act[{out}u + k] > 0.0)")
+        for k in 0..self.outputs {
+            let d = if last_relu {
+                format!("select(0.0, 2.0 * e, act[{}u] > 0.0)", out + k)
             } else {
                 "2.0 * e".into()
-            }
-        );
-        for (l, layer) in self.layers.iter().enumerate().rev() {
-            let bias = layer
-                .bias
-                .map(|b| format!("\n            g[{b}u + j] += d;"))
-                .unwrap_or_default();
+            };
             let _ = writeln!(
                 body,
-                "        for (var j = 0u; j < {n}u; j++) {{\n\
-                 \x20           let d = delta[{ao}u + j];\n\
-                 \x20           for (var i = 0u; i < {ni}u; i++) {{\n\
-                 \x20               g[{w}u + j * {ni}u + i] += d * act[{ai}u + i];\n\
-                 \x20           }}{bias}\n\
+                "        {{\n\
+                 \x20           let e = act[{a}u] - data[{t}u * chunk.stride + p];\n\
+                 \x20           g[P] += e * e;\n\
+                 \x20           delta[{a}u] = {d};\n\
                  \x20       }}",
-                n = layer.nodes,
-                ni = layer.inputs,
-                ao = layer.output_at,
-                ai = layer.input_at,
-                w = layer.weights,
+                a = out + k,
+                t = self.inputs + k,
             );
+        }
+        for (l, layer) in self.layers.iter().enumerate().rev() {
+            for j in 0..layer.nodes {
+                let d = format!("delta[{}u]", layer.output_at + j);
+                for i in 0..layer.inputs {
+                    let _ = writeln!(
+                        body,
+                        "        g[{g}u] += {d} * act[{a}u];",
+                        g = layer.weights + j * layer.inputs + i,
+                        a = layer.input_at + i,
+                    );
+                }
+                if let Some(b) = layer.bias {
+                    let _ = writeln!(body, "        g[{}u] += {d};", b + j);
+                }
+            }
             if l > 0 {
                 let below_relu = self.layers[l - 1].relu;
-                let value = if below_relu {
-                    format!("select(0.0, s, act[{}u + i] > 0.0)", layer.input_at)
-                } else {
-                    "s".into()
-                };
-                let _ = writeln!(
-                    body,
-                    "        for (var i = 0u; i < {ni}u; i++) {{\n\
-                     \x20           var s = 0.0;\n\
-                     \x20           for (var j = 0u; j < {n}u; j++) {{\n\
-                     \x20               s += w[{w}u + j * {ni}u + i] * delta[{ao}u + j];\n\
-                     \x20           }}\n\
-                     \x20           delta[{ai}u + i] = {value};\n\
-                     \x20       }}",
-                    n = layer.nodes,
-                    ni = layer.inputs,
-                    ao = layer.output_at,
-                    ai = layer.input_at,
-                    w = layer.weights,
-                );
+                for i in 0..layer.inputs {
+                    let terms: Vec<String> = (0..layer.nodes)
+                        .map(|j| {
+                            format!(
+                                "w[{}u] * delta[{}u]",
+                                layer.weights + j * layer.inputs + i,
+                                layer.output_at + j
+                            )
+                        })
+                        .collect();
+                    let sum = terms.join(" + ");
+                    let a = layer.input_at + i;
+                    let value = if below_relu {
+                        format!("select(0.0, {sum}, act[{a}u] > 0.0)")
+                    } else {
+                        sum
+                    };
+                    let _ = writeln!(body, "        delta[{a}u] = {value};");
+                }
             }
         }
         self.fill(FUSED, POINT_WG, &body)
@@ -197,6 +199,24 @@ impl Shape {
         self.fill(UPDATE, REDUCE_WG, "")
     }
 
+    /// The many-vectors SSE kernel of the loss landscape.
+    pub fn landscape_source(&self) -> String {
+        let mut body = self.load_and_forward();
+        let out = self.output_at();
+        for k in 0..self.outputs {
+            let _ = writeln!(
+                body,
+                "        {{\n\
+                 \x20           let e = act[{a}u] - data[{t}u * chunk.stride + p];\n\
+                 \x20           sse += e * e;\n\
+                 \x20       }}",
+                a = out + k,
+                t = self.inputs + k,
+            );
+        }
+        self.fill(LANDSCAPE, POINT_WG, &body)
+    }
+
     /// The read-only yardstick kernel (it does not depend on the shape).
     pub fn read_once_source() -> String {
         READ_ONCE
@@ -204,35 +224,35 @@ impl Shape {
             .replace("{{TREE_SUM}}", TREE_SUM)
     }
 
+    /// Loads the point's inputs and runs the forward pass, written out in full (see
+    /// [`Shape::fused_source`]).
     fn load_and_forward(&self) -> String {
         let mut body = String::new();
-        let _ = writeln!(
-            body,
-            "        for (var i = 0u; i < {}u; i++) {{\n\
-             \x20           act[i] = data[i * chunk.stride + p];\n\
-             \x20       }}",
-            self.inputs
-        );
+        for i in 0..self.inputs {
+            let _ = writeln!(body, "        act[{i}u] = data[{i}u * chunk.stride + p];");
+        }
         for layer in &self.layers {
-            let start = layer
-                .bias
-                .map_or("0.0".to_string(), |b| format!("w[{b}u + j]"));
-            let value = if layer.relu { "max(z, 0.0)" } else { "z" };
-            let _ = writeln!(
-                body,
-                "        for (var j = 0u; j < {n}u; j++) {{\n\
-                 \x20           var z = {start};\n\
-                 \x20           for (var i = 0u; i < {ni}u; i++) {{\n\
-                 \x20               z += w[{w}u + j * {ni}u + i] * act[{ai}u + i];\n\
-                 \x20           }}\n\
-                 \x20           act[{ao}u + j] = {value};\n\
-                 \x20       }}",
-                n = layer.nodes,
-                ni = layer.inputs,
-                w = layer.weights,
-                ai = layer.input_at,
-                ao = layer.output_at,
-            );
+            for j in 0..layer.nodes {
+                let mut terms: Vec<String> = layer
+                    .bias
+                    .map(|b| format!("w[{}u]", b + j))
+                    .into_iter()
+                    .collect();
+                terms.extend((0..layer.inputs).map(|i| {
+                    format!(
+                        "w[{}u] * act[{}u]",
+                        layer.weights + j * layer.inputs + i,
+                        layer.input_at + i
+                    )
+                }));
+                let z = terms.join(" + ");
+                let value = if layer.relu {
+                    format!("max({z}, 0.0)")
+                } else {
+                    z
+                };
+                let _ = writeln!(body, "        act[{}u] = {value};", layer.output_at + j);
+            }
         }
         body
     }

@@ -1,0 +1,52 @@
+// The SSE of many parameter vectors over one chunk of points, for the loss landscape: the
+// workgroup at (x, y) takes parameter vector y and every (groups.x)-th slice of the points,
+// so one dispatch evaluates a whole batch of grid points. Each workgroup writes one partial
+// sum (its tree-summed SSE); the host adds the partials in f64. The network's shape is
+// written in by downhill ({{...}} markers), as for the fused kernel.
+
+struct Chunk {
+    points: u32,      // points in this chunk
+    stride: u32,      // distance between the chunk's columns in `data`
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> data: array<f32>;
+// The batch's parameter vectors, P values each, one after another.
+@group(0) @binding(1) var<storage, read> sets: array<f32>;
+// One value per workgroup: row y (the vector), column x (the slice of points).
+@group(0) @binding(2) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(3) var<uniform> chunk: Chunk;
+
+const WG: u32 = {{WG}}u;
+const P: u32 = {{P}}u;
+const NODES: u32 = {{NODES}}u;
+
+var<workgroup> w: array<f32, P>;
+var<workgroup> scratch: array<f32, WG>;
+
+{{TREE_SUM}}
+
+@compute @workgroup_size(WG)
+fn main(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    for (var k = lid.x; k < P; k += WG) {
+        w[k] = sets[wid.y * P + k];
+    }
+    workgroupBarrier();
+
+    var act: array<f32, NODES>;
+    var sse = 0.0;
+    let threads = groups.x * WG;
+    for (var p = wid.x * WG + lid.x; p < chunk.points; p += threads) {
+{{BODY}}
+    }
+    scratch[lid.x] = sse;
+    tree_sum(lid.x);
+    if (lid.x == 0u) {
+        partials[wid.y * groups.x + wid.x] = scratch[0];
+    }
+}

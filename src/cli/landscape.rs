@@ -1,0 +1,228 @@
+//! `downhill landscape`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use downhill::data::Table;
+use downhill::device::Target;
+use downhill::landscape::{self, AxisStep, Landscape, WeightAxis};
+use downhill::output::{check_writable, write_atomically};
+use downhill::plot::{self, ImageKind};
+use downhill::{model_file, Error, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{parse_count, thousands, ModelDataArgs};
+
+/// Grid points per axis when --grid is not given.
+const DEFAULT_GRID_1D: usize = 201;
+const DEFAULT_GRID_2D: usize = 101;
+
+#[derive(Args, Debug)]
+pub struct LandscapeArgs {
+    #[command(flatten)]
+    common: ModelDataArgs,
+    /// The weight to vary (a name as `eval` prints it, e.g. l0.n0.w1); give it twice for a
+    /// surface over two weights.
+    #[arg(long = "weight", value_name = "NAME", required = true, num_args = 1)]
+    weights: Vec<String>,
+    /// Lowest weight value (both axes); default: the current value minus max(1, |value|).
+    #[arg(long, value_name = "A", allow_negative_numbers = true)]
+    from: Option<f64>,
+    /// Highest weight value (both axes); default: the current value plus max(1, |value|).
+    #[arg(long, value_name = "B", allow_negative_numbers = true)]
+    to: Option<f64>,
+    /// Grid points per axis [default: 201 for one weight, 101 for two].
+    #[arg(long, value_name = "G", value_parser = parse_count)]
+    grid: Option<usize>,
+    /// Also take gradient-descent steps on just these weights and draw them.
+    #[arg(long)]
+    descend: bool,
+    /// Learning rate of --descend.
+    #[arg(long, value_name = "F", default_value_t = 0.1, requires = "descend")]
+    lr: f64,
+    /// Steps of --descend.
+    #[arg(long, value_name = "K", default_value_t = 10, requires = "descend")]
+    steps: usize,
+    /// Picture (.png, .svg) or grid values (.csv); without it, the CSV goes to stdout.
+    #[arg(long, value_name = "FILE.png|FILE.svg|FILE.csv")]
+    out: Option<PathBuf>,
+    /// Picture width in pixels.
+    #[arg(long, value_name = "PX", default_value_t = plot::DEFAULT_SIZE.0)]
+    width: u32,
+    /// Picture height in pixels.
+    #[arg(long, value_name = "PX", default_value_t = plot::DEFAULT_SIZE.1)]
+    height: u32,
+}
+
+/// What --out asks for.
+enum Output {
+    Picture(PathBuf),
+    Csv(PathBuf),
+    Stdout,
+}
+
+pub fn run(args: LandscapeArgs) -> Result<ExitCode> {
+    if args.weights.len() > 2 {
+        return Err(Error::InvalidArgument(
+            "--weight: give one weight (a curve) or two (a surface)".into(),
+        ));
+    }
+    if !(16..=10_000).contains(&args.width) || !(16..=10_000).contains(&args.height) {
+        return Err(Error::InvalidArgument(
+            "--width and --height must be between 16 and 10000 pixels".into(),
+        ));
+    }
+    let output = match &args.out {
+        None => Output::Stdout,
+        Some(path) => {
+            let is_csv = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+            if !is_csv {
+                ImageKind::of(path)?;
+            }
+            check_writable(path)?;
+            if is_csv {
+                Output::Csv(path.clone())
+            } else {
+                Output::Picture(path.clone())
+            }
+        }
+    };
+    let common = &args.common;
+    let net = model_file::load(&common.model)?;
+    let grid = args.grid.unwrap_or(if args.weights.len() == 1 {
+        DEFAULT_GRID_1D
+    } else {
+        DEFAULT_GRID_2D
+    });
+    let axes = args
+        .weights
+        .iter()
+        .map(|name| WeightAxis::new(&net, name, args.from, args.to, grid))
+        .collect::<Result<Vec<_>>>()?;
+    let data =
+        Table::load(&common.data)?.into_dataset(&common.data, net.inputs(), net.outputs())?;
+
+    let total = axes.iter().map(|a| a.values.len()).product::<usize>();
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} grid point {pos}/{len} [{bar:30}] ({elapsed}, eta {eta})",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> "),
+    );
+    let target = Target::resolve(common.device)?;
+    let land = landscape::compute(&target, &net, &data, axes, &mut |done, _| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    let steps = if args.descend {
+        landscape::descend(&target, &net, &data, &land.axes, args.lr, args.steps)?
+    } else {
+        Vec::new()
+    };
+
+    let names: Vec<&str> = land.axes.iter().map(|a| a.name.as_str()).collect();
+    let title = format!(
+        "Loss over {}: {}, {} points, {}",
+        names.join(" and "),
+        net.describe(),
+        thousands(land.points),
+        target.name()
+    );
+    let learning_rate = args.descend.then_some(args.lr);
+    let size = (args.width, args.height);
+    match &output {
+        Output::Picture(path) if land.axes.len() == 1 => {
+            plot::curve_1d(path, &land, &steps, learning_rate, &title, size)?
+        }
+        Output::Picture(path) => {
+            plot::surface_2d(path, &land, &steps, learning_rate, &title, size)?
+        }
+        Output::Csv(path) => write_atomically(path, |w| write_csv(w, &land, path))?,
+        Output::Stdout => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            write_csv(&mut lock, &land, Path::new("<stdout>"))?;
+        }
+    }
+    report(&land, &steps, args.out.as_deref());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The grid as CSV: the weight value(s), then the loss.
+fn write_csv(out: &mut impl Write, land: &Landscape, path: &Path) -> Result<()> {
+    let io = |e| Error::io(path, e);
+    let header: Vec<&str> = land.axes.iter().map(|a| a.name.as_str()).collect();
+    writeln!(out, "{},loss", header.join(",")).map_err(io)?;
+    let nx = land.axes[0].values.len();
+    for (k, loss) in land.losses.iter().enumerate() {
+        match &land.axes[..] {
+            [x] => writeln!(out, "{},{loss}", x.values[k]),
+            [x, y] => writeln!(out, "{},{},{loss}", x.values[k % nx], y.values[k / nx]),
+            _ => unreachable!("one or two axes"),
+        }
+        .map_err(io)?;
+    }
+    Ok(())
+}
+
+/// A short summary on stderr (stdout may carry the CSV).
+fn report(land: &Landscape, steps: &[AxisStep], out: Option<&Path>) {
+    let (best, best_loss) = land
+        .losses
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.is_finite())
+        .fold(
+            (0, f64::INFINITY),
+            |acc, (k, &l)| if l < acc.1 { (k, l) } else { acc },
+        );
+    let nx = land.axes[0].values.len();
+    let at: Vec<String> = land
+        .axes
+        .iter()
+        .enumerate()
+        .map(|(a, axis)| {
+            let index = if a == 0 { best % nx } else { best / nx };
+            format!("{} = {:.6}", axis.name, axis.values[index])
+        })
+        .collect();
+    eprintln!(
+        "{} grid points; lowest loss {best_loss:.6e} at {}",
+        land.losses.len(),
+        at.join(", ")
+    );
+    for (axis, (value, slope)) in land.axes.iter().zip(land.current.iter().zip(&land.slope)) {
+        eprintln!(
+            "current {} = {value:.6}: loss {:.6e}, slope {slope:.6e}",
+            axis.name, land.current_loss
+        );
+    }
+    if !steps.is_empty() {
+        eprintln!(
+            "descent over {}:",
+            land.axes
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for (i, s) in steps.iter().enumerate() {
+            let w: Vec<String> = s.weights.iter().map(|v| format!("{v:.6}")).collect();
+            eprintln!(
+                "  step {i:>3}: weights ({}), loss {:.6e}",
+                w.join(", "),
+                s.loss
+            );
+        }
+    }
+    if let Some(path) = out {
+        eprintln!("written to {}", path.display());
+    }
+}

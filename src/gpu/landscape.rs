@@ -1,0 +1,116 @@
+//! The loss landscape on the GPU: the SSE of many parameter vectors in one dispatch per data
+//! chunk (shaders/landscape.wgsl), a batch of vectors at a time.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::buffers;
+use super::context::GpuContext;
+use super::engine::{chunk_points, GpuOptions};
+use super::pipelines;
+use super::shaders::{Shape, POINT_WG};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::network::Network;
+
+/// Points each thread takes per parameter vector: enough that a vector's workgroups do not
+/// outnumber its points many times over on small data.
+const POINTS_PER_THREAD: usize = 64;
+
+/// `Chunk` in landscape.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+struct ChunkUniform {
+    points: u32,
+    stride: u32,
+    _pad: [u32; 2],
+}
+
+/// The SSE of each of `nets` (all of `nets[0]`'s shape) over `data`.
+pub fn sse_many(
+    ctx: &GpuContext,
+    nets: &[Network],
+    data: &Dataset,
+    options: GpuOptions,
+) -> Result<Vec<f64>> {
+    let Some(first) = nets.first() else {
+        return Ok(Vec::new());
+    };
+    let shape = Shape::of(first);
+    shape.check().map_err(Error::InvalidArgument)?;
+    let kernel = pipelines::landscape(ctx, &shape)?;
+    let columns = data.column_slices();
+    let per_chunk = chunk_points(ctx, columns.len(), options);
+    let max_groups = ctx.limits.max_compute_workgroups_per_dimension as usize;
+    let sets: Vec<f32> = nets
+        .iter()
+        .flat_map(|n| n.params().into_iter().map(|p| p as f32))
+        .collect();
+    let mut totals = vec![0.0f64; nets.len()];
+    for start in (0..data.len()).step_by(per_chunk.max(1)) {
+        let end = (start + per_chunk).min(data.len());
+        let groups_x = (end - start)
+            .div_ceil(POINT_WG as usize * POINTS_PER_THREAD)
+            .clamp(1, max_groups);
+        let chunk = buffers::upload_columns(ctx, &columns, start, end);
+        // A batch of vectors: at most the dispatch limit, and few enough partials and
+        // parameters to stay far below any binding limit.
+        let batch = max_groups.min(4096);
+        for first_set in (0..nets.len()).step_by(batch) {
+            let count = batch.min(nets.len() - first_set);
+            let sums = run_batch(
+                ctx,
+                &kernel,
+                &chunk,
+                ChunkUniform {
+                    points: (end - start) as u32,
+                    stride: (end - start) as u32,
+                    _pad: [0; 2],
+                },
+                &sets[first_set * shape.params..(first_set + count) * shape.params],
+                groups_x,
+                count,
+            )?;
+            for (total, sum) in totals[first_set..].iter_mut().zip(sums) {
+                *total += sum;
+            }
+        }
+    }
+    Ok(totals)
+}
+
+/// One dispatch of `count` vectors over one chunk; the SSE of each.
+fn run_batch(
+    ctx: &GpuContext,
+    kernel: &pipelines::Kernel,
+    chunk: &wgpu::Buffer,
+    uniform: ChunkUniform,
+    sets: &[f32],
+    groups_x: usize,
+    count: usize,
+) -> Result<Vec<f64>> {
+    use wgpu::BufferUsages as U;
+    let partial_bytes = (groups_x * count * 4) as u64;
+    let (sets_buffer, partials, uniform_buffer) =
+        ctx.checked("allocating landscape buffers", || {
+            (
+                buffers::init(ctx, "sets", bytemuck::cast_slice(sets), U::STORAGE),
+                buffers::empty(ctx, "partials", partial_bytes, U::STORAGE | U::COPY_SRC),
+                buffers::init(ctx, "chunk", bytemuck::bytes_of(&uniform), U::UNIFORM),
+            )
+        })?;
+    let group = kernel.bind(ctx, &[chunk, &sets_buffer, &partials, &uniform_buffer]);
+    let mut encoder = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&kernel.pipeline);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(groups_x as u32, count as u32, 1);
+    }
+    ctx.queue.submit([encoder.finish()]);
+    let bytes = buffers::read(ctx, &partials, 0, partial_bytes)?;
+    let values: &[f32] = bytemuck::cast_slice(&bytes);
+    Ok(values
+        .chunks_exact(groups_x)
+        .map(|row| row.iter().map(|&v| f64::from(v)).sum())
+        .collect())
+}

@@ -1,0 +1,195 @@
+//! The loss over a grid of weight values, every other weight held fixed: the lesson's curve
+//! over one weight and surface over two, with the slope at the current weights and the steps
+//! gradient descent takes over just those weights.
+
+use crate::data::Dataset;
+use crate::device::Target;
+use crate::error::{Error, Result};
+use crate::loss::LossKind;
+use crate::network::Network;
+
+/// Grid points evaluated per pass over the data (and per progress update).
+const BATCH: usize = 2048;
+
+/// One weight varied over a range.
+#[derive(Clone, Debug)]
+pub struct WeightAxis {
+    /// The weight's name (`l0.n1.w0`).
+    pub name: String,
+    /// Its index in the flat parameter layout.
+    pub index: usize,
+    /// The grid values, evenly spaced.
+    pub values: Vec<f64>,
+}
+
+impl WeightAxis {
+    /// `grid` values of weight `name` of `net` from `from` to `to`; without a range, centred
+    /// on the weight's current value (current +- max(1, |current|)).
+    pub fn new(
+        net: &Network,
+        name: &str,
+        from: Option<f64>,
+        to: Option<f64>,
+        grid: usize,
+    ) -> Result<Self> {
+        let index = net.param_index(name)?;
+        if grid < 2 {
+            return Err(Error::InvalidArgument(format!(
+                "--grid {grid}: a grid needs at least 2 points per axis"
+            )));
+        }
+        let current = net.params()[index];
+        let half = current.abs().max(1.0);
+        let (lo, hi) = (from.unwrap_or(current - half), to.unwrap_or(current + half));
+        if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+            return Err(Error::InvalidArgument(format!(
+                "--from {lo} --to {hi}: the range must be finite with --from below --to"
+            )));
+        }
+        let values = (0..grid)
+            .map(|i| lo + (hi - lo) * i as f64 / (grid - 1) as f64)
+            .collect();
+        Ok(WeightAxis {
+            name: name.to_string(),
+            index,
+            values,
+        })
+    }
+}
+
+/// The loss (MSE) over one or two weight axes.
+#[derive(Clone, Debug)]
+pub struct Landscape {
+    /// One axis (a curve) or two (a surface; the first is x).
+    pub axes: Vec<WeightAxis>,
+    /// The loss at every grid point, x fastest: `losses[y * nx + x]`.
+    pub losses: Vec<f64>,
+    /// The axes' weights as the model has them.
+    pub current: Vec<f64>,
+    /// The loss at the model's weights.
+    pub current_loss: f64,
+    /// The slope of the loss along each axis at the model's weights.
+    pub slope: Vec<f64>,
+    /// Points the loss is taken over.
+    pub points: usize,
+}
+
+/// One gradient-descent step over the axes' weights only.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AxisStep {
+    /// The axes' weights before the step.
+    pub weights: Vec<f64>,
+    /// The loss there.
+    pub loss: f64,
+}
+
+/// Computes the landscape of `net` over `data` along `axes` (one or two) on the chosen
+/// device. `progress(done, total)` is called after each batch of grid points.
+pub fn compute(
+    target: &Target,
+    net: &Network,
+    data: &Dataset,
+    axes: Vec<WeightAxis>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Landscape> {
+    if axes.is_empty() || axes.len() > 2 {
+        return Err(Error::InvalidArgument(
+            "a landscape takes one or two --weight".into(),
+        ));
+    }
+    if axes.len() == 2 && axes[0].index == axes[1].index {
+        return Err(Error::InvalidArgument(format!(
+            "--weight {} given twice: a surface needs two different weights",
+            axes[0].name
+        )));
+    }
+    let base = net.params();
+    let grid: Vec<Vec<f64>> = match &axes[..] {
+        [x] => x.values.iter().map(|&v| vec![v]).collect(),
+        [x, y] => y
+            .values
+            .iter()
+            .flat_map(|&vy| x.values.iter().map(move |&vx| vec![vx, vy]))
+            .collect(),
+        _ => unreachable!("checked above"),
+    };
+    let scale = 1.0 / (data.len() * data.outputs()) as f64;
+    let mut losses = Vec::with_capacity(grid.len());
+    for batch in grid.chunks(BATCH) {
+        let nets = batch
+            .iter()
+            .map(|values| with_weights(net, &base, &axes, values))
+            .collect::<Result<Vec<_>>>()?;
+        losses.extend(
+            target
+                .sse_many(&nets, data)?
+                .into_iter()
+                .map(|sse| sse * scale),
+        );
+        progress(losses.len(), grid.len());
+    }
+    let evaluation = target.evaluate(net, data)?;
+    let gradient = evaluation.gradient(LossKind::Mse);
+    Ok(Landscape {
+        current: axes.iter().map(|a| base[a.index]).collect(),
+        slope: axes.iter().map(|a| gradient[a.index]).collect(),
+        current_loss: evaluation.loss(LossKind::Mse),
+        points: data.len(),
+        axes,
+        losses,
+    })
+}
+
+/// Gradient descent on the axes' weights alone (every other weight held fixed), from the
+/// model's weights: `steps` steps of `learning_rate` times the slope. Returns every point
+/// visited, the start included (`steps + 1` entries).
+pub fn descend(
+    target: &Target,
+    net: &Network,
+    data: &Dataset,
+    axes: &[WeightAxis],
+    learning_rate: f64,
+    steps: usize,
+) -> Result<Vec<AxisStep>> {
+    if !(learning_rate.is_finite() && learning_rate > 0.0) {
+        return Err(Error::InvalidArgument(format!(
+            "--lr {learning_rate}: the learning rate must be a positive number"
+        )));
+    }
+    let base = net.params();
+    let mut weights: Vec<f64> = axes.iter().map(|a| base[a.index]).collect();
+    let mut visited = Vec::with_capacity(steps + 1);
+    for step in 0..=steps {
+        let at = with_weights(net, &base, axes, &weights)?;
+        let evaluation = target.evaluate(&at, data)?;
+        let loss = evaluation.loss(LossKind::Mse);
+        visited.push(AxisStep {
+            weights: weights.clone(),
+            loss,
+        });
+        if !loss.is_finite() || step == steps {
+            break;
+        }
+        let gradient = evaluation.gradient(LossKind::Mse);
+        for (w, axis) in weights.iter_mut().zip(axes) {
+            *w -= learning_rate * gradient[axis.index];
+        }
+    }
+    Ok(visited)
+}
+
+/// `net` with the axes' weights set to `values`.
+fn with_weights(
+    net: &Network,
+    base: &[f64],
+    axes: &[WeightAxis],
+    values: &[f64],
+) -> Result<Network> {
+    let mut params = base.to_vec();
+    for (axis, &v) in axes.iter().zip(values) {
+        params[axis.index] = v;
+    }
+    let mut out = net.clone();
+    out.set_params(&params)?;
+    Ok(out)
+}

@@ -1,0 +1,538 @@
+//! Pictures of the descent (plotters): the loss against the step, the loss over one weight
+//! with the tangent and the steps, the loss over two weights as a heatmap with contour lines.
+//!
+//! PNG or SVG by the file's extension, written atomically. Text is drawn with DejaVu Sans,
+//! embedded in the binary (assets/), so pictures come out the same on a machine with no fonts.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::colors::colormaps::ViridisRGB;
+
+use crate::descent::StepRecord;
+use crate::error::{Error, Result};
+use crate::landscape::{AxisStep, Landscape};
+use crate::output::write_atomically;
+
+/// The font every picture's text is drawn with.
+const FONT: &str = "sans-serif";
+static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+/// Picture size in pixels (SVG: user units).
+pub const DEFAULT_SIZE: (u32, u32) = (900, 600);
+
+const CURVE: RGBColor = RGBColor(31, 119, 180);
+const TANGENT: RGBColor = RGBColor(214, 39, 40);
+const STEPS: RGBColor = RGBColor(255, 127, 14);
+
+/// The file kinds a picture can be written as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageKind {
+    Png,
+    Svg,
+}
+
+impl ImageKind {
+    /// The kind `path`'s extension names; an error naming the choices otherwise.
+    pub fn of(path: &Path) -> Result<Self> {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("png") => Ok(ImageKind::Png),
+            Some("svg") => Ok(ImageKind::Svg),
+            _ => Err(Error::InvalidArgument(format!(
+                "{}: a picture is written as .png or .svg",
+                path.display()
+            ))),
+        }
+    }
+}
+
+/// A figure that can be drawn on any plotters backend.
+trait Figure {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
+}
+
+type DrawResult<DB> =
+    std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES)
+            .unwrap_or_else(|_| panic!("the embedded font is a valid TrueType font"));
+    });
+}
+
+fn drawing_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(format!("drawing failed: {e}")),
+    }
+}
+
+/// Draws `figure` into `path` (PNG or SVG by extension), atomically.
+fn render(figure: &impl Figure, path: &Path, size: (u32, u32)) -> Result<()> {
+    register_font();
+    match ImageKind::of(path)? {
+        ImageKind::Svg => {
+            let mut text = String::new();
+            {
+                let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
+                figure.draw(&root).map_err(|e| drawing_error(path, e))?;
+                root.present().map_err(|e| drawing_error(path, e))?;
+            }
+            write_atomically(path, |w| {
+                use std::io::Write;
+                w.write_all(text.as_bytes()).map_err(|e| Error::io(path, e))
+            })
+        }
+        ImageKind::Png => {
+            let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
+            {
+                let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
+                figure.draw(&root).map_err(|e| drawing_error(path, e))?;
+                root.present().map_err(|e| drawing_error(path, e))?;
+            }
+            write_atomically(path, |w| {
+                let mut encoder = png::Encoder::new(w, size.0, size.1);
+                encoder.set_color(png::ColorType::Rgb);
+                encoder.set_depth(png::BitDepth::Eight);
+                encoder.set_compression(png::Compression::Best);
+                encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+                let mut writer = encoder.write_header().map_err(|e| drawing_error(path, e))?;
+                writer
+                    .write_image_data(&rgb)
+                    .map_err(|e| drawing_error(path, e))?;
+                writer.finish().map_err(|e| drawing_error(path, e))
+            })
+        }
+    }
+}
+
+/// A range around `values` with a little room, never empty.
+fn padded(lo: f64, hi: f64) -> Range<f64> {
+    let span = if hi > lo { hi - lo } else { lo.abs().max(1.0) };
+    (lo - 0.05 * span)..(hi + 0.05 * span)
+}
+
+fn finite_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        })
+}
+
+/// The loss against the step.
+struct LossCurve<'a> {
+    history: &'a [StepRecord],
+    title: &'a str,
+    log_scale: bool,
+}
+
+impl Figure for LossCurve<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let first = self.history.first().map_or(0, |r| r.step) as f64;
+        let last = self.history.last().map_or(1, |r| r.step) as f64;
+        let x_range = first..last.max(first + 1.0);
+        let (lo, hi) = finite_range(self.history.iter().map(|r| r.loss));
+        let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (1.0, 1.0) };
+        let points: Vec<(f64, f64)> = self
+            .history
+            .iter()
+            .filter(|r| r.loss.is_finite() && (!self.log_scale || r.loss > 0.0))
+            .map(|r| (r.step as f64, r.loss))
+            .collect();
+        let mut builder = ChartBuilder::on(root);
+        builder
+            .caption(self.title, (FONT, 22))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(90);
+        macro_rules! finish {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .x_desc("Iterations")
+                    .y_desc("Mean squared error")
+                    .x_label_formatter(&|v| format!("{v:.0}"))
+                    .label_style((FONT, 15))
+                    .axis_desc_style((FONT, 17))
+                    .draw()?;
+                chart
+                    .draw_series(LineSeries::new(points, CURVE.stroke_width(2)))?
+                    .label("loss")
+                    .legend(|(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], CURVE.stroke_width(2))
+                    });
+                chart
+                    .configure_series_labels()
+                    .label_font((FONT, 15))
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .draw()?;
+            }};
+        }
+        if self.log_scale {
+            let lo = if lo > 0.0 {
+                lo
+            } else {
+                hi.abs().max(1e-12) * 1e-6
+            };
+            let range = (lo / 1.5)..(hi.max(lo) * 1.5);
+            finish!(builder.build_cartesian_2d(x_range, range.log_scale())?);
+        } else {
+            finish!(builder.build_cartesian_2d(x_range, padded(lo.min(0.0), hi))?);
+        }
+        Ok(())
+    }
+}
+
+/// Draws the loss against the step into `path`.
+pub fn loss_curve(
+    path: &Path,
+    history: &[StepRecord],
+    title: &str,
+    log_scale: bool,
+    size: (u32, u32),
+) -> Result<()> {
+    render(
+        &LossCurve {
+            history,
+            title,
+            log_scale,
+        },
+        path,
+        size,
+    )
+}
+
+/// The loss over one weight, the tangent at the current value and the descent steps.
+struct Curve1<'a> {
+    land: &'a Landscape,
+    steps: &'a [AxisStep],
+    title: &'a str,
+    learning_rate: Option<f64>,
+}
+
+impl Figure for Curve1<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let land = self.land;
+        let axis = &land.axes[0];
+        let xs = &axis.values;
+        let (x0, x1) = (xs[0], xs[xs.len() - 1]);
+        let (lo, hi) = finite_range(land.losses.iter().copied());
+        let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+        let y_range = padded(lo.min(0.0), hi);
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title, (FONT, 22))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(90)
+            .build_cartesian_2d(x0..x1, y_range.clone())?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("weight {}", axis.name))
+            .y_desc("loss (mean squared error)")
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 17))
+            .draw()?;
+        let curve = xs
+            .iter()
+            .zip(&land.losses)
+            .filter(|(_, l)| l.is_finite())
+            .map(|(&x, &l)| (x, l));
+        chart
+            .draw_series(LineSeries::new(curve, CURVE.stroke_width(2)))?
+            .label("loss")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], CURVE.stroke_width(2)));
+
+        // The tangent over a quarter of the range on each side, clipped to the plot.
+        let (w0, l0, slope) = (land.current[0], land.current_loss, land.slope[0]);
+        let half = (x1 - x0) / 4.0;
+        let tangent = [w0 - half, w0 + half]
+            .map(|x| (x, l0 + slope * (x - w0)))
+            .to_vec();
+        let inside = |(x, y): &(f64, f64)| y_range.contains(y) && (x0..=x1).contains(x);
+        chart
+            .draw_series(LineSeries::new(
+                clip_segment(tangent[0], tangent[1], &y_range),
+                TANGENT.stroke_width(2),
+            ))?
+            .label(format!("tangent at {w0:.3}: slope {slope:.4}"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], TANGENT.stroke_width(2)));
+        chart.draw_series(
+            [(w0, l0)]
+                .into_iter()
+                .filter(inside)
+                .map(|p| Circle::new(p, 6, TANGENT.filled())),
+        )?;
+
+        if !self.steps.is_empty() {
+            let path: Vec<(f64, f64)> = self
+                .steps
+                .iter()
+                .map(|s| (s.weights[0], s.loss))
+                .filter(inside)
+                .collect();
+            let label = match self.learning_rate {
+                Some(lr) => format!("gradient descent steps (learning rate {lr})"),
+                None => "gradient descent steps".to_string(),
+            };
+            chart
+                .draw_series(LineSeries::new(path.clone(), STEPS.stroke_width(1)))?
+                .label(label)
+                .legend(|(x, y)| Circle::new((x + 10, y), 5, STEPS.filled()));
+            chart.draw_series(path.iter().enumerate().map(|(i, &p)| {
+                EmptyElement::at(p)
+                    + Circle::new((0, 0), 5, STEPS.filled())
+                    + Text::new(i.to_string(), (6, -16), (FONT, 14))
+            }))?;
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 15))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperMiddle)
+            .draw()?;
+        Ok(())
+    }
+}
+
+/// The part of the segment `a`-`b` whose loss lies inside `y_range`.
+fn clip_segment(a: (f64, f64), b: (f64, f64), y_range: &Range<f64>) -> Vec<(f64, f64)> {
+    let clip = |p: (f64, f64), q: (f64, f64)| -> (f64, f64) {
+        let y = p.1.clamp(y_range.start, y_range.end);
+        if (q.1 - p.1).abs() < f64::EPSILON {
+            p
+        } else {
+            (p.0 + (q.0 - p.0) * (y - p.1) / (q.1 - p.1), y)
+        }
+    };
+    vec![clip(a, b), clip(b, a)]
+}
+
+/// Draws the loss over one weight into `path`.
+pub fn curve_1d(
+    path: &Path,
+    land: &Landscape,
+    steps: &[AxisStep],
+    learning_rate: Option<f64>,
+    title: &str,
+    size: (u32, u32),
+) -> Result<()> {
+    render(
+        &Curve1 {
+            land,
+            steps,
+            title,
+            learning_rate,
+        },
+        path,
+        size,
+    )
+}
+
+/// The loss over two weights: heatmap (colour by log10 of the loss), contour lines, colour
+/// bar, the current weights and the descent path.
+struct Surface2<'a> {
+    land: &'a Landscape,
+    steps: &'a [AxisStep],
+    title: &'a str,
+    learning_rate: Option<f64>,
+}
+
+impl Figure for Surface2<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        let land = self.land;
+        let (xs, ys) = (&land.axes[0].values, &land.axes[1].values);
+        let (nx, ny) = (xs.len(), ys.len());
+        let (dx, dy) = (xs[1] - xs[0], ys[1] - ys[0]);
+        // Colour by log10(loss): losses span orders of magnitude around a minimum.
+        let floor = land
+            .losses
+            .iter()
+            .copied()
+            .filter(|l| l.is_finite() && *l > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        let floor = if floor.is_finite() { floor } else { 1e-12 };
+        let level: Vec<f64> = land
+            .losses
+            .iter()
+            .map(|&l| {
+                if l.is_finite() {
+                    l.max(floor).log10()
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect();
+        let (lo, hi) = finite_range(level.iter().copied());
+        let (lo, hi) = if lo.is_finite() && hi > lo {
+            (lo, hi)
+        } else {
+            (lo.min(0.0), lo.max(0.0) + 1.0)
+        };
+
+        let (main, bar) = root.split_horizontally(root.dim_in_pixel().0.saturating_sub(130));
+        let x_range = (xs[0] - dx / 2.0)..(xs[nx - 1] + dx / 2.0);
+        let y_range = (ys[0] - dy / 2.0)..(ys[ny - 1] + dy / 2.0);
+        let mut chart = ChartBuilder::on(&main)
+            .caption(self.title, (FONT, 22))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(x_range.clone(), y_range.clone())?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc(format!("weight {}", land.axes[0].name))
+            .y_desc(format!("weight {}", land.axes[1].name))
+            .label_style((FONT, 15))
+            .axis_desc_style((FONT, 17))
+            .draw()?;
+        chart.draw_series((0..ny).flat_map(|j| {
+            let level = &level;
+            (0..nx).map(move |i| {
+                let v = level[j * nx + i];
+                let colour = if v.is_finite() {
+                    ViridisRGB.get_color_normalized(v, lo, hi)
+                } else {
+                    RGBColor(255, 255, 255)
+                };
+                Rectangle::new(
+                    [
+                        (xs[i] - dx / 2.0, ys[j] - dy / 2.0),
+                        (xs[i] + dx / 2.0, ys[j] + dy / 2.0),
+                    ],
+                    colour.filled(),
+                )
+            })
+        }))?;
+
+        // Contour lines at ten evenly spaced levels of log10(loss).
+        let thresholds: Vec<f64> = (1..10).map(|k| lo + (hi - lo) * k as f64 / 10.0).collect();
+        let filled: Vec<f64> = level
+            .iter()
+            .map(|v| if v.is_finite() { *v } else { hi })
+            .collect();
+        if let Ok(lines) = contour::ContourBuilder::new(nx, ny, true)
+            .x_origin(xs[0] - dx / 2.0)
+            .y_origin(ys[0] - dy / 2.0)
+            .x_step(dx)
+            .y_step(dy)
+            .lines(&filled, &thresholds)
+        {
+            let style = WHITE.mix(0.7).stroke_width(1);
+            for line in &lines {
+                for part in line.geometry().0.iter() {
+                    chart.draw_series(std::iter::once(PathElement::new(
+                        part.0.iter().map(|c| (c.x, c.y)).collect::<Vec<_>>(),
+                        style,
+                    )))?;
+                }
+            }
+        }
+
+        let inside = |(x, y): &(f64, f64)| x_range.contains(x) && y_range.contains(y);
+        if !self.steps.is_empty() {
+            let path: Vec<(f64, f64)> = self
+                .steps
+                .iter()
+                .map(|s| (s.weights[0], s.weights[1]))
+                .filter(inside)
+                .collect();
+            let label = match self.learning_rate {
+                Some(lr) => format!("gradient descent path (learning rate {lr})"),
+                None => "gradient descent path".to_string(),
+            };
+            chart
+                .draw_series(LineSeries::new(path.clone(), STEPS.stroke_width(2)))?
+                .label(label)
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], STEPS.stroke_width(2))
+                });
+            chart.draw_series(path.iter().map(|&p| Circle::new(p, 3, STEPS.filled())))?;
+        }
+        let current = (land.current[0], land.current[1]);
+        chart
+            .draw_series(
+                [current]
+                    .into_iter()
+                    .filter(inside)
+                    .map(|p| Circle::new(p, 7, TANGENT.filled())),
+            )?
+            .label(format!(
+                "current weights ({:.3}, {:.3}), loss {:.4}",
+                current.0, current.1, land.current_loss
+            ))
+            .legend(|(x, y)| Circle::new((x + 10, y), 6, TANGENT.filled()));
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 15))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()?;
+
+        // The colour bar: positioned in log10(loss), like the colours, labelled in loss values.
+        let mut scale = ChartBuilder::on(&bar)
+            .margin_top(60)
+            .margin_bottom(70)
+            .margin_right(10)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..1.0, lo..hi)?;
+        scale
+            .configure_mesh()
+            .disable_mesh()
+            .disable_x_axis()
+            .y_desc("loss (mean squared error)")
+            .y_label_formatter(&|v| format!("{:.3e}", 10f64.powf(*v)))
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 15))
+            .draw()?;
+        let bands = 100;
+        scale.draw_series((0..bands).map(|k| {
+            let a = lo + (hi - lo) * k as f64 / bands as f64;
+            let b = lo + (hi - lo) * (k + 1) as f64 / bands as f64;
+            Rectangle::new(
+                [(0.0, a), (1.0, b)],
+                ViridisRGB.get_color_normalized(a, lo, hi).filled(),
+            )
+        }))?;
+        Ok(())
+    }
+}
+
+/// Draws the loss over two weights into `path`.
+pub fn surface_2d(
+    path: &Path,
+    land: &Landscape,
+    steps: &[AxisStep],
+    learning_rate: Option<f64>,
+    title: &str,
+    size: (u32, u32),
+) -> Result<()> {
+    render(
+        &Surface2 {
+            land,
+            steps,
+            title,
+            learning_rate,
+        },
+        path,
+        size,
+    )
+}
