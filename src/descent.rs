@@ -84,6 +84,8 @@ pub enum StopReason {
     /// The engine failed at `step` (for example, the GPU device was lost); the outcome holds
     /// the last weights the engine could still report.
     Failed { step: usize },
+    /// An observer asked to stop (an interrupt): the run ended after the chunk in flight.
+    Interrupted,
 }
 
 impl StopReason {
@@ -94,6 +96,7 @@ impl StopReason {
             StopReason::Flat { .. } => "flat",
             StopReason::Diverged { .. } => "diverged",
             StopReason::Failed { .. } => "failed",
+            StopReason::Interrupted => "interrupted",
         }
     }
 
@@ -112,6 +115,10 @@ pub trait Observer {
     fn observe(&mut self, history: &[StepRecord], max_steps: usize);
     /// Called once when the run is over.
     fn finish(&mut self) {}
+    /// Asked after every chunk: `true` ends the run there (weights and history kept).
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// The result of a run.
@@ -249,6 +256,7 @@ impl Descent {
             for o in observers.iter_mut() {
                 o.observe(&history, self.max_steps);
             }
+            let interrupted = observers.iter().any(|o| o.stop_requested());
             match result.stop {
                 Some(EngineStop::Flat { gradient_norm, .. }) => {
                     stopped = StopReason::Flat { gradient_norm };
@@ -256,6 +264,10 @@ impl Descent {
                 }
                 Some(EngineStop::Diverged { step, loss }) => {
                     stopped = StopReason::Diverged { step, loss };
+                    break;
+                }
+                None if interrupted && history.len() < self.max_steps => {
+                    stopped = StopReason::Interrupted;
                     break;
                 }
                 None => {}

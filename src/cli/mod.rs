@@ -4,6 +4,7 @@ mod bench;
 mod evaluate;
 mod generate;
 mod info;
+mod interrupt;
 mod landscape;
 mod train;
 

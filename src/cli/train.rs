@@ -19,6 +19,7 @@ use downhill::{
 };
 use serde_json::json;
 
+use super::interrupt::Interrupts;
 use super::{parse_count, parse_device, parse_loss, print_json, thousands, ShapeArgs};
 
 /// Points in the default synthetic set.
@@ -109,6 +110,8 @@ enum Source {
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
+    // First of all, so that an early Ctrl-C already stops the run cleanly.
+    let mut interrupts = Interrupts::install()?;
     let descent = Descent {
         learning_rate: args.lr,
         max_steps: args.steps,
@@ -128,6 +131,11 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let (data, source) = training_data(&args, &net)?;
     let points = data.len();
     let mut progress = ProgressObserver::new(args.steps);
+    // Resuming (--init) with an existing history: append to it, numbering on from its end.
+    let resume = match (&args.init, &args.history) {
+        (Some(_), Some(path)) if path.exists() => Some(read_history(path)?),
+        _ => None,
+    };
     let gpu = device::open_gpu_engine(args.device, &net, &data, GpuOptions::default())?;
     let (outcome, device_name, verification) = match gpu {
         Some(engine) if !args.verify => {
@@ -136,7 +144,10 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             drop(data);
             let mut engine = engine;
             let device_name = engine.device();
-            let outcome = descent.run(&mut engine, &mut [&mut progress as &mut dyn Observer])?;
+            let outcome = descent.run(
+                &mut engine,
+                &mut [&mut progress as &mut dyn Observer, &mut interrupts],
+            )?;
             (outcome, device_name, None)
         }
         gpu => {
@@ -148,8 +159,10 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
                 let reference = Box::new(CpuEngine::new(net.clone(), &data, CpuVariant::Fused)?);
                 let mut verified = Verified::new(engine, reference);
                 let device_name = verified.device();
-                let outcome =
-                    descent.run(&mut verified, &mut [&mut progress as &mut dyn Observer])?;
+                let outcome = descent.run(
+                    &mut verified,
+                    &mut [&mut progress as &mut dyn Observer, &mut interrupts],
+                )?;
                 let report = VerifyReport {
                     compared: verified.compared,
                     loss: verified.worst,
@@ -159,8 +172,10 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             } else {
                 let mut engine = engine;
                 let device_name = engine.device();
-                let outcome =
-                    descent.run(engine.as_mut(), &mut [&mut progress as &mut dyn Observer])?;
+                let outcome = descent.run(
+                    engine.as_mut(),
+                    &mut [&mut progress as &mut dyn Observer, &mut interrupts],
+                )?;
                 (outcome, device_name, None)
             }
         }
@@ -169,8 +184,9 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     if let Some(path) = &args.out {
         model_file::save(&outcome.network, path)?;
     }
+    let offset = resume.as_ref().map_or(0, |r| r.last_step);
     if let Some(path) = &args.history {
-        write_history(path, &outcome)?;
+        write_history(path, resume.as_ref(), &outcome)?;
     }
     if let Some(path) = &args.plot {
         let title = format!(
@@ -213,6 +229,26 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
                 if v.passed() { "passed" } else { "FAILED" }
             );
         }
+    }
+    let interrupted = matches!(outcome.stopped, StopReason::Interrupted);
+    if let Some(code) = interrupts.exit_code().filter(|_| interrupted) {
+        let mut wrote: Vec<String> = Vec::new();
+        if let Some(path) = &args.out {
+            wrote.push(format!("the weights to {}", path.display()));
+        }
+        if let Some(path) = &args.history {
+            wrote.push(format!("the loss history to {}", path.display()));
+        }
+        let last = outcome.history.last().map_or(offset, |r| r.step + offset);
+        eprintln!(
+            "downhill: interrupted after step {last}; {}",
+            if wrote.is_empty() {
+                "no --out or --history was given: the weights are printed above".to_string()
+            } else {
+                format!("wrote {}", wrote.join(" and "))
+            }
+        );
+        return Ok(ExitCode::from(code));
     }
     if let Some(v) = verification.filter(|v| !v.passed()) {
         let error = Error::VerificationFailed(format!(
@@ -287,12 +323,57 @@ fn training_data(args: &TrainArgs, net: &Network) -> Result<(Dataset, Source)> {
     Ok((data, Source::Synthetic { teacher }))
 }
 
-fn write_history(path: &Path, outcome: &Outcome) -> Result<()> {
+/// An existing history file, read to be appended to.
+struct PastHistory {
+    /// The file's rows after the header, as they are.
+    rows: String,
+    /// The last step number in it (0 when it has no rows).
+    last_step: usize,
+}
+
+fn read_history(path: &Path) -> Result<PastHistory> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut lines = text.lines();
+    if lines.next() != Some("step,loss,gradient_norm") {
+        return Err(Error::BadData {
+            path: path.to_path_buf(),
+            message: "not a downhill loss history (expected the header step,loss,gradient_norm); \
+                      give another --history to start a new one"
+                .into(),
+        });
+    }
+    let mut rows = String::new();
+    let mut last_step = 0;
+    for (i, line) in lines.enumerate() {
+        let step = line.split(',').next().and_then(|s| s.parse::<usize>().ok());
+        match step {
+            Some(step) if step > last_step => last_step = step,
+            _ => {
+                return Err(Error::BadCell {
+                    path: path.to_path_buf(),
+                    line: i as u64 + 2,
+                    column: 1,
+                    message: format!("expected a step number above {last_step}, found '{line}'"),
+                })
+            }
+        }
+        rows.push_str(line);
+        rows.push('\n');
+    }
+    Ok(PastHistory { rows, last_step })
+}
+
+/// Writes the history (after `past`, numbering on from its last step), atomically.
+fn write_history(path: &Path, past: Option<&PastHistory>, outcome: &Outcome) -> Result<()> {
+    let offset = past.map_or(0, |p| p.last_step);
     write_atomically(path, |w| {
         let io = |e| Error::io(path, e);
         writeln!(w, "step,loss,gradient_norm").map_err(io)?;
+        if let Some(p) = past {
+            w.write_all(p.rows.as_bytes()).map_err(io)?;
+        }
         for r in &outcome.history {
-            writeln!(w, "{},{:e},{:e}", r.step, r.loss, r.gradient_norm).map_err(io)?;
+            writeln!(w, "{},{:e},{:e}", r.step + offset, r.loss, r.gradient_norm).map_err(io)?;
         }
         Ok(())
     })
@@ -306,6 +387,7 @@ fn stop_text(stopped: &StopReason, tol: f64) -> String {
         }
         StopReason::Diverged { step, loss } => format!("diverged at step {step} (loss {loss:e})"),
         StopReason::Failed { step } => format!("the device failed at step {step}"),
+        StopReason::Interrupted => "interrupted".into(),
     }
 }
 

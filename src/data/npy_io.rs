@@ -14,6 +14,7 @@ use crate::output::write_atomically;
 
 /// Reads a 2-D float32 or float64 `.npy` file into columns, shape `(columns, rows)`.
 pub fn read(path: &Path) -> Result<Array2<f32>> {
+    check_claimed_size(path)?;
     let rows_by_cols = match Array2::<f32>::read_npy(open(path)?) {
         Ok(a) => a,
         Err(ReadNpyError::WrongDescriptor(_)) => {
@@ -46,6 +47,78 @@ pub fn read(path: &Path) -> Result<Array2<f32>> {
     } else {
         columns.as_standard_layout().into_owned()
     })
+}
+
+/// Compares the size the header promises with the bytes the file holds, before anything is
+/// allocated: a header claiming 10^12 values must be a clear error, not an attempt to
+/// allocate terabytes. Headers this cannot make sense of are left to the full reader, which
+/// reports what is wrong with them.
+fn check_claimed_size(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut prefix = [0u8; 12];
+    if file.read_exact(&mut prefix).is_err() || &prefix[..6] != b"\x93NUMPY" {
+        return Ok(());
+    }
+    let (header_len, header_start) = match prefix[6] {
+        1 => (u64::from(u16::from_le_bytes([prefix[8], prefix[9]])), 10u64),
+        2 | 3 => (
+            u64::from(u32::from_le_bytes([
+                prefix[8], prefix[9], prefix[10], prefix[11],
+            ])),
+            12u64,
+        ),
+        _ => return Ok(()),
+    };
+    if header_len > 1 << 20 || header_start + header_len > file_len {
+        return Err(Error::bad_data(
+            path,
+            format!("the .npy header claims {header_len} bytes; the file is {file_len} bytes long"),
+        ));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut skip = vec![0u8; header_start as usize];
+    if file.read_exact(&mut skip).is_err() || file.read_exact(&mut header).is_err() {
+        return Ok(());
+    }
+    let header = String::from_utf8_lossy(&header);
+    let item = if header.contains("f8") {
+        8u64
+    } else if header.contains("f4") {
+        4
+    } else {
+        return Ok(());
+    };
+    let Some(shape) = header
+        .split("'shape'")
+        .nth(1)
+        .and_then(|rest| rest.split_once('('))
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(inside, _)| inside)
+    else {
+        return Ok(());
+    };
+    let mut values: u64 = 1;
+    for part in shape.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Ok(n) = part.parse::<u64>() else {
+            return Ok(());
+        };
+        values = values.saturating_mul(n);
+    }
+    let data_bytes = file_len - header_start - header_len;
+    if values.saturating_mul(item) > data_bytes {
+        return Err(Error::bad_data(
+            path,
+            format!(
+                "the .npy header promises shape ({shape}) = {values} values ({} bytes) but the \
+                 file holds {data_bytes} bytes of data: truncated or damaged",
+                values.saturating_mul(item)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn open(path: &Path) -> Result<BufReader<File>> {
