@@ -1,0 +1,209 @@
+//! Faults a long run meets: a full disk, numbers that blow up, degenerate data, GPU limits.
+//! Each ends with the right exit code and a clear message, and on the GPU path exactly as on
+//! the CPU path.
+
+use std::process::{Command, Output};
+
+fn downhill(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_downhill"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs")
+}
+
+fn has_gpu() -> bool {
+    let found = downhill::gpu::GpuContext::open(downhill::gpu::AdapterChoice::Any)
+        .expect("opening an adapter does not fail")
+        .is_some();
+    if !found && std::env::var("DOWNHILL_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+        panic!("DOWNHILL_REQUIRE_GPU=1 but no GPU adapter was found");
+    }
+    found
+}
+
+fn devices() -> Vec<&'static str> {
+    if has_gpu() {
+        vec!["cpu", "gpu"]
+    } else {
+        eprintln!("no GPU adapter: checking the CPU path only");
+        vec!["cpu"]
+    }
+}
+
+/// Trains on `rows` (CSV text without header) on every device; returns (device, exit code,
+/// stderr, final loss from --json when it succeeded).
+fn train_on_rows(rows: &str, extra: &[&str]) -> Vec<(String, Option<i32>, String, Option<f64>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("points.csv");
+    std::fs::write(&data, rows).unwrap();
+    devices()
+        .into_iter()
+        .map(|device| {
+            let mut args = vec![
+                "train",
+                "--data",
+                data.to_str().unwrap(),
+                "--device",
+                device,
+                "--json",
+            ];
+            args.extend_from_slice(extra);
+            let out = downhill(&args);
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(!err.contains("panicked"), "{device}: {err}");
+            let loss = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .ok()
+                .and_then(|v| v["final_loss"].as_f64());
+            (device.to_string(), out.status.code(), err, loss)
+        })
+        .collect()
+}
+
+/// The part of a divergence message that must match across paths: "diverged at step N".
+fn diverged_step(err: &str) -> Option<String> {
+    let at = err.find("diverged at step ")?;
+    Some(
+        err[at..]
+            .split([' ', ',', '('])
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+#[test]
+fn a_learning_rate_of_a_million_diverges_the_same_way_on_each_path() {
+    let rows: String = (0..200)
+        .map(|i| {
+            let x = (i as f64 / 100.0) - 1.0;
+            format!("{x},{},{}\n", -x, 2.0 * x)
+        })
+        .collect();
+    let runs = train_on_rows(&rows, &["--lr", "1e6", "--steps", "50"]);
+    for (device, code, err, _) in &runs {
+        assert_eq!(*code, Some(1), "{device}: {err}");
+        assert!(err.contains("diverged"), "{device}: {err}");
+    }
+    let steps: Vec<_> = runs.iter().map(|r| diverged_step(&r.2)).collect();
+    assert!(steps.windows(2).all(|w| w[0] == w[1]), "{steps:?}");
+}
+
+#[test]
+fn inputs_of_1e30_overflow_into_a_clear_divergence_on_each_path() {
+    let rows = "1e30,1,2\n-1e30,2,3\n5e29,0,1\n";
+    let runs = train_on_rows(rows, &["--steps", "5"]);
+    for (device, code, err, _) in &runs {
+        assert_eq!(*code, Some(1), "{device}: {err}");
+        assert!(err.contains("diverged at step 1"), "{device}: {err}");
+    }
+}
+
+#[test]
+fn all_identical_points_and_a_single_point_train_normally_on_each_path() {
+    let identical = "0.5,-0.25,1.5\n".repeat(300);
+    for rows in [identical.as_str(), "0.5,-0.25,1.5\n"] {
+        let runs = train_on_rows(rows, &["--steps", "40", "--lr", "0.1"]);
+        let losses: Vec<f64> = runs
+            .iter()
+            .map(|(device, code, err, loss)| {
+                assert_eq!(*code, Some(0), "{device}: {err}");
+                loss.expect("--json reports the final loss")
+            })
+            .collect();
+        for l in &losses {
+            assert!(l.is_finite());
+            assert!(
+                (l - losses[0]).abs() <= 1e-4 * losses[0].abs().max(1e-6),
+                "{losses:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_network_beyond_the_gpu_kernels_limits_is_a_clear_error_under_gpu_and_the_cpu_under_auto() {
+    if !has_gpu() {
+        eprintln!("no GPU adapter: nothing to check");
+        return;
+    }
+    let out = downhill(&[
+        "train",
+        "--layers",
+        "8,64,64,1",
+        "--points",
+        "500",
+        "--steps",
+        "1",
+        "--device",
+        "gpu",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("at most 1024") && err.contains("--device cpu"),
+        "{err}"
+    );
+    let out = downhill(&[
+        "train",
+        "--layers",
+        "8,64,64,1",
+        "--points",
+        "500",
+        "--steps",
+        "1",
+        "--device",
+        "auto",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A full disk, simulated with a 64 KiB tmpfs (needs root, as in CI; skipped otherwise): the
+/// write fails with a clear error naming the file, and the file that was there stays intact.
+#[test]
+fn a_full_disk_is_a_clear_error_and_keeps_the_previous_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("small");
+    std::fs::create_dir(&mount).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&mount)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("cannot mount a tmpfs here (not root?): skipping the full-disk test");
+        return;
+    }
+    let target = mount.join("points.csv");
+    std::fs::write(&target, "x0,x1,y0\n1,2,3\n").unwrap();
+    let out = downhill(&[
+        "generate",
+        "--points",
+        "100000",
+        "--out",
+        target.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let kept = std::fs::read_to_string(&target).unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir(&mount)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let _ = Command::new("umount").arg(&mount).status();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("points.csv") && err.contains("No space left"),
+        "{err}"
+    );
+    assert_eq!(kept, "x0,x1,y0\n1,2,3\n");
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "no temporary file is left behind: {leftovers:?}"
+    );
+}
