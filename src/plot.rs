@@ -216,16 +216,35 @@ pub fn loss_curve(
     )
 }
 
-/// The loss over one weight, the tangent at the current value and the descent steps.
-struct Curve1<'a> {
+/// A landscape: over one weight, the curve with the tangent at the current value and the
+/// descent steps; over two, the surface (see [`LandscapeFigure::draw_surface`]).
+struct LandscapeFigure<'a> {
     land: &'a Landscape,
     steps: &'a [AxisStep],
     title: &'a str,
     learning_rate: Option<f64>,
 }
 
-impl Figure for Curve1<'_> {
+impl Figure for LandscapeFigure<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        if self.land.axes.len() == 1 {
+            self.draw_curve(root)
+        } else {
+            self.draw_surface(root)
+        }
+    }
+}
+
+impl LandscapeFigure<'_> {
+    /// The legend text of the descent series.
+    fn descent_label(&self, what: &str) -> String {
+        match self.learning_rate {
+            Some(lr) => format!("gradient descent {what} (learning rate {lr})"),
+            None => format!("gradient descent {what}"),
+        }
+    }
+
+    fn draw_curve<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         root.fill(&WHITE)?;
         let land = self.land;
         let axis = &land.axes[0];
@@ -285,10 +304,7 @@ impl Figure for Curve1<'_> {
                 .map(|s| (s.weights[0], s.loss))
                 .filter(inside)
                 .collect();
-            let label = match self.learning_rate {
-                Some(lr) => format!("gradient descent steps (learning rate {lr})"),
-                None => "gradient descent steps".to_string(),
-            };
+            let label = self.descent_label("steps");
             chart
                 .draw_series(LineSeries::new(path.clone(), STEPS.stroke_width(1)))?
                 .label(label)
@@ -323,38 +339,10 @@ fn clip_segment(a: (f64, f64), b: (f64, f64), y_range: &Range<f64>) -> Vec<(f64,
     vec![clip(a, b), clip(b, a)]
 }
 
-/// Draws the loss over one weight into `path`.
-pub fn curve_1d(
-    path: &Path,
-    land: &Landscape,
-    steps: &[AxisStep],
-    learning_rate: Option<f64>,
-    title: &str,
-    size: (u32, u32),
-) -> Result<()> {
-    render(
-        &Curve1 {
-            land,
-            steps,
-            title,
-            learning_rate,
-        },
-        path,
-        size,
-    )
-}
-
-/// The loss over two weights: heatmap (colour by log10 of the loss), contour lines, colour
-/// bar, the current weights and the descent path.
-struct Surface2<'a> {
-    land: &'a Landscape,
-    steps: &'a [AxisStep],
-    title: &'a str,
-    learning_rate: Option<f64>,
-}
-
-impl Figure for Surface2<'_> {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+impl LandscapeFigure<'_> {
+    /// The loss over two weights: heatmap (colour by log10 of the loss), contour lines,
+    /// colour bar, the current weights and the descent path.
+    fn draw_surface<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         root.fill(&WHITE)?;
         let land = self.land;
         let (xs, ys) = (&land.axes[0].values, &land.axes[1].values);
@@ -454,10 +442,7 @@ impl Figure for Surface2<'_> {
                 .map(|s| (s.weights[0], s.weights[1]))
                 .filter(inside)
                 .collect();
-            let label = match self.learning_rate {
-                Some(lr) => format!("gradient descent path (learning rate {lr})"),
-                None => "gradient descent path".to_string(),
-            };
+            let label = self.descent_label("path");
             chart
                 .draw_series(LineSeries::new(path.clone(), STEPS.stroke_width(2)))?
                 .label(label)
@@ -516,8 +501,8 @@ impl Figure for Surface2<'_> {
     }
 }
 
-/// Draws the loss over two weights into `path`.
-pub fn surface_2d(
+/// Draws a landscape (one weight: the curve; two: the surface) into `path`.
+pub fn landscape(
     path: &Path,
     land: &Landscape,
     steps: &[AxisStep],
@@ -526,7 +511,7 @@ pub fn surface_2d(
     size: (u32, u32),
 ) -> Result<()> {
     render(
-        &Surface2 {
+        &LandscapeFigure {
             land,
             steps,
             title,

@@ -1,20 +1,15 @@
 //! The `downhill` command end to end: every subcommand, the JSON output, exit codes, and a
 //! clear error (exit code 2, no panic, no output file) for every kind of bad input.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::downhill;
 use ndarray::{arr1, arr2, Array2};
 use serde_json::Value;
-
-fn downhill(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_downhill"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the binary runs")
-}
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

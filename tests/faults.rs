@@ -2,15 +2,11 @@
 //! Each ends with the right exit code and a clear message, and on the GPU path exactly as on
 //! the CPU path.
 
-use std::process::{Command, Output};
+mod common;
 
-fn downhill(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_downhill"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the binary runs")
-}
+use std::process::Command;
+
+use common::downhill;
 
 fn has_gpu() -> bool {
     let found = downhill::gpu::GpuContext::open(downhill::gpu::AdapterChoice::Any)

@@ -8,22 +8,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use common::random_case;
+use common::{downhill, random_case};
 use downhill::cpu::{sse_many, CpuKernel, Reference};
 use downhill::device::{DeviceChoice, Target};
 use downhill::gpu::{AdapterChoice, GpuContext};
 use downhill::landscape::{self, WeightAxis};
 use downhill::{model_file, Activation, LossKind};
-
-fn downhill(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_downhill"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the binary runs")
-}
 
 fn gpu_available() -> bool {
     match GpuContext::open(AdapterChoice::Any).expect("opening an adapter does not fail") {

@@ -138,12 +138,7 @@ pub fn run(args: LandscapeArgs) -> Result<ExitCode> {
     let learning_rate = args.descend.then_some(args.lr);
     let size = (args.width, args.height);
     match &output {
-        Output::Picture(path) if land.axes.len() == 1 => {
-            plot::curve_1d(path, &land, &steps, learning_rate, &title, size)?
-        }
-        Output::Picture(path) => {
-            plot::surface_2d(path, &land, &steps, learning_rate, &title, size)?
-        }
+        Output::Picture(path) => plot::landscape(path, &land, &steps, learning_rate, &title, size)?,
         Output::Csv(path) => write_atomically(path, |w| write_csv(w, &land, path))?,
         Output::Stdout => {
             let stdout = std::io::stdout();

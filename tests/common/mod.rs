@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses some of these helpers
 
+use std::process::{Command, Output};
+
 use downhill::{data, Activation, Dataset, Network};
 
 /// A seeded random student (with small nonzero biases, so their gradients start from a generic
@@ -35,4 +37,13 @@ pub fn gradient_gap(got: &[f64], want: &[f64]) -> f64 {
         .map(|(g, w)| (g - w).abs())
         .fold(0.0, f64::max)
         / scale
+}
+
+/// Runs the `downhill` binary with `args` (no RUST_LOG from the environment).
+pub fn downhill(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_downhill"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs")
 }
