@@ -118,6 +118,17 @@ fn npy_header_promising_a_trillion_values_is_a_clear_error() {
     );
 }
 
+/// Found by the longer run (200,000 cases): a header with a non-float type ('<i8', '|u1')
+/// and a huge shape made the float64 fallback allocate 44 GB before checking the type.
+#[test]
+fn npy_header_of_another_type_promising_too_much_is_a_clear_error() {
+    for descr in ["<i8", "|u1", "<c16", "<x0"] {
+        let bytes = npy(descr, false, "5483832900, 1", &[0u8; 64]);
+        let err = load_table(&bytes, "npy").unwrap_err();
+        assert!(err.contains("promises"), "{descr}: {err}");
+    }
+}
+
 /// The same through the command: exit code 2 and the file named, no abort.
 #[test]
 fn npy_header_promising_too_much_exits_2() {

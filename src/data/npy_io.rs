@@ -84,13 +84,17 @@ fn check_claimed_size(path: &Path) -> Result<()> {
         return Ok(());
     }
     let header = String::from_utf8_lossy(&header);
-    let item = if header.contains("f8") {
-        8u64
-    } else if header.contains("f4") {
-        4
-    } else {
-        return Ok(());
-    };
+    // Bytes per value from the descriptor's size digits ('<f8' -> 8); at least 1 for any
+    // type. The reader allocates by the shape before it looks at the type, so every type
+    // is checked, not only the float ones.
+    let item = header
+        .split("'descr'")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').nth(1))
+        .map(|descr| descr.trim_start_matches(|c: char| !c.is_ascii_digit()))
+        .and_then(|digits| digits.parse::<u64>().ok())
+        .unwrap_or(1)
+        .max(1);
     let Some(shape) = header
         .split("'shape'")
         .nth(1)
