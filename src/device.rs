@@ -102,7 +102,9 @@ pub fn open_gpu_engine(
     if let Some(ctx) = context_for(choice)? {
         match GpuEngine::new(ctx, net.clone(), data, options) {
             Ok(engine) => return Ok(Some(engine)),
-            Err(Error::InvalidArgument(why)) if choice == DeviceChoice::Auto => {
+            // Under auto, a network the kernels cannot take or a run the card has no memory
+            // for falls back to the CPU, as a user would want; asked for the GPU, it is an error.
+            Err(Error::InvalidArgument(why) | Error::Gpu(why)) if choice == DeviceChoice::Auto => {
                 log::warn!("{why}; using the CPU path");
             }
             Err(e) => return Err(e),

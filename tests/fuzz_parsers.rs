@@ -156,3 +156,25 @@ fn npy_header_promising_too_much_exits_2() {
         "{err}"
     );
 }
+
+/// A CSV line of 100 MB is refused as soon as it passes 1 MiB, before it is held in memory,
+/// with the line named.
+#[test]
+fn a_csv_line_of_100_mb_is_refused_without_reading_it() {
+    let mut bytes = b"x0,x1,y0\n".to_vec();
+    bytes.extend(std::iter::repeat_n(b'1', 100_000_000));
+    bytes.extend_from_slice(b",1,2\n");
+    let err = load_table(&bytes, "csv").unwrap_err();
+    assert!(err.contains("line 2 is longer than"), "{err}");
+}
+
+/// A bad cell is quoted by its start only, so a long one does not flood the terminal.
+#[test]
+fn a_long_bad_cell_is_quoted_by_its_start() {
+    let text = format!("1,2,{}\n", "z".repeat(5000));
+    let err = load_table(text.as_bytes(), "csv").unwrap_err();
+    assert!(
+        err.contains("(5000 characters)") && err.len() < 300,
+        "{err}"
+    );
+}

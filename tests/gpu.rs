@@ -84,6 +84,7 @@ fn chunked_data_gives_the_same_loss_and_gradient() {
         let (net, set) = random_case(&[2, 2, 1], Activation::Relu, true, points, limit as u64);
         let options = GpuOptions {
             max_chunk_points: Some(limit),
+            ..GpuOptions::default()
         };
         let engine = GpuEngine::new(ctx.clone(), net.clone(), &set, options).unwrap();
         assert_eq!(engine.chunk_count(), points.div_ceil(limit));
@@ -106,6 +107,7 @@ fn predictions_match_the_reference_with_and_without_chunks() {
             let want = Reference.predict(&net, set.input_columns());
             let options = GpuOptions {
                 max_chunk_points: limit,
+                ..GpuOptions::default()
             };
             let got = predict(&ctx, &net, set.input_columns(), options).unwrap();
             assert_eq!(got.dim(), want.dim());
@@ -226,6 +228,7 @@ fn a_200_step_run_follows_the_cpu_run() {
     };
     let options = GpuOptions {
         max_chunk_points: Some(7000),
+        ..GpuOptions::default()
     };
     let mut gpu_engine = GpuEngine::new(ctx, student.clone(), &set, options).unwrap();
     let on_gpu = descent.run(&mut gpu_engine, &mut []).unwrap();
@@ -335,4 +338,31 @@ fn a_lost_device_ends_the_run_and_keeps_the_last_weights_read_back() {
         after.network, before.network,
         "the weights read back before the loss are kept"
     );
+}
+
+/// A run that needs more memory than the adapter allows (the limit lowered artificially) is a
+/// clear GPU error naming both sizes, before anything is allocated; under `--device auto` the
+/// same error sends the run to the CPU path instead.
+#[test]
+fn a_run_larger_than_the_adapters_memory_is_a_clear_error() {
+    let Some(ctx) = gpu() else { return };
+    let (net, set) = random_case(&[2, 2, 1], Activation::Relu, true, 10_000, 3);
+    let options = GpuOptions {
+        memory_limit: Some(64 * 1024),
+        ..GpuOptions::default()
+    };
+    let err = match GpuEngine::new(ctx.clone(), net.clone(), &set, options) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a 120 kB data set must not fit a 64 KiB limit"),
+    };
+    assert!(
+        err.contains("needs about") && err.contains("65536"),
+        "{err}"
+    );
+    assert_eq!(downhill::Error::Gpu(err).exit_code(), 1);
+    let roomy = GpuOptions {
+        memory_limit: Some(1 << 20),
+        ..GpuOptions::default()
+    };
+    assert!(GpuEngine::new(ctx, net, &set, roomy).is_ok());
 }

@@ -1,6 +1,7 @@
 //! CSV files: a header row is optional (a first row none of whose cells is a number), every
 //! other cell must be a finite number, every row must have the same number of cells.
 
+use std::io::Read;
 use std::path::Path;
 
 use ndarray::{Array2, ArrayView2};
@@ -8,14 +9,27 @@ use ndarray::{Array2, ArrayView2};
 use crate::error::{Error, Result};
 use crate::output::write_atomically;
 
+/// The longest line accepted: far more than any row of numbers for a network (about 50,000
+/// cells), small enough that a damaged file with one giant line is refused before it is held
+/// in memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Characters of a bad cell quoted in an error message.
+const QUOTED_CELL_CHARS: usize = 40;
+
 /// Reads a CSV file into columns, shape `(columns, rows)`.
 pub fn read(path: &Path) -> Result<Array2<f32>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let limited = LineLimit {
+        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        since_newline: 0,
+        line: 1,
+    };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+        .from_reader(limited);
 
     let mut columns: Vec<Vec<f32>> = Vec::new();
     let mut record = csv::StringRecord::new();
@@ -65,6 +79,38 @@ pub fn read(path: &Path) -> Result<Array2<f32>> {
     Ok(Array2::from_shape_vec((width, rows), flat).expect("every column has one value per row"))
 }
 
+/// A reader that fails on a line longer than [`MAX_LINE_BYTES`].
+struct LineLimit<R> {
+    inner: R,
+    since_newline: usize,
+    line: u64,
+}
+
+impl<R: Read> Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for part in buf[..n].split_inclusive(|&b| b == b'\n') {
+            let ends_line = part.last() == Some(&b'\n');
+            self.since_newline += part.len() - usize::from(ends_line);
+            if self.since_newline > MAX_LINE_BYTES {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "line {} is longer than {MAX_LINE_BYTES} bytes: not a table of numbers \
+                         for a small network (damaged, or not a CSV file)",
+                        self.line
+                    ),
+                ));
+            }
+            if ends_line {
+                self.since_newline = 0;
+                self.line += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
 fn parse_cell(path: &Path, line: u64, column: usize, cell: &str) -> Result<f32> {
     let bad = |message: String| Error::BadCell {
         path: path.into(),
@@ -72,7 +118,16 @@ fn parse_cell(path: &Path, line: u64, column: usize, cell: &str) -> Result<f32> 
         column: column + 1,
         message,
     };
-    let value: f64 = cell
+    // Quote a long cell by its start only.
+    let shown: String = if cell.chars().count() > QUOTED_CELL_CHARS {
+        let start: String = cell.chars().take(QUOTED_CELL_CHARS).collect();
+        format!("{start}... ({} characters)", cell.chars().count())
+    } else {
+        cell.to_string()
+    };
+    let original = cell;
+    let cell = shown.as_str();
+    let value: f64 = original
         .parse()
         .map_err(|_| bad(format!("'{cell}' is not a number")))?;
     if !value.is_finite() {

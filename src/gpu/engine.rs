@@ -31,6 +31,10 @@ pub struct GpuOptions {
     /// At most this many points per data chunk (one storage binding and one dispatch each).
     /// `None`: as many as the adapter's binding and buffer size limits allow.
     pub max_chunk_points: Option<usize>,
+    /// At most this many bytes of GPU memory for one run; `None`: no limit beyond the
+    /// adapter's own (wgpu does not report how much memory an adapter has, so running out is
+    /// otherwise found when an allocation fails). Tests lower it to simulate a small card.
+    pub memory_limit: Option<u64>,
 }
 
 /// One slice of the data in its own storage binding.
@@ -102,6 +106,17 @@ impl GpuEngine {
         let update = pipelines::update(&ctx, &shape)?;
         let pp = shape.params + 1;
         let params32: Vec<f32> = net.params().iter().map(|&p| p as f32).collect();
+        if let Some(limit) = options.memory_limit {
+            // The data, plus one row of partial sums per workgroup (at most one per 64 points).
+            let needed = data.bytes() as u64 + (data.len() as u64 / 64 + 1) * pp as u64 * 4;
+            if needed > limit {
+                return Err(Error::Gpu(format!(
+                    "the run needs about {needed} bytes of GPU memory for {} points; the \
+                     adapter allows {limit}; use fewer points or --device cpu",
+                    data.len()
+                )));
+            }
+        }
 
         let engine = ctx.checked("allocating GPU buffers", || {
             use wgpu::BufferUsages as U;
