@@ -1,0 +1,77 @@
+//! `downhill bench` end to end, small: every CPU path appears with its timing, the floors the
+//! command measured, and a final loss that agrees across paths. (No timing is asserted.)
+
+mod common;
+
+use common::downhill;
+
+#[test]
+fn bench_reports_every_path_against_the_measured_floors() {
+    let out = downhill(&[
+        "bench",
+        "--points",
+        "1000,5000",
+        "--layers",
+        "2,2,1",
+        "--layers",
+        "3,8,2",
+        "--steps",
+        "2",
+        "--repeats",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let machine = &report["machine"];
+    assert!(machine["cpu_read_gb_per_s"].as_f64().unwrap() > 0.0);
+    assert!(machine["cpu_peak_gflop_per_s"].as_f64().unwrap() > 0.0);
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(
+        rows.len(),
+        2 * 2 * 2,
+        "two workloads x two sizes x two CPU paths"
+    );
+    for row in rows {
+        let path = row["path"].as_str().unwrap();
+        assert!(path == "cpu fused" || path == "cpu reference", "{path}");
+        let median = row["ms_per_step_median"].as_f64().unwrap();
+        assert!(row["ms_per_step_min"].as_f64().unwrap() <= median);
+        assert!(median <= row["ms_per_step_max"].as_f64().unwrap());
+        assert!(row["floor_ms"].as_f64().unwrap() > 0.0);
+        assert!(["memory", "arithmetic"].contains(&row["bound"].as_str().unwrap()));
+        // The same steps from the same weights: the paths agree.
+        assert!(
+            row["loss_rel_diff_vs_cpu_fused"].as_f64().unwrap() < 1e-4,
+            "{row}"
+        );
+    }
+
+    // The table form says which bound applies and what the floor is.
+    let text = downhill(&[
+        "bench",
+        "--points",
+        "1000",
+        "--layers",
+        "2,2,1",
+        "--steps",
+        "1",
+        "--repeats",
+        "1",
+        "--device",
+        "cpu",
+    ]);
+    let table = String::from_utf8_lossy(&text.stdout);
+    assert!(text.status.success());
+    assert!(
+        table.contains("cpu fused") && table.contains("of floor") && table.contains("memory"),
+        "{table}"
+    );
+
+    let bad = downhill(&["bench", "--points", "1e5,zero"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("zero"));
+}
