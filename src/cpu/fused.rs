@@ -698,35 +698,34 @@ fn block_body<const FMA: bool>(
     sse
 }
 
-// One build of the tile kernel per instruction set, picked at run time (see `small.rs` for
-// why by hand): the loops are written for the vectoriser, and wider vectors and FMA are where
-// the speed comes from.
+/// The AVX-512 and AVX2 builds of an `#[inline(always)]` body that is generic over FMA: the
+/// same loops compiled twice with different target features, picked at run time by [`Level`]
+/// (by hand, not with the multiversion crate: see `small.rs`). The loops are written for the
+/// vectoriser; wider vectors and FMA are where the speed comes from.
+macro_rules! simd_builds {
+    ($avx512:ident, $avx2:ident, $body:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+        fn $avx512($($arg: $ty),*) -> $ret {
+            $body::<true>($($arg),*)
+        }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-fn block_avx512(
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        fn $avx2($($arg: $ty),*) -> $ret {
+            $body::<true>($($arg),*)
+        }
+    };
+}
+
+simd_builds!(block_avx512, block_avx2, block_body, (
     plan: &KernelLayout,
     scratch: &mut Scratch,
     columns: &[&[f32]],
     start: usize,
     end: usize,
-    gradient: &mut [f64],
-) -> f64 {
-    block_body::<true>(plan, scratch, columns, start, end, gradient)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn block_avx2(
-    plan: &KernelLayout,
-    scratch: &mut Scratch,
-    columns: &[&[f32]],
-    start: usize,
-    end: usize,
-    gradient: &mut [f64],
-) -> f64 {
-    block_body::<true>(plan, scratch, columns, start, end, gradient)
-}
+    gradient: &mut [f64]
+) -> f64);
 
 /// [`block_body`] built for `level`, which must be one this CPU runs.
 fn block_sse(
@@ -788,31 +787,14 @@ fn many_body<const FMA: bool>(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-fn many_avx512(
+simd_builds!(many_avx512, many_avx2, many_body, (
     layouts: &[KernelLayout],
     scratch: &mut Scratch,
     columns: &[&[f32]],
     start: usize,
     end: usize,
-    sums: &mut [f64],
-) {
-    many_body::<true>(layouts, scratch, columns, start, end, sums)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn many_avx2(
-    layouts: &[KernelLayout],
-    scratch: &mut Scratch,
-    columns: &[&[f32]],
-    start: usize,
-    end: usize,
-    sums: &mut [f64],
-) {
-    many_body::<true>(layouts, scratch, columns, start, end, sums)
-}
+    sums: &mut [f64]
+) -> ());
 
 /// The SSE of each of `nets` (all of one shape) over `data`, in one parallel pass over the
 /// points: the loss landscape's many parameter vectors read the data once, not once each.
