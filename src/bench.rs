@@ -216,11 +216,10 @@ fn measure_size(
     let bytes = set.bytes() as f64;
     let flops = (student.step_flops_per_point() * points) as f64;
     let machine = &report.machine;
-    let cpu_floor = (bytes / (machine.cpu_read_gb_per_s * 1e9))
-        .max(flops / (machine.cpu_peak_gflop_per_s * 1e9));
-    let cpu_bound = if flops / (machine.cpu_peak_gflop_per_s * 1e9)
-        > bytes / (machine.cpu_read_gb_per_s * 1e9)
-    {
+    let read_s = bytes / (machine.cpu_read_gb_per_s * 1e9);
+    let compute_s = flops / (machine.cpu_peak_gflop_per_s * 1e9);
+    let cpu_floor = read_s.max(compute_s);
+    let cpu_bound = if compute_s > read_s {
         "arithmetic"
     } else {
         "memory"

@@ -147,21 +147,44 @@ impl Target {
     }
 
     /// The SSE of each of `nets` (all of one shape) over `data`: the loss landscape's grid.
-    /// Under `auto`, a shape the GPU kernels cannot take runs on the CPU.
     pub fn sse_many(&self, nets: &[Network], data: &Dataset) -> Result<Vec<f64>> {
-        let Some(first) = nets.first() else {
-            return Ok(Vec::new());
-        };
-        data.check_shape(first.inputs(), first.outputs(), "landscape data")?;
+        match nets.first() {
+            Some(first) => self.many_sse(first, data)?.sse(nets),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// An evaluator of many parameter vectors of `net`'s shape over `data`, set up once (on
+    /// the GPU: the data uploaded and the kernel built) for any number of batches. Under
+    /// `auto`, a shape the GPU kernels cannot take runs on the CPU.
+    pub fn many_sse<'a>(&self, net: &Network, data: &'a Dataset) -> Result<ManySse<'a>> {
+        data.check_shape(net.inputs(), net.outputs(), "landscape data")?;
         if let Some(ctx) = &self.ctx {
-            match crate::gpu::landscape::sse_many(ctx, nets, data, GpuOptions::default()) {
+            match crate::gpu::landscape::ManySse::new(ctx, net, data, GpuOptions::default()) {
+                Ok(gpu) => return Ok(ManySse::Gpu(Box::new(gpu))),
                 Err(Error::InvalidArgument(why)) if self.choice == DeviceChoice::Auto => {
                     log::warn!("{why}; using the CPU path");
                 }
-                result => return result,
+                Err(e) => return Err(e),
             }
         }
-        Ok(crate::cpu::sse_many(nets, data))
+        Ok(ManySse::Cpu(data))
+    }
+}
+
+/// See [`Target::many_sse`].
+pub enum ManySse<'a> {
+    Cpu(&'a Dataset),
+    Gpu(Box<crate::gpu::landscape::ManySse>),
+}
+
+impl ManySse<'_> {
+    /// The SSE of each of `nets` over the data.
+    pub fn sse(&self, nets: &[Network]) -> Result<Vec<f64>> {
+        match self {
+            ManySse::Cpu(data) => Ok(crate::cpu::sse_many(nets, data)),
+            ManySse::Gpu(gpu) => gpu.sse(nets),
+        }
     }
 }
 

@@ -115,17 +115,14 @@ pub fn compute(
     };
     let scale = 1.0 / (data.len() * data.outputs()) as f64;
     let mut losses = Vec::with_capacity(grid.len());
+    // Set up once (on the GPU: the data uploaded, the kernel built), used by every batch.
+    let evaluator = target.many_sse(net, data)?;
     for batch in grid.chunks(BATCH) {
         let nets = batch
             .iter()
             .map(|values| with_weights(net, &base, &axes, values))
             .collect::<Result<Vec<_>>>()?;
-        losses.extend(
-            target
-                .sse_many(&nets, data)?
-                .into_iter()
-                .map(|sse| sse * scale),
-        );
+        losses.extend(evaluator.sse(&nets)?.into_iter().map(|sse| sse * scale));
         progress(losses.len(), grid.len());
     }
     let evaluation = target.evaluate(net, data)?;

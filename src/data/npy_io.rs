@@ -55,35 +55,33 @@ pub fn read(path: &Path) -> Result<Array2<f32>> {
 /// reports what is wrong with them.
 fn check_claimed_size(path: &Path) -> Result<()> {
     use std::io::Read;
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    /// Longest header considered (real ones are a few hundred bytes).
+    const MAX_HEADER: u64 = 1 << 20;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let mut prefix = [0u8; 12];
-    if file.read_exact(&mut prefix).is_err() || &prefix[..6] != b"\x93NUMPY" {
+    let mut head = Vec::new();
+    file.take(12 + MAX_HEADER)
+        .read_to_end(&mut head)
+        .map_err(|e| Error::io(path, e))?;
+    if head.len() < 12 || &head[..6] != b"\x93NUMPY" {
         return Ok(());
     }
-    let (header_len, header_start) = match prefix[6] {
-        1 => (u64::from(u16::from_le_bytes([prefix[8], prefix[9]])), 10u64),
+    let (header_len, header_start) = match head[6] {
+        1 => (u64::from(u16::from_le_bytes([head[8], head[9]])), 10u64),
         2 | 3 => (
-            u64::from(u32::from_le_bytes([
-                prefix[8], prefix[9], prefix[10], prefix[11],
-            ])),
+            u64::from(u32::from_le_bytes([head[8], head[9], head[10], head[11]])),
             12u64,
         ),
         _ => return Ok(()),
     };
-    if header_len > 1 << 20 || header_start + header_len > file_len {
+    if header_len > MAX_HEADER || header_start + header_len > file_len {
         return Err(Error::bad_data(
             path,
             format!("the .npy header claims {header_len} bytes; the file is {file_len} bytes long"),
         ));
     }
-    let mut header = vec![0u8; header_len as usize];
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut skip = vec![0u8; header_start as usize];
-    if file.read_exact(&mut skip).is_err() || file.read_exact(&mut header).is_err() {
-        return Ok(());
-    }
-    let header = String::from_utf8_lossy(&header);
+    let header = &head[header_start as usize..(header_start + header_len) as usize];
+    let header = String::from_utf8_lossy(header);
     // Bytes per value from the descriptor's size digits ('<f8' -> 8); at least 1 for any
     // type. The reader allocates by the shape before it looks at the type, so every type
     // is checked, not only the float ones.

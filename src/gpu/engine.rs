@@ -60,7 +60,25 @@ pub(super) fn chunk_points(ctx: &GpuContext, columns: usize, options: GpuOptions
         .max(1)
 }
 
-pub(super) fn groups_for(ctx: &GpuContext, points: usize) -> u32 {
+/// The data split into chunks of at most `per_chunk` points: `(start, end, workgroups,
+/// first partial row)` each, and the partial rows of all of them together.
+pub(super) fn chunk_layout(
+    ctx: &GpuContext,
+    points: usize,
+    per_chunk: usize,
+) -> (Vec<(usize, usize, u32, u32)>, u32) {
+    let mut specs = Vec::new();
+    let mut row = 0u32;
+    for start in (0..points).step_by(per_chunk.max(1)) {
+        let end = (start + per_chunk).min(points);
+        let groups = groups_for(ctx, end - start);
+        specs.push((start, end, groups, row));
+        row += groups;
+    }
+    (specs, row)
+}
+
+fn groups_for(ctx: &GpuContext, points: usize) -> u32 {
     let per_thread = if ctx.adapter.software {
         SOFTWARE_POINTS_PER_THREAD
     } else {
@@ -134,16 +152,13 @@ impl GpuEngine {
             );
             let per_chunk = chunk_points(&ctx, data.inputs() + data.outputs(), options);
             let columns = data.column_slices();
-            let mut specs = Vec::new();
-            let mut row = 0u32;
-            for start in (0..data.len()).step_by(per_chunk) {
-                let end = (start + per_chunk).min(data.len());
-                let groups = groups_for(&ctx, end - start);
-                specs.push((start, end, groups, row));
-                row += groups;
-            }
-            let partials =
-                buffers::empty(&ctx, "partials", u64::from(row) * pp as u64 * 4, U::STORAGE);
+            let (specs, rows) = chunk_layout(&ctx, data.len(), per_chunk);
+            let partials = buffers::empty(
+                &ctx,
+                "partials",
+                u64::from(rows) * pp as u64 * 4,
+                U::STORAGE,
+            );
             let totals = buffers::empty(&ctx, "totals", pp as u64 * 4, U::STORAGE | U::COPY_SRC);
             let chunks: Vec<DataChunk> = specs
                 .into_iter()
@@ -172,7 +187,7 @@ impl GpuEngine {
                 &ctx,
                 "rows",
                 bytemuck::bytes_of(&RowsUniform {
-                    count: row,
+                    count: rows,
                     _pad: [0; 3],
                 }),
                 U::UNIFORM,

@@ -25,57 +25,94 @@ struct ChunkUniform {
     _pad: [u32; 2],
 }
 
-/// The SSE of each of `nets` (all of `nets[0]`'s shape) over `data`.
-pub fn sse_many(
-    ctx: &GpuContext,
-    nets: &[Network],
-    data: &Dataset,
-    options: GpuOptions,
-) -> Result<Vec<f64>> {
-    let Some(first) = nets.first() else {
-        return Ok(Vec::new());
-    };
-    let shape = Shape::of(first);
-    shape.check().map_err(Error::InvalidArgument)?;
-    let kernel = pipelines::landscape(ctx, &shape)?;
-    let columns = data.column_slices();
-    let per_chunk = chunk_points(ctx, columns.len(), options);
-    let max_groups = ctx.limits.max_compute_workgroups_per_dimension as usize;
-    let sets: Vec<f32> = nets
-        .iter()
-        .flat_map(|n| n.params().into_iter().map(|p| p as f32))
-        .collect();
-    let mut totals = vec![0.0f64; nets.len()];
-    for start in (0..data.len()).step_by(per_chunk.max(1)) {
-        let end = (start + per_chunk).min(data.len());
-        let groups_x = (end - start)
-            .div_ceil(POINT_WG as usize * POINTS_PER_THREAD)
-            .clamp(1, max_groups);
-        let chunk = buffers::upload_columns(ctx, &columns, start, end);
+/// The data uploaded and the kernel built once, for any number of batches of parameter
+/// vectors of one shape.
+pub struct ManySse {
+    ctx: GpuContext,
+    kernel: pipelines::Kernel,
+    params: usize,
+    /// Per chunk: its buffer, its uniform and the workgroups per vector.
+    chunks: Vec<(wgpu::Buffer, ChunkUniform, usize)>,
+}
+
+impl ManySse {
+    /// Builds the kernel for `net`'s shape and uploads `data`.
+    pub fn new(
+        ctx: &GpuContext,
+        net: &Network,
+        data: &Dataset,
+        options: GpuOptions,
+    ) -> Result<Self> {
+        let shape = Shape::of(net);
+        shape.check().map_err(Error::InvalidArgument)?;
+        let kernel = pipelines::landscape(ctx, &shape)?;
+        let columns = data.column_slices();
+        let per_chunk = chunk_points(ctx, columns.len(), options);
+        let max_groups = ctx.limits.max_compute_workgroups_per_dimension as usize;
+        let chunks = ctx.checked("uploading the landscape's data", || {
+            (0..data.len())
+                .step_by(per_chunk.max(1))
+                .map(|start| {
+                    let end = (start + per_chunk).min(data.len());
+                    let groups_x = (end - start)
+                        .div_ceil(POINT_WG as usize * POINTS_PER_THREAD)
+                        .clamp(1, max_groups);
+                    let uniform = ChunkUniform {
+                        points: (end - start) as u32,
+                        stride: (end - start) as u32,
+                        _pad: [0; 2],
+                    };
+                    (
+                        buffers::upload_columns(ctx, &columns, start, end),
+                        uniform,
+                        groups_x,
+                    )
+                })
+                .collect()
+        })?;
+        Ok(ManySse {
+            ctx: ctx.clone(),
+            kernel,
+            params: shape.params,
+            chunks,
+        })
+    }
+
+    /// The SSE of each of `nets` (all of the shape this was built for) over the data.
+    pub fn sse(&self, nets: &[Network]) -> Result<Vec<f64>> {
+        let sets: Vec<f32> = nets
+            .iter()
+            .flat_map(|n| n.params().into_iter().map(|p| p as f32))
+            .collect();
+        if sets.len() != nets.len() * self.params {
+            return Err(Error::InvalidArgument(
+                "every network of a landscape must have the same shape".into(),
+            ));
+        }
         // A batch of vectors: at most the dispatch limit, and few enough partials and
         // parameters to stay far below any binding limit.
+        let max_groups = self.ctx.limits.max_compute_workgroups_per_dimension as usize;
         let batch = max_groups.min(4096);
-        for first_set in (0..nets.len()).step_by(batch) {
-            let count = batch.min(nets.len() - first_set);
-            let sums = run_batch(
-                ctx,
-                &kernel,
-                &chunk,
-                ChunkUniform {
-                    points: (end - start) as u32,
-                    stride: (end - start) as u32,
-                    _pad: [0; 2],
-                },
-                &sets[first_set * shape.params..(first_set + count) * shape.params],
-                groups_x,
-                count,
-            )?;
-            for (total, sum) in totals[first_set..].iter_mut().zip(sums) {
-                *total += sum;
+        let mut totals = vec![0.0f64; nets.len()];
+        for (chunk, uniform, groups_x) in &self.chunks {
+            for first_set in (0..nets.len()).step_by(batch) {
+                let count = batch.min(nets.len() - first_set);
+                let sums = run_batch(
+                    &self.ctx,
+                    &self.kernel,
+                    chunk,
+                    *uniform,
+                    &sets[first_set * self.params..(first_set + count) * self.params],
+                    *groups_x,
+                    count,
+                )?;
+                for (total, sum) in totals[first_set..].iter_mut().zip(sums) {
+                    *total += sum;
+                }
             }
         }
+        Ok(totals)
     }
-    Ok(totals)
 }
 
 /// One dispatch of `count` vectors over one chunk; the SSE of each.

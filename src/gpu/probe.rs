@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::buffers;
 use super::context::GpuContext;
-use super::engine::{chunk_points, groups_for, GpuOptions};
+use super::engine::{chunk_layout, chunk_points, GpuOptions};
 use super::pipelines;
 use crate::data::Dataset;
 use crate::error::Result;
@@ -39,15 +39,8 @@ impl ReadOnce {
         let per_chunk = chunk_points(&ctx, columns.len(), options);
         ctx.checked("allocating the read-only probe's buffers", || {
             use wgpu::BufferUsages as U;
-            let mut specs = Vec::new();
-            let mut row = 0u32;
-            for start in (0..data.len()).step_by(per_chunk.max(1)) {
-                let end = (start + per_chunk).min(data.len());
-                let groups = groups_for(&ctx, end - start);
-                specs.push((start, end, groups, row));
-                row += groups;
-            }
-            let partials = buffers::empty(&ctx, "partials", u64::from(row) * 4, U::STORAGE);
+            let (specs, rows) = chunk_layout(&ctx, data.len(), per_chunk);
+            let partials = buffers::empty(&ctx, "partials", u64::from(rows) * 4, U::STORAGE);
             let mut chunks = Vec::new();
             let mut kept = Vec::new();
             for (start, end, groups, partial_row) in specs {
