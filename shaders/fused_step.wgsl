@@ -19,6 +19,15 @@ struct Chunk {
 @group(0) @binding(2) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(3) var<uniform> chunk: Chunk;
 
+struct State {
+    applied: u32,
+    stop: u32,        // 0 running; once a run stopped (flat, diverged), its later steps skip
+    stop_loss: f32,   // the whole pass instead of reading every point for nothing
+    stop_norm: f32,
+}
+// The run's state, as the update pass keeps it.
+@group(0) @binding(4) var<storage, read> state: State;
+
 const WG: u32 = {{WG}}u;
 const P: u32 = {{P}}u;
 const PP: u32 = {{P}}u + 1u;
@@ -26,6 +35,7 @@ const NODES: u32 = {{NODES}}u;
 
 var<workgroup> w: array<f32, P>;
 var<workgroup> scratch: array<f32, WG>;
+var<workgroup> stopped: u32;
 
 {{TREE_SUM}}
 
@@ -36,6 +46,12 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
+    if (lid.x == 0u) {
+        stopped = state.stop;
+    }
+    if (workgroupUniformLoad(&stopped) != 0u) {
+        return;
+    }
     // The weights are read by every point: keep them in shared memory.
     for (var k = lid.x; k < P; k += WG) {
         w[k] = params[k];

@@ -124,6 +124,20 @@ pub fn run(settings: &BenchSettings, progress: &mut dyn FnMut(&str)) -> Result<B
             "--steps and --repeats must be at least 1".into(),
         ));
     }
+    // The same checks as `train` makes of its settings.
+    crate::descent::Descent {
+        learning_rate: settings.learning_rate,
+        ..crate::descent::Descent::default()
+    }
+    .validate()?;
+    for widths in &settings.workloads {
+        for &points in &settings.points {
+            crate::limits::check_memory(
+                &format!("{points} points of {widths:?}"),
+                crate::limits::bytes_for(points, (widths[0] + widths[widths.len() - 1]) * 4),
+            )?;
+        }
+    }
     let gpu = match settings.device {
         DeviceChoice::Cpu => None,
         DeviceChoice::Auto => GpuContext::open(AdapterChoice::Any)?,
@@ -247,9 +261,9 @@ fn measure_size(
     }
     if let Some(ctx) = gpu {
         let name = format!("gpu ({})", ctx.adapter.name.clone());
-        progress(&format!("{workload} at {points} points: {name}"));
         match GpuEngine::new(ctx.clone(), student.clone(), &set, GpuOptions::default()) {
             Ok(mut engine) => {
+                progress(&format!("{workload} at {points} points: {name}"));
                 let timing = time_engine(&mut engine, settings, &rule)?;
                 drop(engine);
                 let floor = gpu_read_time(ctx, &set, settings.repeats)?;
@@ -333,8 +347,16 @@ fn time_engine(
         let chunk = engine.run_steps(next, settings.steps, rule)?;
         let elapsed = start.elapsed().as_secs_f64();
         if let Some(stop) = chunk.stop {
+            let what = match stop {
+                crate::descent::EngineStop::Flat { step, .. } => {
+                    format!("came to a flat spot at step {step}")
+                }
+                crate::descent::EngineStop::Diverged { step, loss } => {
+                    format!("diverged at step {step} (loss {loss:e})")
+                }
+            };
             return Err(Error::InvalidArgument(format!(
-                "the benchmark's descent stopped early ({stop:?}); try a smaller --lr"
+                "the benchmark's descent {what}, so its steps cannot be timed; try a smaller --lr"
             )));
         }
         next += settings.steps;

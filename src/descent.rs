@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
-use crate::loss::{Evaluation, LossKind};
+use crate::error::{number, Error, Result};
+use crate::loss::{norm, Evaluation, LossKind};
 use crate::network::Network;
 
 /// One step of gradient descent as recorded in the history.
@@ -100,6 +100,22 @@ impl StopReason {
         }
     }
 
+    /// What happened, in words: `flat: the gradient norm 9.661e-6 fell below --tol 1e-5`.
+    pub fn describe(&self, tolerance: f64) -> String {
+        match self {
+            StopReason::MaxSteps => "reached the step limit".into(),
+            StopReason::Flat { gradient_norm } => format!(
+                "flat: the gradient norm {gradient_norm:.3e} fell below --tol {}",
+                number(tolerance)
+            ),
+            StopReason::Diverged { step, loss } => {
+                format!("diverged at step {step} (loss {loss:e})")
+            }
+            StopReason::Failed { step } => format!("the device failed at step {step}"),
+            StopReason::Interrupted => "interrupted".into(),
+        }
+    }
+
     /// The error to report for a run that diverged, if it did.
     pub fn failure(&self) -> Option<Error> {
         match *self {
@@ -128,6 +144,8 @@ pub struct Outcome {
     pub stopped: StopReason,
     /// The loss of `network`, the weights after the last step.
     pub final_loss: f64,
+    /// The gradient norm there (of the same loss).
+    pub final_gradient_norm: f64,
     pub network: Network,
     /// Time spent in the steps (not counting the final loss evaluation).
     pub elapsed: Duration,
@@ -191,13 +209,13 @@ impl Descent {
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return Err(Error::InvalidArgument(format!(
                 "the learning rate must be a finite number > 0 (got {})",
-                self.learning_rate
+                number(self.learning_rate)
             )));
         }
         if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
             return Err(Error::InvalidArgument(format!(
                 "the tolerance must be a finite number >= 0 (got {})",
-                self.tolerance
+                number(self.tolerance)
             )));
         }
         if self.chunk == Some(0) {
@@ -276,15 +294,29 @@ impl Descent {
         for o in observers.iter_mut() {
             o.finish();
         }
-        let final_loss = if engine_error.is_none() {
-            engine.evaluate()?.loss(self.loss)
-        } else {
-            f64::NAN
-        };
+        // A failure here (a GPU lost after the last step) must not lose the weights reached:
+        // it is reported like a failure during the steps, and the weights are still returned.
+        let mut final_loss = f64::NAN;
+        let mut final_gradient_norm = f64::NAN;
+        if engine_error.is_none() {
+            match engine.evaluate() {
+                Ok(evaluation) => {
+                    final_loss = evaluation.loss(self.loss);
+                    final_gradient_norm = norm(&evaluation.gradient(self.loss));
+                }
+                Err(e) => {
+                    engine_error = Some(e.to_string());
+                    stopped = StopReason::Failed {
+                        step: history.len() + 1,
+                    };
+                }
+            }
+        }
         Ok(Outcome {
             history,
             stopped,
             final_loss,
+            final_gradient_norm,
             network: engine.network()?,
             elapsed,
             engine_error,

@@ -76,43 +76,6 @@ fn context_for(choice: DeviceChoice) -> Result<Option<GpuContext>> {
     }
 }
 
-/// Opens a training engine on the chosen device. Under `auto`, a network the GPU kernels
-/// cannot take falls back to the CPU with a warning.
-pub fn open_engine<'a>(
-    choice: DeviceChoice,
-    net: Network,
-    data: &'a Dataset,
-    options: GpuOptions,
-) -> Result<Box<dyn Engine + 'a>> {
-    match open_gpu_engine(choice, &net, data, options)? {
-        Some(engine) => Ok(Box::new(engine)),
-        None => Ok(Box::new(CpuEngine::new(net, data, CpuVariant::Fused)?)),
-    }
-}
-
-/// The GPU engine for the chosen device, or `None` where the CPU path is to be used (`cpu`,
-/// or `auto` without a hardware adapter or with a network the GPU kernels cannot take). The
-/// GPU engine keeps its own copy of the data, so the caller may free `data` afterwards.
-pub fn open_gpu_engine(
-    choice: DeviceChoice,
-    net: &Network,
-    data: &Dataset,
-    options: GpuOptions,
-) -> Result<Option<GpuEngine>> {
-    if let Some(ctx) = context_for(choice)? {
-        match GpuEngine::new(ctx, net.clone(), data, options) {
-            Ok(engine) => return Ok(Some(engine)),
-            // Under auto, a network the kernels cannot take or a run the card has no memory
-            // for falls back to the CPU, as a user would want; asked for the GPU, it is an error.
-            Err(Error::InvalidArgument(why) | Error::Gpu(why)) if choice == DeviceChoice::Auto => {
-                log::warn!("{why}; using the CPU path");
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(None)
-}
-
 /// A device choice resolved once: the GPU context, when the GPU path is used, opened a single
 /// time for any number of evaluations (the landscape makes many).
 pub struct Target {
@@ -127,6 +90,40 @@ impl Target {
             choice,
             ctx: context_for(choice)?,
         })
+    }
+
+    /// Whether the GPU path is used.
+    pub fn is_gpu(&self) -> bool {
+        self.ctx.is_some()
+    }
+
+    /// A training engine on this device: the GPU engine, or the fused CPU engine (`cpu`, or
+    /// `auto` with a network or run the GPU cannot take: then with a warning).
+    pub fn engine<'a>(
+        &self,
+        net: Network,
+        data: &'a Dataset,
+        options: GpuOptions,
+    ) -> Result<OpenEngine<'a>> {
+        if let Some(ctx) = &self.ctx {
+            match GpuEngine::new(ctx.clone(), net.clone(), data, options) {
+                Ok(engine) => return Ok(OpenEngine::Gpu(Box::new(engine))),
+                // Under auto, a network the kernels cannot take or a run the card has no
+                // memory for falls back to the CPU, as a user would want; asked for the GPU,
+                // it is an error.
+                Err(Error::InvalidArgument(why) | Error::Gpu(why))
+                    if self.choice == DeviceChoice::Auto =>
+                {
+                    log::warn!("{why}; using the CPU path");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(OpenEngine::Cpu(CpuEngine::new(
+            net,
+            data,
+            CpuVariant::Fused,
+        )?))
     }
 
     /// `cpu` or `gpu (adapter name)`.
@@ -169,6 +166,24 @@ impl Target {
             }
         }
         Ok(ManySse::Cpu(data))
+    }
+}
+
+/// A training engine as [`Target::engine`] opened it.
+pub enum OpenEngine<'a> {
+    /// The GPU engine: it holds its own copy of the data.
+    Gpu(Box<GpuEngine>),
+    /// The fused CPU engine, reading the caller's data.
+    Cpu(CpuEngine<'a>),
+}
+
+impl<'a> OpenEngine<'a> {
+    /// The engine behind the common interface.
+    pub fn boxed(self) -> Box<dyn Engine + 'a> {
+        match self {
+            OpenEngine::Gpu(engine) => engine,
+            OpenEngine::Cpu(engine) => Box::new(engine),
+        }
     }
 }
 

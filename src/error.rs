@@ -9,6 +9,17 @@ use std::path::PathBuf;
 /// Convenience alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// `v` for a message: as written when short (`0.3`, `1000`), in scientific notation otherwise
+/// (`1e300`, not 301 digits), always the shortest text that reads back as `v`.
+pub fn number(v: f64) -> String {
+    let plain = format!("{v}");
+    if plain.len() <= 12 {
+        plain
+    } else {
+        format!("{v:e}")
+    }
+}
+
 /// Everything that can go wrong in downhill.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -52,6 +63,10 @@ pub enum Error {
     /// A command-line or API argument outside its allowed range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+
+    /// A request that needs more memory than the machine has (or than can be counted).
+    #[error("too large: {0}")]
+    TooLarge(String),
 
     /// The requested compute device is not available.
     #[error("{0}")]

@@ -4,7 +4,7 @@
 
 use crate::data::Dataset;
 use crate::device::Target;
-use crate::error::{Error, Result};
+use crate::error::{number, Error, Result};
 use crate::loss::LossKind;
 use crate::network::Network;
 
@@ -41,13 +41,24 @@ impl WeightAxis {
         let current = net.params()[index];
         let half = current.abs().max(1.0);
         let (lo, hi) = (from.unwrap_or(current - half), to.unwrap_or(current + half));
-        if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        if !(lo.is_finite() && hi.is_finite() && lo < hi && (hi - lo).is_finite()) {
             return Err(Error::InvalidArgument(format!(
-                "--from {lo} --to {hi}: the range must be finite with --from below --to"
+                "--from {} --to {}: the range must be finite, with --from below --to and a \
+                 finite width",
+                number(lo),
+                number(hi)
             )));
         }
+        crate::limits::check_memory(&format!("--grid {grid}"), crate::limits::bytes_for(grid, 8))?;
+        // The last value is `hi` itself, not a rounding of it.
         let values = (0..grid)
-            .map(|i| lo + (hi - lo) * i as f64 / (grid - 1) as f64)
+            .map(|i| {
+                if i + 1 == grid {
+                    hi
+                } else {
+                    lo + (hi - lo) * i as f64 / (grid - 1) as f64
+                }
+            })
             .collect();
         Ok(WeightAxis {
             name: name.to_string(),
@@ -104,26 +115,48 @@ pub fn compute(
         )));
     }
     let base = net.params();
-    let grid: Vec<Vec<f64>> = match &axes[..] {
-        [x] => x.values.iter().map(|&v| vec![v]).collect(),
-        [x, y] => y
-            .values
-            .iter()
-            .flat_map(|&vy| x.values.iter().map(move |&vx| vec![vx, vy]))
-            .collect(),
-        _ => unreachable!("checked above"),
+    let nx = axes[0].values.len();
+    let total = axes
+        .iter()
+        .try_fold(1usize, |n, a| n.checked_mul(a.values.len()));
+    // The losses, and per batch one network per grid point.
+    crate::limits::check_memory(
+        &format!(
+            "a grid of {}",
+            axes.iter()
+                .map(|a| a.values.len().to_string())
+                .collect::<Vec<_>>()
+                .join(" x ")
+        ),
+        total.and_then(|t| crate::limits::bytes_for(t, 8)),
+    )?;
+    let total = total.expect("checked above");
+    // Grid point k: x fastest.
+    let point = |k: usize| -> Vec<f64> {
+        match &axes[..] {
+            [x] => vec![x.values[k]],
+            [x, y] => vec![x.values[k % nx], y.values[k / nx]],
+            _ => unreachable!("checked above"),
+        }
     };
     let scale = 1.0 / (data.len() * data.outputs()) as f64;
-    let mut losses = Vec::with_capacity(grid.len());
+    let mut losses = Vec::with_capacity(total);
     // Set up once (on the GPU: the data uploaded, the kernel built), used by every batch.
     let evaluator = target.many_sse(net, data)?;
-    for batch in grid.chunks(BATCH) {
-        let nets = batch
-            .iter()
-            .map(|values| with_weights(net, &base, &axes, values))
+    for start in (0..total).step_by(BATCH) {
+        let nets = (start..(start + BATCH).min(total))
+            .map(|k| with_weights(net, &base, &axes, &point(k)))
             .collect::<Result<Vec<_>>>()?;
         losses.extend(evaluator.sse(&nets)?.into_iter().map(|sse| sse * scale));
-        progress(losses.len(), grid.len());
+        progress(losses.len(), total);
+    }
+    if !losses.iter().any(|l| l.is_finite()) {
+        return Err(Error::InvalidArgument(format!(
+            "the loss is not a finite number anywhere on this grid (from {} to {}): the \
+             weights overflow single precision there; choose a smaller range with --from and --to",
+            number(axes[0].values[0]),
+            number(axes[0].values[nx - 1])
+        )));
     }
     let evaluation = target.evaluate(net, data)?;
     let gradient = evaluation.gradient(LossKind::Mse);
@@ -150,7 +183,8 @@ pub fn descend(
 ) -> Result<Vec<AxisStep>> {
     if !(learning_rate.is_finite() && learning_rate > 0.0) {
         return Err(Error::InvalidArgument(format!(
-            "--lr {learning_rate}: the learning rate must be a positive number"
+            "--lr {}: the learning rate must be a positive number",
+            number(learning_rate)
         )));
     }
     let base = net.params();

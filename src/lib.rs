@@ -27,6 +27,7 @@ pub mod device;
 pub mod error;
 pub mod gpu;
 pub mod landscape;
+pub mod limits;
 pub mod loss;
 pub mod model_file;
 pub mod network;

@@ -10,12 +10,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::network::{Activation, Layer, Network};
-use crate::output::write_atomically;
+use crate::output::{write_atomically, Outputs};
 
 /// The `format` field every model file carries.
 pub const FORMAT: &str = "downhill-model";
 /// The model format version this build reads and writes.
 pub const VERSION: u32 = 1;
+/// The largest model file read: a model of ten million weights is about 250 MB of JSON; a
+/// larger file (or `/dev/zero`) is refused instead of being read until memory runs out.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +35,15 @@ struct LayerJson {
     weights: Vec<Vec<f64>>,
     #[serde(default)]
     bias: Option<Vec<f64>>,
+}
+
+/// Why a value is refused: the kernels compute in single precision.
+const NOT_F32: &str =
+    "is not a finite single-precision number (the kernels compute in f32: at most about 3.4e38)";
+
+/// Whether `v` is finite in f64 and still finite as f32.
+fn fits_f32(v: f64) -> bool {
+    v.is_finite() && (v as f32).is_finite()
 }
 
 /// The model as a JSON value (used by `train --json`).
@@ -57,22 +69,47 @@ fn to_model_json(net: &Network) -> ModelJson {
 
 /// Writes the model to `path` atomically.
 pub fn save(net: &Network, path: &Path) -> Result<()> {
-    let model = to_model_json(net);
-    write_atomically(path, |w| {
-        serde_json::to_writer_pretty(&mut *w, &model)
-            .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
-        writeln!(w).map_err(|e| Error::io(path, e))
-    })
+    write_atomically(path, |w| write_json(net, w, path))
+}
+
+/// Writes the model to `path` as one of a command's `outputs` (put in place by their commit).
+pub fn write(outputs: &mut Outputs, net: &Network, path: &Path) -> Result<()> {
+    outputs.write(path, |w| write_json(net, w, path))
+}
+
+fn write_json(net: &Network, w: &mut impl Write, path: &Path) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *w, &to_model_json(net))
+        .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+    writeln!(w).map_err(|e| Error::io(path, e))
 }
 
 /// Reads and validates a model file.
 pub fn load(path: &Path) -> Result<Network> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::bad_model(
+            path,
+            format!(
+                "is larger than {} MB: not a downhill model (models are JSON of a few kB to a \
+                 few hundred MB)",
+                MAX_FILE_BYTES >> 20
+            ),
+        ));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::bad_model(path, "is not UTF-8 text: not a downhill model"))?;
     parse(&text).map_err(|message| Error::bad_model(path, message))
 }
 
 /// Parses and validates model JSON text; the error is a message without the file name.
 pub fn parse(text: &str) -> std::result::Result<Network, String> {
+    // Editors on some systems start UTF-8 files with a byte-order mark; JSON has no use for it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
         return Err("the model file is empty".into());
     }
@@ -127,8 +164,14 @@ pub fn parse(text: &str) -> std::result::Result<Network, String> {
                 ));
             }
         }
-        if layer.weights.iter().flatten().any(|w| !w.is_finite()) {
-            return Err(format!("layer {l}: a weight is not a finite number"));
+        for (node, row) in layer.weights.iter().enumerate() {
+            if let Some(input) = row.iter().position(|w| !fits_f32(*w)) {
+                return Err(format!(
+                    "layer {l}, node {node}, input {input}: the weight {} {}",
+                    crate::error::number(row[input]),
+                    NOT_F32
+                ));
+            }
         }
         let flat: Vec<f64> = layer.weights.into_iter().flatten().collect();
         let weights = Array2::from_shape_vec((nodes, inputs), flat)
@@ -142,8 +185,12 @@ pub fn parse(text: &str) -> std::result::Result<Network, String> {
                         b.len()
                     ));
                 }
-                if b.iter().any(|v| !v.is_finite()) {
-                    return Err(format!("layer {l}: a bias is not a finite number"));
+                if let Some(node) = b.iter().position(|v| !fits_f32(*v)) {
+                    return Err(format!(
+                        "layer {l}, node {node}: the bias {} {}",
+                        crate::error::number(b[node]),
+                        NOT_F32
+                    ));
                 }
                 Some(Array1::from(b))
             }

@@ -402,7 +402,8 @@ pub fn parse_widths(text: &str) -> Result<Vec<usize>> {
             part.trim().parse::<usize>().map_err(|_| {
                 Error::InvalidArgument(format!(
                     "layer widths must be positive integers separated by commas, such as 2,2,1 \
-                     (got '{text}')"
+                     (got '{}')",
+                    crate::data::shown(text)
                 ))
             })
         })
@@ -422,5 +423,24 @@ fn check_widths(widths: &[usize]) -> Result<()> {
             "layer width {pos} is 0 in {widths:?}: every width must be at least 1"
         )));
     }
-    Ok(())
+    if let Some(pos) = widths.iter().position(|&w| w > MAX_WIDTH) {
+        return Err(Error::TooLarge(format!(
+            "layer width {pos} is {}: a layer may have at most {MAX_WIDTH} nodes",
+            widths[pos]
+        )));
+    }
+    // The weights are held several times over (the network, its gradient, the previous
+    // weights, the report): count on four f64 copies.
+    let params = widths.windows(2).try_fold(0usize, |sum, w| {
+        w[0].checked_add(1)
+            .and_then(|fan_in| fan_in.checked_mul(w[1]))
+            .and_then(|layer| sum.checked_add(layer))
+    });
+    crate::limits::check_memory(
+        &format!("a network of widths {widths:?}"),
+        params.and_then(|p| crate::limits::bytes_for(p, 4 * 8)),
+    )
 }
+
+/// The widest layer accepted: the GPU kernels index nodes with 32-bit integers.
+pub const MAX_WIDTH: usize = u32::MAX as usize;

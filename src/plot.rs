@@ -1,16 +1,19 @@
 //! Pictures of the descent (plotters): the loss against the step, the loss over one weight
 //! with the tangent and the steps, the loss over two weights as a heatmap with contour lines.
 //!
-//! PNG or SVG by the file's extension, written atomically. Text is drawn with DejaVu Sans,
-//! embedded in the binary (assets/), so pictures come out the same on a machine with no fonts.
+//! PNG or SVG by the file's extension, written atomically. PNG text is drawn with DejaVu Sans,
+//! embedded in the binary (assets/), so PNGs come out the same on a machine with no fonts; an
+//! SVG names the family `sans-serif` and its text is drawn by the viewer's fonts.
 
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::colors::colormaps::ViridisRGB;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::descent::StepRecord;
 use crate::error::{Error, Result};
@@ -79,6 +82,15 @@ fn drawing_error(path: &Path, e: impl std::fmt::Display) -> Error {
 
 /// Draws `figure` into `path` (PNG or SVG by extension), atomically.
 fn render(figure: &impl Figure, path: &Path, size: (u32, u32)) -> Result<()> {
+    let bytes = encode(figure, path, size)?;
+    write_atomically(path, |w| {
+        use std::io::Write;
+        w.write_all(&bytes).map_err(|e| Error::io(path, e))
+    })
+}
+
+/// The encoded picture (PNG or SVG by `path`'s extension).
+fn encode(figure: &impl Figure, path: &Path, size: (u32, u32)) -> Result<Vec<u8>> {
     register_font();
     match ImageKind::of(path)? {
         ImageKind::Svg => {
@@ -88,10 +100,7 @@ fn render(figure: &impl Figure, path: &Path, size: (u32, u32)) -> Result<()> {
                 figure.draw(&root).map_err(|e| drawing_error(path, e))?;
                 root.present().map_err(|e| drawing_error(path, e))?;
             }
-            write_atomically(path, |w| {
-                use std::io::Write;
-                w.write_all(text.as_bytes()).map_err(|e| Error::io(path, e))
-            })
+            Ok(text.into_bytes())
         }
         ImageKind::Png => {
             let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
@@ -100,8 +109,9 @@ fn render(figure: &impl Figure, path: &Path, size: (u32, u32)) -> Result<()> {
                 figure.draw(&root).map_err(|e| drawing_error(path, e))?;
                 root.present().map_err(|e| drawing_error(path, e))?;
             }
-            write_atomically(path, |w| {
-                let mut encoder = png::Encoder::new(w, size.0, size.1);
+            let mut out = Vec::new();
+            {
+                let mut encoder = png::Encoder::new(&mut out, size.0, size.1);
                 encoder.set_color(png::ColorType::Rgb);
                 encoder.set_depth(png::BitDepth::Eight);
                 encoder.set_compression(png::Compression::Best);
@@ -110,9 +120,130 @@ fn render(figure: &impl Figure, path: &Path, size: (u32, u32)) -> Result<()> {
                 writer
                     .write_image_data(&rgb)
                     .map_err(|e| drawing_error(path, e))?;
-                writer.finish().map_err(|e| drawing_error(path, e))
-            })
+                writer.finish().map_err(|e| drawing_error(path, e))?;
+            }
+            Ok(out)
         }
+    }
+}
+
+/// Largest and smallest title font sizes: a long title shrinks, then wraps.
+const TITLE_SIZES: (u32, u32) = (22, 15);
+
+/// Draws `title` across the top of `root`, shrunk and then wrapped onto more lines until every
+/// line fits the width; returns the area below it.
+fn titled<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+) -> std::result::Result<DrawingArea<DB, Shift>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let width = root.dim_in_pixel().0.saturating_sub(20);
+    let fits = |text: &str, size: u32| {
+        root.estimate_text_size(text, &(FONT, size).into_font().into_text_style(root))
+            .map(|(w, _)| w <= width)
+            .unwrap_or(true)
+    };
+    let (mut size, mut lines) = (TITLE_SIZES.0, vec![title.to_string()]);
+    while size > TITLE_SIZES.1 && !fits(title, size) {
+        size -= 1;
+    }
+    if !fits(title, size) {
+        // Greedy word wrap at the smallest size.
+        lines.clear();
+        let mut line = String::new();
+        for word in title.split(' ') {
+            let candidate = if line.is_empty() {
+                word.to_string()
+            } else {
+                format!("{line} {word}")
+            };
+            if fits(&candidate, size) || line.is_empty() {
+                line = candidate;
+            } else {
+                lines.push(std::mem::replace(&mut line, word.to_string()));
+            }
+        }
+        lines.push(line);
+    }
+    let style = (FONT, size)
+        .into_font()
+        .into_text_style(root)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    let line_height = size + size / 3;
+    let centre = root.dim_in_pixel().0 as i32 / 2;
+    for (i, line) in lines.iter().enumerate() {
+        root.draw_text(line, &style, (centre, 12 + (i as u32 * line_height) as i32))?;
+    }
+    let height = 12 + lines.len() as u32 * line_height + 4;
+    Ok(root.split_vertically(height).1)
+}
+
+/// An axis (linear or logarithmic) labelled at chosen values rather than at the round
+/// numbers plotters would pick: every decade and the last value of a log-scale loss, both ends
+/// of a colour bar.
+struct Marked {
+    range: Range<f64>,
+    log: bool,
+    marks: Vec<f64>,
+}
+
+impl Ranged for Marked {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let scaled = |v: f64| {
+            if self.log {
+                v.max(f64::MIN_POSITIVE).ln()
+            } else {
+                v
+            }
+        };
+        let (a, b) = (scaled(self.range.start), scaled(self.range.end));
+        let t = if b > a {
+            (scaled(*value) - a) / (b - a)
+        } else {
+            0.5
+        };
+        limit.0 + (t * f64::from(limit.1 - limit.0)).round() as i32
+    }
+
+    fn key_points<H: KeyPointHint>(&self, _hint: H) -> Vec<f64> {
+        self.marks.clone()
+    }
+
+    fn range(&self) -> Range<f64> {
+        self.range.clone()
+    }
+}
+
+/// A tick label: the shortest text for the value rounded to 6 significant digits, never
+/// `-0`, scientific only for very large or small values.
+pub fn tick(v: f64) -> String {
+    if v.abs() < 1e-12 || !v.is_finite() {
+        return if v.is_finite() {
+            "0".into()
+        } else {
+            v.to_string()
+        };
+    }
+    let rounded: f64 = format!("{v:.5e}").parse().unwrap_or(v);
+    if (1e-4..1e6).contains(&rounded.abs()) {
+        format!("{rounded}")
+    } else {
+        format!("{rounded:e}")
+    }
+}
+
+/// A loss value as a label: three significant digits, plain where that is short.
+pub fn loss_label(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let rounded: f64 = format!("{v:.2e}").parse().unwrap_or(v);
+    if (1e-3..1e5).contains(&rounded.abs()) {
+        format!("{rounded}")
+    } else {
+        format!("{rounded:.2e}")
     }
 }
 
@@ -133,6 +264,8 @@ fn finite_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 /// The loss against the step.
 struct LossCurve<'a> {
     history: &'a [StepRecord],
+    /// Steps made before this history (a resumed run): added to every step number.
+    offset: usize,
     title: &'a str,
     log_scale: bool,
 }
@@ -140,8 +273,10 @@ struct LossCurve<'a> {
 impl Figure for LossCurve<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         root.fill(&WHITE)?;
-        let first = self.history.first().map_or(0, |r| r.step) as f64;
-        let last = self.history.last().map_or(1, |r| r.step) as f64;
+        let area = titled(root, self.title)?;
+        let offset = self.offset as f64;
+        let first = self.history.first().map_or(0, |r| r.step) as f64 + offset;
+        let last = self.history.last().map_or(1, |r| r.step) as f64 + offset;
         let x_range = first..last.max(first + 1.0);
         let (lo, hi) = finite_range(self.history.iter().map(|r| r.loss));
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (1.0, 1.0) };
@@ -149,11 +284,10 @@ impl Figure for LossCurve<'_> {
             .history
             .iter()
             .filter(|r| r.loss.is_finite() && (!self.log_scale || r.loss > 0.0))
-            .map(|r| (r.step as f64, r.loss))
+            .map(|r| (r.step as f64 + offset, r.loss))
             .collect();
-        let mut builder = ChartBuilder::on(root);
+        let mut builder = ChartBuilder::on(&area);
         builder
-            .caption(self.title, (FONT, 22))
             .margin(20)
             .x_label_area_size(50)
             .y_label_area_size(90);
@@ -165,6 +299,7 @@ impl Figure for LossCurve<'_> {
                     .x_desc("Iterations")
                     .y_desc("Mean squared error")
                     .x_label_formatter(&|v| format!("{v:.0}"))
+                    .y_label_formatter(&|v| loss_label(*v))
                     .label_style((FONT, 15))
                     .axis_desc_style((FONT, 17))
                     .draw()?;
@@ -189,7 +324,23 @@ impl Figure for LossCurve<'_> {
                 hi.abs().max(1e-12) * 1e-6
             };
             let range = (lo / 1.5)..(hi.max(lo) * 1.5);
-            finish!(builder.build_cartesian_2d(x_range, range.log_scale())?);
+            // A label on every decade the curve spans, and on its last value.
+            let mut marks: Vec<f64> = (lo.log10().floor() as i32..=hi.log10().ceil() as i32)
+                .map(|e| 10f64.powi(e))
+                .filter(|v| range.contains(v))
+                .collect();
+            if let Some(&(_, end)) = points.last() {
+                marks.push(end);
+            }
+            marks.sort_by(f64::total_cmp);
+            finish!(builder.build_cartesian_2d(
+                x_range,
+                Marked {
+                    range,
+                    log: true,
+                    marks
+                }
+            )?);
         } else {
             finish!(builder.build_cartesian_2d(x_range, padded(lo.min(0.0), hi))?);
         }
@@ -205,15 +356,32 @@ pub fn loss_curve(
     log_scale: bool,
     size: (u32, u32),
 ) -> Result<()> {
-    render(
-        &LossCurve {
-            history,
-            title,
-            log_scale,
-        },
-        path,
-        size,
-    )
+    let figure = LossCurve {
+        history,
+        offset: 0,
+        title,
+        log_scale,
+    };
+    render(&figure, path, size)
+}
+
+/// The loss curve encoded for `path`'s type, for a caller that writes it among other outputs;
+/// the steps are numbered on from `offset`.
+pub fn loss_curve_bytes(
+    path: &Path,
+    history: &[StepRecord],
+    offset: usize,
+    title: &str,
+    log_scale: bool,
+    size: (u32, u32),
+) -> Result<Vec<u8>> {
+    let figure = LossCurve {
+        history,
+        offset,
+        title,
+        log_scale,
+    };
+    encode(&figure, path, size)
 }
 
 /// A landscape: over one weight, the curve with the tangent at the current value and the
@@ -253,8 +421,8 @@ impl LandscapeFigure<'_> {
         let (lo, hi) = finite_range(land.losses.iter().copied());
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
         let y_range = padded(lo.min(0.0), hi);
-        let mut chart = ChartBuilder::on(root)
-            .caption(self.title, (FONT, 22))
+        let area = titled(root, self.title)?;
+        let mut chart = ChartBuilder::on(&area)
             .margin(20)
             .x_label_area_size(50)
             .y_label_area_size(90)
@@ -263,6 +431,8 @@ impl LandscapeFigure<'_> {
             .configure_mesh()
             .x_desc(format!("weight {}", axis.name))
             .y_desc("loss (mean squared error)")
+            .x_label_formatter(&|v| tick(*v))
+            .y_label_formatter(&|v| tick(*v))
             .label_style((FONT, 15))
             .axis_desc_style((FONT, 17))
             .draw()?;
@@ -309,11 +479,27 @@ impl LandscapeFigure<'_> {
                 .draw_series(LineSeries::new(path.clone(), STEPS.stroke_width(1)))?
                 .label(label)
                 .legend(|(x, y)| Circle::new((x + 10, y), 5, STEPS.filled()));
-            chart.draw_series(path.iter().enumerate().map(|(i, &p)| {
-                EmptyElement::at(p)
-                    + Circle::new((0, 0), 5, STEPS.filled())
-                    + Text::new(i.to_string(), (6, -16), (FONT, 14))
-            }))?;
+            chart.draw_series(path.iter().map(|&p| Circle::new(p, 5, STEPS.filled())))?;
+            // Numbers only where they do not crowd each other: a label at least 22 pixels
+            // from every label drawn before it (the first and the last are always tried).
+            let mut labelled: Vec<(i32, i32)> = Vec::new();
+            let mut order: Vec<usize> = (0..path.len()).collect();
+            if let Some(last) = order.pop() {
+                order.insert(1.min(order.len()), last);
+            }
+            for i in order {
+                let at = chart.backend_coord(&path[i]);
+                let clear = labelled.iter().all(|q| {
+                    let (dx, dy) = ((q.0 - at.0) as f64, (q.1 - at.1) as f64);
+                    (dx * dx + dy * dy).sqrt() >= 22.0
+                });
+                if clear {
+                    labelled.push(at);
+                    chart.draw_series(std::iter::once(
+                        EmptyElement::at(path[i]) + Text::new(i.to_string(), (6, -18), (FONT, 14)),
+                    ))?;
+                }
+            }
         }
         chart
             .configure_series_labels()
@@ -374,11 +560,11 @@ impl LandscapeFigure<'_> {
             (lo.min(0.0), lo.max(0.0) + 1.0)
         };
 
-        let (main, bar) = root.split_horizontally(root.dim_in_pixel().0.saturating_sub(130));
+        let area = titled(root, self.title)?;
+        let (main, bar) = area.split_horizontally(area.dim_in_pixel().0.saturating_sub(130));
         let x_range = (xs[0] - dx / 2.0)..(xs[nx - 1] + dx / 2.0);
         let y_range = (ys[0] - dy / 2.0)..(ys[ny - 1] + dy / 2.0);
         let mut chart = ChartBuilder::on(&main)
-            .caption(self.title, (FONT, 22))
             .margin(20)
             .x_label_area_size(50)
             .y_label_area_size(80)
@@ -388,6 +574,8 @@ impl LandscapeFigure<'_> {
             .disable_mesh()
             .x_desc(format!("weight {}", land.axes[0].name))
             .y_desc(format!("weight {}", land.axes[1].name))
+            .x_label_formatter(&|v| tick(*v))
+            .y_label_formatter(&|v| tick(*v))
             .label_style((FONT, 15))
             .axis_desc_style((FONT, 17))
             .draw()?;
@@ -473,18 +661,27 @@ impl LandscapeFigure<'_> {
             .draw()?;
 
         // The colour bar: positioned in log10(loss), like the colours, labelled in loss values.
+        // Labels at both ends (the lowest and highest loss on the surface) and between.
+        let marks: Vec<f64> = (0..=5).map(|k| lo + (hi - lo) * k as f64 / 5.0).collect();
         let mut scale = ChartBuilder::on(&bar)
-            .margin_top(60)
+            .margin_top(40)
             .margin_bottom(70)
             .margin_right(10)
             .y_label_area_size(70)
-            .build_cartesian_2d(0.0..1.0, lo..hi)?;
+            .build_cartesian_2d(
+                0.0..1.0,
+                Marked {
+                    range: lo..hi,
+                    log: false,
+                    marks,
+                },
+            )?;
         scale
             .configure_mesh()
             .disable_mesh()
             .disable_x_axis()
             .y_desc("loss (mean squared error)")
-            .y_label_formatter(&|v| format!("{:.3e}", 10f64.powf(*v)))
+            .y_label_formatter(&|v| loss_label(10f64.powf(*v)))
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 15))
             .draw()?;

@@ -1,18 +1,20 @@
-//! `train --verify`: the GPU path checked step by step against the CPU path.
+//! `train --verify`: a training engine checked step by step against another path.
 //!
 //! [`Verified`] runs both engines in lockstep behind the [`Engine`] interface, so the descent
-//! loop does not know it is being checked. After each chunk it compares the losses of the
-//! steps both made; at the end the caller compares the weights.
+//! loop does not know it is being checked. After each chunk it compares what both did: the
+//! number of steps, the loss and the gradient norm of every step, and why and where each
+//! stopped; at the end [`Verified::report`] compares the weights. The GPU path is checked
+//! against the fused CPU kernel; the fused CPU kernel against the f64 reference kernel.
 //!
-//! Tolerance: both paths compute in f32 but sum in different orders (the CPU by tiles in f64,
-//! the GPU by trees in f32), so their losses differ by about 1e-6 relative at first and the
-//! difference grows slowly along the trajectory: on lavapipe the default 170-step run ends
-//! 5e-7 apart in the loss and 3e-7 in the weights. [`TOLERANCE`] (1e-4 relative) leaves two
-//! orders of magnitude of room for other adapters and longer runs while still catching any real
-//! error in a kernel (a wrong term moves the loss by far more).
+//! Tolerance: the paths compute in f32 (the reference in f64) and sum in different orders, so
+//! their losses differ by about 1e-6 relative at first and the difference grows slowly along
+//! the trajectory: on lavapipe the default 170-step run ends 5e-7 apart in the loss and 3e-7 in
+//! the weights. [`TOLERANCE`] (1e-4 relative) leaves two orders of magnitude of room for other
+//! adapters and longer runs while still catching any real error in a kernel (a wrong term moves
+//! the loss by far more).
 
-use crate::descent::{Chunk, Engine, StepRule};
-use crate::error::Result;
+use crate::descent::{Chunk, Engine, EngineStop, StepRule};
+use crate::error::{Error, Result};
 use crate::loss::Evaluation;
 use crate::network::Network;
 
@@ -21,6 +23,9 @@ pub const TOLERANCE: f64 = 1e-4;
 
 /// Relative deviation of `a` from `b`, safe at zero.
 pub fn relative(a: f64, b: f64) -> f64 {
+    if a == b {
+        return 0.0;
+    }
     (a - b).abs() / b.abs().max(a.abs()).max(1e-30)
 }
 
@@ -33,33 +38,136 @@ pub fn weight_deviation(a: &Network, b: &Network) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// An engine checked against a reference engine.
+/// What a verified run found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// Steps compared.
+    pub compared: usize,
+    /// Largest relative deviation of a step's loss (and of the final loss).
+    pub loss: f64,
+    /// Largest relative deviation of a step's gradient norm.
+    pub gradient_norm: f64,
+    /// Largest deviation of the final weights.
+    pub weights: f64,
+    /// A disagreement that no tolerance covers: different step counts or stops.
+    pub mismatch: Option<String>,
+}
+
+impl Report {
+    /// Whether the two paths agreed.
+    pub fn passed(&self) -> bool {
+        self.mismatch.is_none()
+            && self.loss <= TOLERANCE
+            && self.gradient_norm <= TOLERANCE
+            && self.weights <= TOLERANCE
+    }
+
+    /// The error for a failed verification, `None` when it passed.
+    pub fn failure(&self) -> Option<Error> {
+        if self.passed() {
+            return None;
+        }
+        Some(Error::VerificationFailed(match &self.mismatch {
+            Some(why) => why.clone(),
+            None => format!(
+                "the paths differ by {:.3e} (loss), {:.3e} (gradient norm) and {:.3e} \
+                 (weights), more than {TOLERANCE:e}",
+                self.loss, self.gradient_norm, self.weights
+            ),
+        }))
+    }
+}
+
+/// An engine checked against another.
 pub struct Verified<'a> {
     pub checked: Box<dyn Engine + 'a>,
-    pub reference: Box<dyn Engine + 'a>,
-    /// Largest relative loss deviation seen so far.
-    pub worst: f64,
-    /// Number of steps compared.
-    pub compared: usize,
+    /// The path `checked` is compared with.
+    pub against: Box<dyn Engine + 'a>,
+    loss: f64,
+    gradient_norm: f64,
+    compared: usize,
+    /// The first step's gradient norm: the scale small norms are compared on.
+    first_norm: Option<f64>,
+    mismatch: Option<String>,
 }
 
 impl<'a> Verified<'a> {
-    /// Runs `checked` with `reference` in lockstep.
-    pub fn new(checked: Box<dyn Engine + 'a>, reference: Box<dyn Engine + 'a>) -> Self {
+    /// Runs `checked` with `against` in lockstep.
+    pub fn new(checked: Box<dyn Engine + 'a>, against: Box<dyn Engine + 'a>) -> Self {
         Verified {
             checked,
-            reference,
-            worst: 0.0,
+            against,
+            loss: 0.0,
+            gradient_norm: 0.0,
             compared: 0,
+            first_norm: None,
+            mismatch: None,
         }
     }
 
-    /// The largest deviation of the final weights.
-    pub fn weight_deviation(&mut self) -> Result<f64> {
-        Ok(weight_deviation(
-            &self.checked.network()?,
-            &self.reference.network()?,
-        ))
+    /// What was found, with the final weights compared.
+    pub fn report(&mut self) -> Result<Report> {
+        Ok(Report {
+            compared: self.compared,
+            loss: self.loss,
+            gradient_norm: self.gradient_norm,
+            weights: weight_deviation(&self.checked.network()?, &self.against.network()?),
+            mismatch: self.mismatch.clone(),
+        })
+    }
+
+    fn mismatch(&mut self, why: String) {
+        self.mismatch.get_or_insert(why);
+    }
+
+    /// Compares the stops of one chunk. A flat stop one step apart is an agreement when the
+    /// engine that went on had a gradient norm within the tolerance of the threshold (both
+    /// paths are then at the rule's edge, and which side each lands on is rounding).
+    fn compare_stops(&mut self, got: &Chunk, want: &Chunk, rule: &StepRule) {
+        let (gs, ws) = (got.stop, want.stop);
+        let borderline = |chunk: &Chunk, step: usize| {
+            chunk
+                .records
+                .iter()
+                .find(|r| r.step == step)
+                .is_some_and(|r| relative(r.gradient_norm, rule.tolerance) <= TOLERANCE)
+        };
+        let agree = match (gs, ws) {
+            (None, None) => true,
+            (Some(EngineStop::Flat { step: a, .. }), Some(EngineStop::Flat { step: b, .. })) => {
+                a == b
+            }
+            (
+                Some(EngineStop::Diverged { step: a, .. }),
+                Some(EngineStop::Diverged { step: b, .. }),
+            ) => a == b,
+            (Some(EngineStop::Flat { step, .. }), None) => borderline(want, step),
+            (None, Some(EngineStop::Flat { step, .. })) => borderline(got, step),
+            _ => false,
+        };
+        if !agree {
+            self.mismatch(format!(
+                "the paths stopped differently: {} stopped {}, {} stopped {}",
+                self.checked.device(),
+                describe(gs),
+                self.against.device(),
+                describe(ws)
+            ));
+        } else if gs == ws && got.records.len() != want.records.len() {
+            self.mismatch(format!(
+                "the paths recorded {} and {} steps in the same chunk",
+                got.records.len(),
+                want.records.len()
+            ));
+        }
+    }
+}
+
+fn describe(stop: Option<EngineStop>) -> String {
+    match stop {
+        None => "not at all".into(),
+        Some(EngineStop::Flat { step, .. }) => format!("flat at step {step}"),
+        Some(EngineStop::Diverged { step, .. }) => format!("diverging at step {step}"),
     }
 }
 
@@ -68,24 +176,33 @@ impl Engine for Verified<'_> {
         format!(
             "{} verified against {}",
             self.checked.device(),
-            self.reference.device()
+            self.against.device()
         )
     }
 
     fn run_steps(&mut self, first_step: usize, count: usize, rule: &StepRule) -> Result<Chunk> {
         let got = self.checked.run_steps(first_step, count, rule)?;
-        let want = self.reference.run_steps(first_step, count, rule)?;
+        let want = self.against.run_steps(first_step, count, rule)?;
         for (g, w) in got.records.iter().zip(&want.records) {
-            self.worst = self.worst.max(relative(g.loss, w.loss));
+            self.loss = self.loss.max(relative(g.loss, w.loss));
+            // A norm near zero is the difference of large sums, and its relative rounding
+            // grows as it shrinks: below a thousandth of the first norm, compare on that scale.
+            let scale = 1e-3 * *self.first_norm.get_or_insert(w.gradient_norm);
+            let gap = (g.gradient_norm - w.gradient_norm).abs();
+            let size = g.gradient_norm.abs().max(w.gradient_norm.abs()).max(scale);
+            if gap > 0.0 {
+                self.gradient_norm = self.gradient_norm.max(gap / size.max(1e-30));
+            }
             self.compared += 1;
         }
+        self.compare_stops(&got, &want, rule);
         Ok(got)
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
-        let want = self.reference.evaluate()?;
+        let want = self.against.evaluate()?;
         let got = self.checked.evaluate()?;
-        self.worst = self.worst.max(relative(got.sse, want.sse));
+        self.loss = self.loss.max(relative(got.sse, want.sse));
         Ok(got)
     }
 

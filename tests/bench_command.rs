@@ -67,7 +67,9 @@ fn bench_reports_every_path_against_the_measured_floors() {
     let table = String::from_utf8_lossy(&text.stdout);
     assert!(text.status.success());
     assert!(
-        table.contains("cpu fused") && table.contains("of floor") && table.contains("memory"),
+        table.contains("cpu fused")
+            && table.contains("speed of light")
+            && table.contains("% of bandwidth"),
         "{table}"
     );
 

@@ -104,7 +104,19 @@ fn train_json_reports_the_run_and_history_semantics() {
     let report: Value = serde_json::from_str(&stdout(&out)).expect("stdout is one JSON object");
     assert_eq!(report["steps"], 25);
     assert_eq!(report["stopped"], "max_steps");
-    assert!(report["device"].as_str().unwrap().starts_with("cpu"));
+    // `auto` runs where `info` says it does: the CPU here, a hardware GPU where there is one.
+    let device = report["device"].as_str().unwrap();
+    let info = stdout(&downhill(&["info"]));
+    let auto_line = info
+        .lines()
+        .find(|l| l.contains("--device auto uses:"))
+        .unwrap_or_else(|| panic!("info names what auto uses:\n{info}"));
+    let auto_is_gpu = auto_line.contains("uses: gpu");
+    assert_eq!(
+        device.starts_with("gpu"),
+        auto_is_gpu,
+        "{device} vs {auto_line}"
+    );
     assert!(report["ms_per_step"].as_f64().unwrap() > 0.0);
     let losses: Vec<f64> = report["loss_history"]
         .as_array()
@@ -120,9 +132,17 @@ fn train_json_reports_the_run_and_history_semantics() {
     assert_eq!(report["model"]["format"], "downhill-model");
     let written: Value = serde_json::from_str(&fs::read_to_string(&model).unwrap()).unwrap();
     assert_eq!(written, report["model"]);
+    // A row per step (the state before it), then the final state as step 26.
     let csv = fs::read_to_string(&history).unwrap();
-    assert_eq!(csv.lines().count(), 26);
+    assert_eq!(csv.lines().count(), 27);
     assert!(csv.starts_with("step,loss,gradient_norm\n1,"));
+    let last: Vec<&str> = csv.lines().last().unwrap().split(',').collect();
+    assert_eq!(last[0], "26");
+    let last_loss: f64 = last[1].parse().unwrap();
+    assert!(
+        (last_loss - final_loss).abs() <= 1e-12 * final_loss,
+        "{last_loss} vs {final_loss}"
+    );
 }
 
 #[test]
@@ -729,16 +749,7 @@ fn gpu_device_without_any_adapter_says_how_to_get_one() {
 
 /// Whether this machine has any GPU adapter (lavapipe counts); GPU CLI tests need one.
 fn has_gpu() -> bool {
-    let text = stdout(&downhill(&["info"]));
-    let found = !text.contains("--device gpu: not available");
-    if !found {
-        assert!(
-            std::env::var("DOWNHILL_REQUIRE_GPU").map_or(true, |v| v != "1"),
-            "DOWNHILL_REQUIRE_GPU=1 but `downhill info` finds no adapter:\n{text}"
-        );
-        eprintln!("no GPU adapter found: skipping this GPU test");
-    }
-    found
+    common::gpu().is_some()
 }
 
 #[test]

@@ -9,13 +9,7 @@ use std::process::Command;
 use common::downhill;
 
 fn has_gpu() -> bool {
-    let found = downhill::gpu::GpuContext::open(downhill::gpu::AdapterChoice::Any)
-        .expect("opening an adapter does not fail")
-        .is_some();
-    if !found && std::env::var("DOWNHILL_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-        panic!("DOWNHILL_REQUIRE_GPU=1 but no GPU adapter was found");
-    }
-    found
+    common::gpu().is_some()
 }
 
 fn devices() -> Vec<&'static str> {
@@ -120,7 +114,6 @@ fn all_identical_points_and_a_single_point_train_normally_on_each_path() {
 #[test]
 fn a_network_beyond_the_gpu_kernels_limits_is_a_clear_error_under_gpu_and_the_cpu_under_auto() {
     if !has_gpu() {
-        eprintln!("no GPU adapter: nothing to check");
         return;
     }
     let out = downhill(&[
@@ -172,7 +165,7 @@ fn a_full_disk_is_a_clear_error_and_keeps_the_previous_file() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !mounted {
-        eprintln!("cannot mount a tmpfs here (not root?): skipping the full-disk test");
+        common::skipped("cannot mount a tmpfs here (not root?): the full-disk test needs it");
         return;
     }
     let target = mount.join("points.csv");

@@ -1,5 +1,6 @@
 //! The GPU path against the CPU reference: loss, gradient and predictions on seeded random
-//! networks at awkward sizes and across chunk boundaries, the worked examples of SEED.md, and
+//! networks at awkward sizes and across chunk boundaries, the lesson's worked examples
+//! (docs/LESSON.md), and
 //! whole training runs.
 //!
 //! Every test looks for an adapter (software ones included) and, when there is none, says so
@@ -10,30 +11,15 @@
 
 mod common;
 
-use common::{gradient_gap, random_case};
+use common::{gpu, gradient_gap, random_case};
 
 use downhill::cpu::{CpuEngine, CpuKernel, CpuVariant, Reference};
 use downhill::gpu::engine::{evaluate, predict};
-use downhill::gpu::{AdapterChoice, GpuContext, GpuEngine, GpuOptions};
+use downhill::gpu::{GpuContext, GpuEngine, GpuOptions};
 use downhill::{data, Activation, Dataset, Descent, Engine, Layer, LossKind, Network, StopReason};
 use ndarray::{arr2, Array2};
 
 const GPU_TOLERANCE: f64 = 1e-4;
-
-fn gpu() -> Option<GpuContext> {
-    match GpuContext::open(AdapterChoice::Any).expect("opening an adapter that exists works") {
-        Some(ctx) => Some(ctx),
-        None if std::env::var("DOWNHILL_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
-            panic!(
-                "DOWNHILL_REQUIRE_GPU=1 but no GPU adapter was found (install mesa-vulkan-drivers)"
-            )
-        }
-        None => {
-            eprintln!("no GPU adapter found: skipping this GPU test (set DOWNHILL_REQUIRE_GPU=1 to fail instead)");
-            None
-        }
-    }
-}
 
 const SHAPES: &[&[usize]] = &[
     &[1, 1],
@@ -340,29 +326,106 @@ fn a_lost_device_ends_the_run_and_keeps_the_last_weights_read_back() {
     );
 }
 
-/// A run that needs more memory than the adapter allows (the limit lowered artificially) is a
-/// clear GPU error naming both sizes, before anything is allocated; under `--device auto` the
-/// same error sends the run to the CPU path instead.
+/// Every GPU allocation runs inside wgpu's validation and out-of-memory error scopes: a
+/// buffer the adapter cannot give (here, one past its largest buffer size) is a clear GPU error
+/// with exit code 1, not a panic or an abort.
 #[test]
-fn a_run_larger_than_the_adapters_memory_is_a_clear_error() {
+fn an_allocation_the_adapter_cannot_make_is_a_clear_gpu_error() {
     let Some(ctx) = gpu() else { return };
-    let (net, set) = random_case(&[2, 2, 1], Activation::Relu, true, 10_000, 3);
-    let options = GpuOptions {
-        memory_limit: Some(64 * 1024),
-        ..GpuOptions::default()
-    };
-    let err = match GpuEngine::new(ctx.clone(), net.clone(), &set, options) {
-        Err(e) => e.to_string(),
-        Ok(_) => panic!("a 120 kB data set must not fit a 64 KiB limit"),
-    };
+    let too_large = ctx.limits.max_buffer_size.saturating_add(1 << 20);
+    let err = ctx
+        .checked("allocating GPU buffers", || {
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("too large"),
+                size: too_large,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        })
+        .map(drop)
+        .unwrap_err();
     assert!(
-        err.contains("needs about") && err.contains("65536"),
+        matches!(err, downhill::Error::Gpu(_))
+            && err.to_string().contains("allocating GPU buffers"),
         "{err}"
     );
-    assert_eq!(downhill::Error::Gpu(err).exit_code(), 1);
-    let roomy = GpuOptions {
-        memory_limit: Some(1 << 20),
+    assert_eq!(err.exit_code(), 1);
+}
+
+/// The partial sums of every workgroup share one storage binding: with the binding limit
+/// lowered, each chunk gets fewer workgroups (each taking more points) and the results stay
+/// those of the reference; a limit too small for even one row per chunk is a clear error.
+#[test]
+fn partial_sums_respect_the_binding_limit() {
+    let Some(ctx) = gpu() else { return };
+    let (net, set) = random_case(&[3, 20, 20, 1], Activation::Relu, true, 60_000, 41);
+    let pp = net.param_count() as u64 + 1;
+    // Room for 3 rows of partials; data chunks of 8,000 points of 4 columns fit 128,000 bytes.
+    let options = GpuOptions {
+        max_binding_bytes: Some(128_000.max(3 * pp * 4)),
         ..GpuOptions::default()
     };
-    assert!(GpuEngine::new(ctx, net, &set, roomy).is_ok());
+    let engine = GpuEngine::new(ctx.clone(), net.clone(), &set, options).unwrap();
+    assert!(engine.chunk_count() > 1);
+    assert!(u64::from(engine.workgroups()) * pp * 4 <= 128_000.max(3 * pp * 4));
+    compare(&ctx, options, "binding limit lowered", &net, &set);
+    let tiny = GpuOptions {
+        max_binding_bytes: Some(pp * 4 - 4),
+        ..GpuOptions::default()
+    };
+    match GpuEngine::new(ctx, net, &set, tiny) {
+        Err(e) => assert!(e.to_string().contains("storage binding"), "{e}"),
+        Ok(_) => panic!("a binding smaller than one row of partial sums cannot work"),
+    }
+}
+
+/// Sizes past one workgroup's share of points (16,384 on a software adapter, 1,024 on a
+/// hardware one): several workgroups per dispatch, their partial rows summed by the reduce pass.
+#[test]
+fn several_workgroups_per_dispatch_match_the_reference() {
+    let Some(ctx) = gpu() else { return };
+    for (points, seed) in [(16_385, 1), (40_000, 2), (70_001, 3)] {
+        for widths in [&[2usize, 2, 1][..], &[3, 5, 2]] {
+            let (net, set) = random_case(widths, Activation::Relu, true, points, seed);
+            let engine =
+                GpuEngine::new(ctx.clone(), net.clone(), &set, GpuOptions::default()).unwrap();
+            assert!(
+                engine.workgroups() > 1,
+                "{points} points took one workgroup"
+            );
+            compare(
+                &ctx,
+                GpuOptions::default(),
+                &format!("{widths:?} n={points}"),
+                &net,
+                &set,
+            );
+        }
+    }
+}
+
+/// Once a run stops (flat) inside a submission, the fused pass skips the remaining steps'
+/// work; the final evaluation after it must still see the whole data (the stop is cleared).
+#[test]
+fn evaluation_after_an_early_stop_reads_the_whole_data() {
+    let Some(ctx) = gpu() else { return };
+    let (net, set) = random_case(&[2, 2, 1], Activation::Relu, true, 5_000, 8);
+    let mut engine = GpuEngine::new(ctx, net, &set, GpuOptions::default()).unwrap();
+    let descent = Descent {
+        learning_rate: 0.1,
+        max_steps: 64,
+        tolerance: 1e6, // flat at once
+        chunk: Some(64),
+        ..Descent::default()
+    };
+    let outcome = descent.run(&mut engine, &mut []).unwrap();
+    assert!(matches!(outcome.stopped, StopReason::Flat { .. }));
+    let want = Reference.evaluate(&outcome.network, &set);
+    let got = engine.evaluate().unwrap();
+    assert!(
+        (got.sse - want.sse).abs() <= 1e-4 * want.sse,
+        "{} vs {}",
+        got.sse,
+        want.sse
+    );
 }

@@ -12,21 +12,11 @@ use std::path::Path;
 use common::{downhill, random_case};
 use downhill::cpu::{sse_many, CpuKernel, Reference};
 use downhill::device::{DeviceChoice, Target};
-use downhill::gpu::{AdapterChoice, GpuContext};
 use downhill::landscape::{self, WeightAxis};
 use downhill::{model_file, Activation, LossKind};
 
 fn gpu_available() -> bool {
-    match GpuContext::open(AdapterChoice::Any).expect("opening an adapter does not fail") {
-        Some(_) => true,
-        None if std::env::var("DOWNHILL_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
-            panic!("DOWNHILL_REQUIRE_GPU=1 but no GPU adapter was found")
-        }
-        None => {
-            eprintln!("no GPU adapter: skipping the GPU half of this test");
-            false
-        }
-    }
+    common::gpu().is_some()
 }
 
 #[test]

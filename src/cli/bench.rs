@@ -8,7 +8,14 @@ use downhill::{network, DeviceChoice, Result};
 
 use super::{parse_count, parse_device, print_json, thousands};
 
+const EXAMPLES: &str = "\
+Examples:
+  downhill bench --points 1e5 --layers 2,2,1 --steps 5 --repeats 3
+  downhill bench --points 1e6,1e7 --layers 2,2,1 --layers 8,64,64,1 --wide
+  downhill bench --points 1e5 --device cpu --json";
+
 #[derive(Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct BenchArgs {
     /// A workload's layer widths, inputs first; repeat the flag for several workloads
     /// [default: 2,2,1 and 8,64,64,1].
@@ -24,7 +31,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "R", default_value_t = 5)]
     repeats: usize,
     /// Learning rate of the timed descent.
-    #[arg(long, value_name = "F", default_value_t = 0.01)]
+    #[arg(
+        long,
+        value_name = "F",
+        default_value_t = 0.01,
+        allow_negative_numbers = true
+    )]
     lr: f64,
     /// auto: every path this machine has; cpu: the CPU paths; gpu: the GPU path next to the
     /// fused CPU path.
@@ -39,6 +51,10 @@ pub struct BenchArgs {
     /// Print the results as one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    /// Every column (min-max times, GB/s, GFLOP/s, the loss difference), about 170 characters
+    /// wide; the default table fits 100.
+    #[arg(long)]
+    wide: bool,
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
@@ -76,12 +92,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     if args.json {
         print_json(&serde_json::to_value(&report).expect("the report serialises"));
     } else {
-        print_table(&report);
+        print_table(&report, args.wide);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_table(report: &BenchReport) {
+fn print_table(report: &BenchReport, wide: bool) {
     let m = &report.machine;
     println!(
         "machine: {} CPU threads, read bandwidth {:.1} GB/s, f32 peak {:.0} GFLOP/s (both \
@@ -97,48 +113,62 @@ fn print_table(report: &BenchReport) {
         "each path: {} warm-up steps, then {} x {} timed steps from the same weights\n",
         report.steps, report.repeats, report.steps
     );
-    let header = [
-        "workload",
-        "path",
-        "points",
-        "ms/step median (min-max)",
-        "Mpoints/s",
-        "GB/s",
-        "GFLOP/s",
-        "bound",
-        "of floor",
-        "vs fused",
-        "loss diff",
+    // (header, cell, in the narrow table)
+    type Column = (&'static str, fn(&downhill::bench::BenchRow) -> String, bool);
+    let columns: [Column; 11] = [
+        ("workload", |r| r.workload.clone(), true),
+        ("path", |r| r.path.clone(), true),
+        ("points", |r| thousands(r.points), true),
+        ("ms/step", |r| ms(r.ms_per_step_median), true),
+        (
+            "(min-max)",
+            |r| format!("({}-{})", ms(r.ms_per_step_min), ms(r.ms_per_step_max)),
+            false,
+        ),
+        (
+            "Mpoints/s",
+            |r| format!("{:.1}", r.points_per_s / 1e6),
+            true,
+        ),
+        ("GB/s", |r| format!("{:.2}", r.gb_per_s), false),
+        ("GFLOP/s", |r| format!("{:.1}", r.gflop_per_s), false),
+        (
+            "speed of light",
+            |r| {
+                format!(
+                    "{:.0}% of {}",
+                    r.share_of_floor * 100.0,
+                    if r.bound == "memory" {
+                        "bandwidth"
+                    } else {
+                        "f32 peak"
+                    }
+                )
+            },
+            true,
+        ),
+        (
+            "vs fused",
+            |r| format!("{:.2}x", r.speedup_vs_cpu_fused),
+            true,
+        ),
+        (
+            "loss diff",
+            |r| format!("{:.1e}", r.loss_rel_diff_vs_cpu_fused),
+            false,
+        ),
     ];
-    let rows: Vec<[String; 11]> = report
+    let shown: Vec<&Column> = columns.iter().filter(|c| wide || c.2).collect();
+    let rows: Vec<Vec<String>> = report
         .rows
         .iter()
-        .map(|r| {
-            [
-                r.workload.clone(),
-                r.path.clone(),
-                thousands(r.points),
-                format!(
-                    "{} ({}-{})",
-                    ms(r.ms_per_step_median),
-                    ms(r.ms_per_step_min),
-                    ms(r.ms_per_step_max)
-                ),
-                format!("{:.1}", r.points_per_s / 1e6),
-                format!("{:.2}", r.gb_per_s),
-                format!("{:.1}", r.gflop_per_s),
-                r.bound.to_string(),
-                format!("{:.0}%", r.share_of_floor * 100.0),
-                format!("{:.2}x", r.speedup_vs_cpu_fused),
-                format!("{:.1e}", r.loss_rel_diff_vs_cpu_fused),
-            ]
-        })
+        .map(|r| shown.iter().map(|c| (c.1)(r)).collect())
         .collect();
-    let widths: Vec<usize> = (0..header.len())
+    let widths: Vec<usize> = (0..shown.len())
         .map(|c| {
             rows.iter()
                 .map(|r| r[c].chars().count())
-                .chain([header[c].len()])
+                .chain([shown[c].0.len()])
                 .max()
                 .unwrap_or(0)
         })
@@ -158,16 +188,21 @@ fn print_table(report: &BenchReport) {
             .collect();
         println!("{}", padded.join("  ").trim_end());
     };
-    line(header.to_vec());
+    line(shown.iter().map(|c| c.0).collect());
     for row in &rows {
         line(row.iter().map(String::as_str).collect());
     }
     println!(
-        "\nfloor: the least a step can take here: every point read once at the measured \
-         bandwidth (the GPU path: the same adapter running a read-only kernel over the same \
-         data), or the step's operations at the CPU's peak rate, whichever is longer; 'bound' \
-         says which. 'loss diff': relative difference of the final loss from the fused CPU \
-         path's."
+        "\nspeed of light: the share of the fastest a step can be here: every point read once at \
+         the measured bandwidth (the GPU path: the same adapter running a read-only kernel over \
+         the same data), or the step's arithmetic at the measured f32 peak, whichever takes \
+         longer; the column names which. 100% is the limit; the f64 reference is meant to be \
+         slow.{}",
+        if wide {
+            " 'loss diff': relative difference of the final loss from the fused CPU path's."
+        } else {
+            " --wide shows every column."
+        }
     );
     for note in &report.notes {
         println!("note: {note}");

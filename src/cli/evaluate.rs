@@ -10,7 +10,21 @@ use serde_json::json;
 
 use super::{parse_loss, print_json, ModelDataArgs};
 
+const EVAL_EXAMPLES: &str = "\
+Examples:
+  downhill generate --points 10000 --out points.csv
+  downhill train --data points.csv --steps 20 --out model.json
+  downhill eval --model model.json --data points.csv
+  downhill eval --model model.json --data points.csv --loss sse --json";
+
+const PREDICT_EXAMPLES: &str = "\
+Examples:
+  downhill predict --model model.json --data points.csv --out predictions.csv
+  downhill predict --model model.json --data points.csv --out predictions.npy
+  downhill predict --model model.json --data points.csv     # CSV on stdout";
+
 #[derive(Args, Debug)]
+#[command(after_help = EVAL_EXAMPLES)]
 pub struct EvalArgs {
     #[command(flatten)]
     common: ModelDataArgs,
@@ -23,6 +37,7 @@ pub struct EvalArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = PREDICT_EXAMPLES)]
 pub struct PredictArgs {
     #[command(flatten)]
     common: ModelDataArgs,
@@ -39,7 +54,8 @@ pub fn run_eval(args: EvalArgs) -> Result<ExitCode> {
     } = &args.common;
     let net = model_file::load(model)?;
     let dataset = Table::load(data)?.into_dataset(data, net.inputs(), net.outputs())?;
-    let evaluation = device::evaluate(*device, &net, &dataset)?;
+    let target = device::Target::resolve(*device)?;
+    let evaluation = target.evaluate(&net, &dataset)?;
     let gradient = evaluation.gradient(args.loss);
     let names = net.param_names();
     if args.json {
@@ -53,9 +69,11 @@ pub fn run_eval(args: EvalArgs) -> Result<ExitCode> {
             "sse": evaluation.sse,
             "mse": evaluation.mse(),
             "loss": args.loss.name(),
+            "device": target.name(),
             "gradient": named,
         }));
     } else {
+        println!("device: {}", target.name());
         println!("points: {}", evaluation.points);
         println!("sse:    {:.9e}", evaluation.sse);
         println!("mse:    {:.9e}", evaluation.mse());
@@ -79,11 +97,27 @@ pub fn run_predict(args: PredictArgs) -> Result<ExitCode> {
     let net = model_file::load(model)?;
     if let Some(out) = &args.out {
         downhill::output::check_writable(out)?;
+        downhill::output::check_distinct(
+            &[("--out", out)],
+            &[("--data", data), ("--model", model)],
+        )?;
     }
     let inputs = Table::load(data)?.into_inputs(data, net.inputs(), net.outputs())?;
+    downhill::limits::check_memory(
+        &format!("predictions for {} points", inputs.ncols()),
+        downhill::limits::bytes_for(inputs.ncols(), net.outputs() * 4),
+    )?;
     let predictions = device::predict(*device, &net, inputs.view())?;
     match &args.out {
-        Some(out) => save_predictions(out, predictions.view())?,
+        Some(out) => {
+            save_predictions(out, predictions.view())?;
+            eprintln!(
+                "downhill: wrote {} predictions ({} per point) to {}",
+                predictions.ncols(),
+                predictions.nrows(),
+                out.display()
+            );
+        }
         None => {
             let header: Vec<String> = (0..net.outputs()).map(|k| format!("pred{k}")).collect();
             println!("{}", header.join(","));

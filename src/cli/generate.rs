@@ -9,7 +9,14 @@ use downhill::{data, model_file, network, Activation, Network, Result};
 
 use super::{parse_count, thousands, ShapeArgs};
 
+const EXAMPLES: &str = "\
+Examples:
+  downhill generate --points 10000 --noise 0.1 --seed 1 --out points.csv
+  downhill generate --points 1e6 --layers 3,4,2 --out points.npy
+  downhill generate --points 1000 --teacher model.json --noise 0 --out clean.csv";
+
 #[derive(Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct GenerateArgs {
     /// Number of points (1e6 style accepted).
     #[arg(long, value_name = "N", value_parser = parse_count)]
@@ -18,7 +25,7 @@ pub struct GenerateArgs {
     #[command(flatten)]
     shape: ShapeArgs,
     /// Use this model as the teacher.
-    #[arg(long, value_name = "MODEL.json", conflicts_with_all = ["layers", "no_bias"])]
+    #[arg(long, value_name = "MODEL.json", conflicts_with_all = ["layers", "no_bias", "hidden_activation"])]
     teacher: Option<PathBuf>,
     /// Standard deviation of the gaussian noise added to the targets.
     #[arg(
@@ -38,11 +45,18 @@ pub struct GenerateArgs {
 
 pub fn run(args: GenerateArgs) -> Result<ExitCode> {
     check_writable(&args.out)?;
+    let inputs: Vec<(&str, &std::path::Path)> = args
+        .teacher
+        .as_deref()
+        .map(|p| ("--teacher", p))
+        .into_iter()
+        .collect();
+    downhill::output::check_distinct(&[("--out", &args.out)], &inputs)?;
     let teacher = match (&args.teacher, &args.shape.layers) {
         (Some(path), _) => model_file::load(path)?,
         (None, Some(text)) => Network::random(
             &network::parse_widths(text)?,
-            args.shape.hidden_activation,
+            args.shape.activation(),
             !args.shape.no_bias,
             args.seed,
         )?,
@@ -51,7 +65,7 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode> {
     let points = data::generate(&teacher, args.points, args.noise, args.seed)?;
     points.save(&args.out)?;
     eprintln!(
-        "wrote {} points ({} inputs, {} targets) from teacher {} to {}",
+        "downhill: wrote {} points ({} inputs, {} targets) from teacher {} to {}",
         thousands(points.len()),
         points.inputs(),
         points.outputs(),

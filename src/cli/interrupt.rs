@@ -1,7 +1,10 @@
-//! Ctrl-C (SIGINT) and SIGTERM during a run: the first asks the descent loop to stop after the
-//! chunk of steps in flight, so the weights and history so far are written as usual; a second
-//! one exits at once (outputs are only ever renamed into place, so no file is left half
-//! written).
+//! Ctrl-C (SIGINT) and SIGTERM, for every command.
+//!
+//! During `train`'s descent the first signal asks the loop to stop after the chunk of steps in
+//! flight, so the weights and history so far are written as usual. Any other signal (the
+//! second one, or the first one for a command that cannot stop half way) ends the process at
+//! once: the temporary files being written are removed first and the message says so, so no
+//! `.downhill-*.tmp` file is left behind and no output is half written.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,56 +12,91 @@ use std::sync::Arc;
 use downhill::descent::{Observer, StepRecord};
 use downhill::{Error, Result};
 use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 /// Exit code after SIGINT (128 + 2), as shells report it.
 pub const SIGINT_EXIT: u8 = 130;
 /// Exit code after SIGTERM (128 + 15).
 pub const SIGTERM_EXIT: u8 = 143;
 
+/// The signal that came, shared with the thread that receives them.
+#[derive(Default)]
+struct Flags {
+    int: AtomicBool,
+    term: AtomicBool,
+    /// Whether the running command stops by itself after a first signal.
+    graceful: AtomicBool,
+}
+
 /// The installed handlers; an observer that asks the run to stop once a signal came.
 pub struct Interrupts {
-    int: Arc<AtomicBool>,
-    term: Arc<AtomicBool>,
+    flags: Arc<Flags>,
 }
 
 impl Interrupts {
-    /// Installs the handlers for the rest of the process.
-    pub fn install() -> Result<Self> {
-        let int = Arc::new(AtomicBool::new(false));
-        let term = Arc::new(AtomicBool::new(false));
-        let install = || -> std::io::Result<()> {
-            // Registered first, so the second signal (flag already set) exits at once; the
-            // flag setters registered after them mark the first.
-            signal_hook::flag::register_conditional_shutdown(
-                SIGINT,
-                i32::from(SIGINT_EXIT),
-                int.clone(),
-            )?;
-            signal_hook::flag::register_conditional_shutdown(
-                SIGTERM,
-                i32::from(SIGTERM_EXIT),
-                term.clone(),
-            )?;
-            signal_hook::flag::register(SIGINT, int.clone())?;
-            signal_hook::flag::register(SIGTERM, term.clone())?;
-            Ok(())
-        };
-        install().map_err(|e| {
+    /// Installs the handlers for the rest of the process. A command that is not `graceful`
+    /// exits at the first signal (after removing its unfinished outputs).
+    pub fn install(graceful: bool) -> Result<Self> {
+        let flags = Arc::new(Flags::default());
+        flags.graceful.store(graceful, Ordering::SeqCst);
+        let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| {
             Error::InvalidArgument(format!("installing the signal handlers failed: {e}"))
         })?;
-        Ok(Interrupts { int, term })
+        let shared = flags.clone();
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for signal in signals.forever() {
+                    let (flag, code, name) = if signal == SIGTERM {
+                        (&shared.term, SIGTERM_EXIT, "SIGTERM")
+                    } else {
+                        (&shared.int, SIGINT_EXIT, "Ctrl-C")
+                    };
+                    let first =
+                        !shared.int.load(Ordering::SeqCst) && !shared.term.load(Ordering::SeqCst);
+                    flag.store(true, Ordering::SeqCst);
+                    if first && shared.graceful.load(Ordering::SeqCst) {
+                        eprintln!(
+                            "downhill: {name}: stopping after the steps in flight and writing \
+                             what was reached (again to stop at once)"
+                        );
+                        continue;
+                    }
+                    exit_now(name, code);
+                }
+            })
+            .map_err(|e| {
+                Error::InvalidArgument(format!("starting the signal thread failed: {e}"))
+            })?;
+        Ok(Interrupts { flags })
     }
 
     /// The exit code for the signal that came, if one did.
     pub fn exit_code(&self) -> Option<u8> {
-        if self.term.load(Ordering::SeqCst) {
+        if self.flags.term.load(Ordering::SeqCst) {
             Some(SIGTERM_EXIT)
-        } else if self.int.load(Ordering::SeqCst) {
+        } else if self.flags.int.load(Ordering::SeqCst) {
             Some(SIGINT_EXIT)
         } else {
             None
         }
     }
+}
+
+/// Removes the outputs being written, says so, and exits with `code` without unwinding (the
+/// main thread may be anywhere).
+fn exit_now(name: &str, code: u8) -> ! {
+    let removed = downhill::output::remove_unfinished();
+    if removed.is_empty() {
+        eprintln!("downhill: {name}: stopped");
+    } else {
+        let names: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
+        eprintln!(
+            "downhill: {name}: stopped; {} not written (its unfinished temporary file was removed)",
+            names.join(", ")
+        );
+    }
+    signal_hook::low_level::exit(i32::from(code))
 }
 
 impl Observer for Interrupts {

@@ -8,7 +8,7 @@ use clap::Args;
 use downhill::data::Table;
 use downhill::device::Target;
 use downhill::landscape::{self, AxisStep, Landscape, WeightAxis};
-use downhill::output::{check_writable, write_atomically};
+use downhill::output::{check_distinct, check_writable, write_atomically};
 use downhill::plot::{self, ImageKind};
 use downhill::{model_file, Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -19,7 +19,17 @@ use super::{parse_count, thousands, ModelDataArgs};
 const DEFAULT_GRID_1D: usize = 201;
 const DEFAULT_GRID_2D: usize = 101;
 
+const EXAMPLES: &str = "\
+Examples:
+  downhill generate --points 10000 --seed 1 --out points.csv
+  downhill train --data points.csv --steps 3 --out start.json
+  downhill landscape --model start.json --data points.csv --weight l1.n0.w0 --descend --lr 0.5 --steps 8 --out curve.png
+  downhill landscape --model start.json --data points.csv --weight l0.n0.w0 --weight l0.n0.w1 --grid 41 --out surface.svg
+  downhill landscape --model start.json --data points.csv --weight l0.n1.b --grid 1001 --out curve.csv
+  downhill landscape --model start.json --data points.csv --weight l0.n1.b --grid 11   # CSV on stdout";
+
 #[derive(Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub struct LandscapeArgs {
     #[command(flatten)]
     common: ModelDataArgs,
@@ -85,6 +95,13 @@ pub fn run(args: LandscapeArgs) -> Result<ExitCode> {
                 ImageKind::of(path)?;
             }
             check_writable(path)?;
+            check_distinct(
+                &[("--out", path)],
+                &[
+                    ("--data", &args.common.data),
+                    ("--model", &args.common.model),
+                ],
+            )?;
             if is_csv {
                 Output::Csv(path.clone())
             } else {
@@ -107,7 +124,21 @@ pub fn run(args: LandscapeArgs) -> Result<ExitCode> {
     let data =
         Table::load(&common.data)?.into_dataset(&common.data, net.inputs(), net.outputs())?;
 
-    let total = axes.iter().map(|a| a.values.len()).product::<usize>();
+    let total = axes
+        .iter()
+        .try_fold(1usize, |n, a| n.checked_mul(a.values.len()));
+    downhill::limits::check_memory(
+        &format!(
+            "a grid of {}",
+            args.weights
+                .iter()
+                .map(|_| grid.to_string())
+                .collect::<Vec<_>>()
+                .join(" x ")
+        ),
+        total.and_then(|t| downhill::limits::bytes_for(t, 8)),
+    )?;
+    let total = total.expect("checked above");
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -146,7 +177,17 @@ pub fn run(args: LandscapeArgs) -> Result<ExitCode> {
             write_csv(&mut lock, &land, Path::new("<stdout>"))?;
         }
     }
-    report(&land, &steps, args.out.as_deref());
+    // The summary is the result when the grid went to a file; with the CSV on stdout, it
+    // goes to stderr so that stdout stays a clean CSV.
+    let summary = summary(&land, &steps);
+    if args.out.is_some() {
+        print!("{summary}");
+    } else {
+        eprint!("{summary}");
+    }
+    if let Some(path) = &args.out {
+        eprintln!("downhill: wrote the landscape to {}", path.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -167,8 +208,10 @@ fn write_csv(out: &mut impl Write, land: &Landscape, path: &Path) -> Result<()> 
     Ok(())
 }
 
-/// A short summary on stderr (stdout may carry the CSV).
-fn report(land: &Landscape, steps: &[AxisStep], out: Option<&Path>) {
+/// A short summary: the lowest grid point, the current weights and their slope, the steps.
+fn summary(land: &Landscape, steps: &[AxisStep]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let (best, best_loss) = land
         .losses
         .iter()
@@ -188,36 +231,31 @@ fn report(land: &Landscape, steps: &[AxisStep], out: Option<&Path>) {
             format!("{} = {:.6}", axis.name, axis.values[index])
         })
         .collect();
-    eprintln!(
+    let _ = writeln!(
+        out,
         "{} grid points; lowest loss {best_loss:.6e} at {}",
         land.losses.len(),
         at.join(", ")
     );
     for (axis, (value, slope)) in land.axes.iter().zip(land.current.iter().zip(&land.slope)) {
-        eprintln!(
+        let _ = writeln!(
+            out,
             "current {} = {value:.6}: loss {:.6e}, slope {slope:.6e}",
             axis.name, land.current_loss
         );
     }
     if !steps.is_empty() {
-        eprintln!(
-            "descent over {}:",
-            land.axes
-                .iter()
-                .map(|a| a.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let names: Vec<&str> = land.axes.iter().map(|a| a.name.as_str()).collect();
+        let _ = writeln!(out, "descent over {}:", names.join(", "));
         for (i, s) in steps.iter().enumerate() {
             let w: Vec<String> = s.weights.iter().map(|v| format!("{v:.6}")).collect();
-            eprintln!(
+            let _ = writeln!(
+                out,
                 "  step {i:>3}: weights ({}), loss {:.6e}",
                 w.join(", "),
                 s.loss
             );
         }
     }
-    if let Some(path) = out {
-        eprintln!("written to {}", path.display());
-    }
+    out
 }

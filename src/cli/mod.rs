@@ -17,16 +17,20 @@ use downhill::{Activation, DeviceChoice, LossKind, Result};
 const EXAMPLES: &str = "\
 Examples:
   downhill train                                   # the lesson's 2-2-1 network on 1M synthetic points
-  downhill train --points 1e7 --lr 0.1 --steps 500 --out model.json --history loss.csv
+  downhill train --points 1e5 --lr 0.1 --steps 500 --out model.json --history loss.csv
   downhill generate --points 10000 --noise 0.1 --out points.csv
-  downhill train --data points.csv --layers 2,8,1 --out model.json
+  downhill train --data points.csv --layers 2,2,1 --out model.json
   downhill eval --model model.json --data points.csv
   downhill predict --model model.json --data points.csv --out predictions.csv
   downhill train --plot loss.png --out model.json
   downhill landscape --model model.json --data points.csv --weight l1.n0.w0 --descend --out curve.png
   downhill landscape --model model.json --data points.csv --weight l0.n0.w0 --weight l0.n0.w1 --out surface.png
-  downhill bench --points 1e6,1e7 --layers 2,2,1      # CPU vs GPU timing against this machine's limits
-  downhill info";
+  downhill bench --points 1e5 --layers 2,2,1 --steps 5     # CPU vs GPU timing against this machine's limits
+  downhill info
+
+Output: stdout holds the result (the report, or the JSON with --json, or CSV data); messages,
+progress and the names of the files written go to stderr. Each subcommand's --help has its own
+examples.";
 
 /// Train small dense neural networks by gradient descent on the squared-error loss.
 #[derive(Parser, Debug)]
@@ -53,6 +57,7 @@ enum Command {
     /// machine's measured memory bandwidth and arithmetic peak.
     Bench(bench::BenchArgs),
     /// Version, CPU threads and compute devices.
+    #[command(after_help = "Examples:\n  downhill info")]
     Info,
 }
 
@@ -62,12 +67,19 @@ struct ShapeArgs {
     /// Layer widths, inputs first: 2,2,1 is two inputs, a hidden layer of two nodes, one output.
     #[arg(long, value_name = "W,W,...")]
     layers: Option<String>,
-    /// Activation of the hidden layers (the output layer is always identity).
-    #[arg(long, value_name = "relu|identity", default_value = "relu", value_parser = parse_activation)]
-    hidden_activation: Activation,
+    /// Activation of the hidden layers (the output layer is always identity) [default: relu].
+    #[arg(long, value_name = "relu|identity", value_parser = parse_activation)]
+    hidden_activation: Option<Activation>,
     /// Leave the bias out of every layer.
     #[arg(long)]
     no_bias: bool,
+}
+
+impl ShapeArgs {
+    /// The hidden layers' activation: as given, or relu.
+    fn activation(&self) -> Activation {
+        self.hidden_activation.unwrap_or(Activation::Relu)
+    }
 }
 
 /// Parses a count such as `1000000`, `1_000_000` or `1e6`.
@@ -76,10 +88,19 @@ fn parse_count(text: &str) -> std::result::Result<usize, String> {
     if let Ok(n) = clean.parse::<usize>() {
         return Ok(n);
     }
+    let shown = downhill::data::shown(text);
     match clean.parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < 1e15 => Ok(v as usize),
+        Ok(v) if v >= 1e15 || (v.fract() == 0.0 && clean.chars().all(|c| c.is_ascii_digit())) => {
+            Err(format!(
+                "'{shown}' is too large (at most 999,999,999,999,999; examples: 1000, 1e6)"
+            ))
+        }
+        Ok(v) if v < 0.0 => Err(format!(
+            "'{shown}' is negative: expected a count (examples: 1000, 1e6)"
+        )),
         _ => Err(format!(
-            "'{text}' is not a whole number (examples: 1000, 1_000_000, 1e6)"
+            "'{shown}' is not a whole number (examples: 1000, 1_000_000, 1e6)"
         )),
     }
 }
@@ -112,8 +133,12 @@ struct ModelDataArgs {
 
 /// Runs the parsed command; the exit code of a run that completed (possibly as a failure).
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    // First of all, so that an early Ctrl-C already ends the command cleanly. Only `train`
+    // stops gracefully (after the steps in flight); the others stop at once, removing any
+    // output they had begun.
+    let interrupts = interrupt::Interrupts::install(matches!(cli.command, Command::Train(_)))?;
     match cli.command {
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(args, interrupts),
         Command::Eval(args) => evaluate::run_eval(args),
         Command::Predict(args) => evaluate::run_predict(args),
         Command::Generate(args) => generate::run(args),

@@ -14,14 +14,14 @@ use crate::output::write_atomically;
 /// in memory.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
-/// Characters of a bad cell quoted in an error message.
-const QUOTED_CELL_CHARS: usize = 40;
-
 /// Reads a CSV file into columns, shape `(columns, rows)`.
 pub fn read(path: &Path) -> Result<Array2<f32>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let limited = LineLimit {
-        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        inner: LoneCarriageReturns {
+            inner: std::io::BufReader::with_capacity(1 << 20, file),
+            after_cr: false,
+        },
         since_newline: 0,
         line: 1,
     };
@@ -79,6 +79,41 @@ pub fn read(path: &Path) -> Result<Array2<f32>> {
     Ok(Array2::from_shape_vec((width, rows), flat).expect("every column has one value per row"))
 }
 
+/// A reader that turns every line ending into `\n`: old Mac files end lines with a lone `\r`,
+/// which the CSV parser accepts but does not count, so line numbers (and the line-length
+/// limit) would be wrong. `\r\n` becomes one `\n`.
+struct LoneCarriageReturns<R> {
+    inner: R,
+    /// The last byte handed out was a `\r` turned into `\n`.
+    after_cr: bool,
+}
+
+impl<R: Read> Read for LoneCarriageReturns<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.inner.read(buf)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            let mut kept = 0;
+            for i in 0..n {
+                let byte = buf[i];
+                if byte == b'\n' && self.after_cr {
+                    self.after_cr = false;
+                    continue;
+                }
+                self.after_cr = byte == b'\r';
+                buf[kept] = if self.after_cr { b'\n' } else { byte };
+                kept += 1;
+            }
+            // A read that was only the `\n` of a `\r\n` must not look like the end of the file.
+            if kept > 0 {
+                return Ok(kept);
+            }
+        }
+    }
+}
+
 /// A reader that fails on a line longer than [`MAX_LINE_BYTES`].
 struct LineLimit<R> {
     inner: R,
@@ -118,13 +153,8 @@ fn parse_cell(path: &Path, line: u64, column: usize, cell: &str) -> Result<f32> 
         column: column + 1,
         message,
     };
-    // Quote a long cell by its start only.
-    let shown: String = if cell.chars().count() > QUOTED_CELL_CHARS {
-        let start: String = cell.chars().take(QUOTED_CELL_CHARS).collect();
-        format!("{start}... ({} characters)", cell.chars().count())
-    } else {
-        cell.to_string()
-    };
+    // Quote a long cell by its start only, control characters escaped.
+    let shown = super::shown(cell);
     let original = cell;
     let cell = shown.as_str();
     let value: f64 = original
@@ -152,7 +182,10 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
             column: err.field() + 1,
             message: "the cell is not valid UTF-8 text".into(),
         },
-        other => Error::bad_data(path, format!("line {line}: {other:?}")),
+        other => Error::bad_data(
+            path,
+            format!("line {line}: {}", super::shown(&format!("{other:?}"))),
+        ),
     }
 }
 

@@ -3,7 +3,7 @@
 //! them needs no transpose.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use ndarray::{Array2, ArrayView2};
@@ -12,16 +12,26 @@ use ndarray_npy::{ReadNpyError, ReadNpyExt, WriteNpyExt};
 use crate::error::{Error, Result};
 use crate::output::write_atomically;
 
-/// Reads a 2-D float32 or float64 `.npy` file into columns, shape `(columns, rows)`.
+/// Longest header considered (real ones are a few hundred bytes).
+const MAX_HEADER: u64 = 1 << 20;
+
+/// Reads a 2-D float32 or float64 `.npy` file into columns, shape `(columns, rows)`. The file
+/// is read once, front to back, so a pipe or a FIFO works as well as a file.
 pub fn read(path: &Path) -> Result<Array2<f32>> {
-    check_claimed_size(path)?;
-    let rows_by_cols = match Array2::<f32>::read_npy(open(path)?) {
-        Ok(a) => a,
-        Err(ReadNpyError::WrongDescriptor(_)) => {
-            let wide = Array2::<f64>::read_npy(open(path)?).map_err(|e| npy_error(path, e))?;
-            narrow(path, wide)?
-        }
-        Err(e) => return Err(npy_error(path, e)),
+    let mut file = open(path)?;
+    let regular_len = std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    let header = read_header(path, &mut file)?;
+    check_claimed_size(path, &header, regular_len)?;
+    // The header as read, then the rest of the stream: the parser sees the whole file.
+    let stream = std::io::Cursor::new(header.bytes.clone()).chain(file);
+    let rows_by_cols = if header.wide {
+        let wide = Array2::<f64>::read_npy(stream).map_err(|e| npy_error(path, e))?;
+        narrow(path, wide)?
+    } else {
+        Array2::<f32>::read_npy(stream).map_err(|e| npy_error(path, e))?
     };
     let (rows, cols) = rows_by_cols.dim();
     if rows == 0 || cols == 0 {
@@ -49,51 +59,106 @@ pub fn read(path: &Path) -> Result<Array2<f32>> {
     })
 }
 
-/// Compares the size the header promises with the bytes the file holds, before anything is
-/// allocated: a header claiming 10^12 values must be a clear error, not an attempt to
-/// allocate terabytes. Headers this cannot make sense of are left to the full reader, which
-/// reports what is wrong with them.
-fn check_claimed_size(path: &Path) -> Result<()> {
-    use std::io::Read;
-    /// Longest header considered (real ones are a few hundred bytes).
-    const MAX_HEADER: u64 = 1 << 20;
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let mut head = Vec::new();
-    file.take(12 + MAX_HEADER)
-        .read_to_end(&mut head)
-        .map_err(|e| Error::io(path, e))?;
-    if head.len() < 12 || &head[..6] != b"\x93NUMPY" {
-        return Ok(());
-    }
-    let (header_len, header_start) = match head[6] {
-        1 => (u64::from(u16::from_le_bytes([head[8], head[9]])), 10u64),
-        2 | 3 => (
-            u64::from(u32::from_le_bytes([head[8], head[9], head[10], head[11]])),
-            12u64,
-        ),
-        _ => return Ok(()),
+/// The start of a `.npy` file: magic, version, header length and the header text.
+struct Header {
+    /// Everything up to the data, as read (a native-order descriptor rewritten as explicit
+    /// little-endian on little-endian machines, which is what it means there).
+    bytes: Vec<u8>,
+    /// The header text.
+    text: String,
+    /// Whether the values are float64 (else float32, or something the parser will name).
+    wide: bool,
+}
+
+fn read_header(path: &Path, file: &mut impl Read) -> Result<Header> {
+    let mut bytes = Vec::new();
+    let cut = |have: usize| {
+        Error::bad_data(
+            path,
+            format!("is cut off inside its .npy header (the file has only {have} bytes)"),
+        )
     };
-    if header_len > MAX_HEADER || header_start + header_len > file_len {
+    let mut fill = |bytes: &mut Vec<u8>, upto: usize| -> Result<()> {
+        let want = upto - bytes.len();
+        let got = Read::take(&mut *file, want as u64)
+            .read_to_end(bytes)
+            .map_err(|e| Error::io(path, e))?;
+        if got < want {
+            return Err(cut(bytes.len()));
+        }
+        Ok(())
+    };
+    fill(&mut bytes, 10)?;
+    if &bytes[..6] != b"\x93NUMPY" {
         return Err(Error::bad_data(
             path,
-            format!("the .npy header claims {header_len} bytes; the file is {file_len} bytes long"),
+            "is not a .npy file (it does not start with the .npy magic bytes)",
         ));
     }
-    let header = &head[header_start as usize..(header_start + header_len) as usize];
-    let header = String::from_utf8_lossy(header);
-    // Bytes per value from the descriptor's size digits ('<f8' -> 8); at least 1 for any
-    // type. The reader allocates by the shape before it looks at the type, so every type
-    // is checked, not only the float ones.
-    let item = header
+    let (header_len, header_start) = match bytes[6] {
+        1 => (u64::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10usize),
+        2 | 3 => {
+            fill(&mut bytes, 12)?;
+            (
+                u64::from(u32::from_le_bytes([
+                    bytes[8], bytes[9], bytes[10], bytes[11],
+                ])),
+                12usize,
+            )
+        }
+        v => {
+            return Err(Error::bad_data(
+                path,
+                format!(".npy format version {v} is not supported (1, 2 and 3 are)"),
+            ))
+        }
+    };
+    if header_len > MAX_HEADER {
+        return Err(Error::bad_data(
+            path,
+            format!("the .npy header claims {header_len} bytes; real headers have a few hundred"),
+        ));
+    }
+    fill(&mut bytes, header_start + header_len as usize)?;
+    let mut text = String::from_utf8_lossy(&bytes[header_start..]).into_owned();
+    if cfg!(target_endian = "little") {
+        for native in ["'=f4'", "'=f8'"] {
+            if text.contains(native) {
+                text = text.replace(native, &native.replace('=', "<"));
+            }
+        }
+        if text.len() == bytes.len() - header_start {
+            bytes.truncate(header_start);
+            bytes.extend_from_slice(text.as_bytes());
+        }
+    }
+    let wide = descriptor(&text).is_some_and(|d| d.ends_with("f8"));
+    Ok(Header { bytes, text, wide })
+}
+
+/// The `'descr'` value of a header, such as `<f4`.
+fn descriptor(header: &str) -> Option<&str> {
+    header
         .split("'descr'")
         .nth(1)
         .and_then(|rest| rest.split('\'').nth(1))
+}
+
+/// Compares the size the header promises with the bytes the file holds (a regular file) or the
+/// memory available (a stream), before anything is allocated: a header claiming 10^12 values
+/// must be a clear error, not an attempt to allocate terabytes. Headers this cannot make sense
+/// of are left to the full reader, which reports what is wrong with them.
+fn check_claimed_size(path: &Path, header: &Header, file_len: Option<u64>) -> Result<()> {
+    // Bytes per value from the descriptor's size digits ('<f8' -> 8); at least 1 for any
+    // type. The reader allocates by the shape before it looks at the type, so every type
+    // is checked, not only the float ones.
+    let item = descriptor(&header.text)
         .map(|descr| descr.trim_start_matches(|c: char| !c.is_ascii_digit()))
         .and_then(|digits| digits.parse::<u64>().ok())
         .unwrap_or(1)
         .max(1);
     let Some(shape) = header
+        .text
         .split("'shape'")
         .nth(1)
         .and_then(|rest| rest.split_once('('))
@@ -109,18 +174,28 @@ fn check_claimed_size(path: &Path) -> Result<()> {
         };
         values = values.saturating_mul(n);
     }
-    let data_bytes = file_len - header_start - header_len;
-    if values.saturating_mul(item) > data_bytes {
-        return Err(Error::bad_data(
-            path,
-            format!(
-                "the .npy header promises shape ({shape}) = {values} values ({} bytes) but the \
-                 file holds {data_bytes} bytes of data: truncated or damaged",
-                values.saturating_mul(item)
-            ),
-        ));
+    let needed = values.saturating_mul(item);
+    match file_len {
+        Some(len) => {
+            let data_bytes = len.saturating_sub(header.bytes.len() as u64);
+            if needed > data_bytes {
+                return Err(Error::bad_data(
+                    path,
+                    format!(
+                        "the .npy header promises shape ({shape}) = {values} values ({needed} \
+                         bytes) but the file holds {data_bytes} bytes of data: truncated or \
+                         damaged"
+                    ),
+                ));
+            }
+            Ok(())
+        }
+        // A stream's length is not known before it is read: check the memory it would take.
+        None => crate::limits::check_memory(
+            &format!("{}: the .npy data of shape ({shape})", path.display()),
+            Some(needed.saturating_mul(if item < 4 { 4 } else { 1 })),
+        ),
     }
-    Ok(())
 }
 
 fn open(path: &Path) -> Result<BufReader<File>> {
@@ -162,7 +237,17 @@ fn npy_error(path: &Path, e: ReadNpyError) -> Error {
             "is truncated: the header promises more values than the file holds".into()
         }
         ReadNpyError::ExtraBytes(n) => format!("has {n} bytes after the data the header describes"),
-        other => format!("is not a valid .npy file: {other}"),
+        // The header parser's own message spans many lines: keep its first.
+        other => format!(
+            "is not a valid .npy file: {}",
+            super::shown(
+                other
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("unreadable header")
+            )
+        ),
     };
     Error::bad_data(path, message)
 }

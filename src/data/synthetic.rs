@@ -24,10 +24,15 @@ pub fn generate(teacher: &Network, points: usize, noise: f64, seed: u64) -> Resu
     }
     if !(noise.is_finite() && noise >= 0.0) {
         return Err(Error::InvalidArgument(format!(
-            "noise must be a finite number >= 0 (got {noise})"
+            "noise must be a finite number >= 0 (got {})",
+            crate::error::number(noise)
         )));
     }
     let inputs = teacher.inputs();
+    crate::limits::check_memory(
+        &format!("a synthetic set of {points} points"),
+        crate::limits::bytes_for(points, (inputs + teacher.outputs()) * 4),
+    )?;
     let mut columns = Array2::<f32>::zeros((inputs + teacher.outputs(), points));
     columns
         .axis_chunks_iter_mut(Axis(1), BLOCK)
@@ -38,6 +43,16 @@ pub fn generate(teacher: &Network, points: usize, noise: f64, seed: u64) -> Resu
             rng.set_stream(block as u64);
             fill_block(teacher, noise, &mut rng, chunk)
         });
+    // A huge noise or a teacher whose outputs overflow single precision gives targets that
+    // downhill itself would refuse to read: refuse them here, before anything is written.
+    let targets = columns.slice(ndarray::s![inputs.., ..]);
+    if let Some(((column, point), value)) = targets.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::InvalidArgument(format!(
+            "the target y{column} of point {} came out as {value} (too large for single \
+             precision): lower --noise or use a teacher with smaller outputs",
+            point + 1
+        )));
+    }
     Dataset::from_columns(columns, inputs)
 }
 

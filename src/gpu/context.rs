@@ -42,7 +42,32 @@ fn new_instance() -> wgpu::Instance {
     // WGPU_BACKEND (and the other WGPU_* settings) override that.
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = wgpu::Backends::PRIMARY;
+    // A buffer that would take the adapter past this share of its memory budget fails as "out
+    // of memory" inside the allocation's error scope, before the driver is asked for it
+    // (Vulkan adapters with VK_EXT_memory_budget; elsewhere the driver's own failure is caught
+    // by the same scope).
+    desc.memory_budget_thresholds.for_resource_creation = Some(memory_percent());
     wgpu::Instance::new(desc.with_env())
+}
+
+/// The variable that sets the share of the adapter's memory budget downhill may fill.
+pub const MEMORY_PERCENT_VARIABLE: &str = "DOWNHILL_GPU_MEMORY_PERCENT";
+
+/// The share (percent) of the adapter's memory budget downhill's buffers may fill: 90, or
+/// `DOWNHILL_GPU_MEMORY_PERCENT` (1-100).
+fn memory_percent() -> u8 {
+    match std::env::var(MEMORY_PERCENT_VARIABLE) {
+        Ok(text) => {
+            match text.trim().parse::<u8>() {
+                Ok(p) if (1..=100).contains(&p) => p,
+                _ => {
+                    log::warn!("{MEMORY_PERCENT_VARIABLE}={text} is not a percentage from 1 to 100; using 90");
+                    90
+                }
+            }
+        }
+        Err(_) => 90,
+    }
 }
 
 fn is_software(info: &wgpu::AdapterInfo) -> bool {
@@ -161,7 +186,11 @@ impl GpuContext {
         let validation = pollster::block_on(validation.pop());
         let oom = pollster::block_on(oom.pop());
         if let Some(e) = oom {
-            return Err(Error::Gpu(format!("{what}: out of GPU memory: {e}")));
+            return Err(Error::Gpu(format!(
+                "{what}: out of GPU memory ({e}); the adapter's memory, or the share of it \
+                 that {MEMORY_PERCENT_VARIABLE} allows, is too small for this run: use fewer \
+                 points or --device cpu"
+            )));
         }
         if let Some(e) = validation {
             return Err(Error::Gpu(format!("{what}: {e}")));

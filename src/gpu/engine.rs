@@ -31,10 +31,9 @@ pub struct GpuOptions {
     /// At most this many points per data chunk (one storage binding and one dispatch each).
     /// `None`: as many as the adapter's binding and buffer size limits allow.
     pub max_chunk_points: Option<usize>,
-    /// At most this many bytes of GPU memory for one run; `None`: no limit beyond the
-    /// adapter's own (wgpu does not report how much memory an adapter has, so running out is
-    /// otherwise found when an allocation fails). Tests lower it to simulate a small card.
-    pub memory_limit: Option<u64>,
+    /// At most this many bytes in one storage binding; `None`: the adapter's limit. Tests
+    /// lower it so that the chunking of the data and of the partial sums runs on small sets.
+    pub max_binding_bytes: Option<u64>,
 }
 
 /// One slice of the data in its own storage binding.
@@ -46,12 +45,17 @@ struct DataChunk {
     _uniform: wgpu::Buffer,
 }
 
+/// The largest storage binding (and buffer) on this adapter, as `options` may lower it.
+pub(super) fn binding_bytes(ctx: &GpuContext, options: GpuOptions) -> u64 {
+    ctx.limits
+        .max_storage_buffer_binding_size
+        .min(ctx.limits.max_buffer_size)
+        .min(options.max_binding_bytes.unwrap_or(u64::MAX))
+}
+
 /// How many points each chunk may hold on this adapter.
 pub(super) fn chunk_points(ctx: &GpuContext, columns: usize, options: GpuOptions) -> usize {
-    let binding = ctx
-        .limits
-        .max_storage_buffer_binding_size
-        .min(ctx.limits.max_buffer_size);
+    let binding = binding_bytes(ctx, options);
     let by_binding = (binding / (columns as u64 * 4)).max(1) as usize;
     options
         .max_chunk_points
@@ -61,21 +65,37 @@ pub(super) fn chunk_points(ctx: &GpuContext, columns: usize, options: GpuOptions
 }
 
 /// The data split into chunks of at most `per_chunk` points: `(start, end, workgroups,
-/// first partial row)` each, and the partial rows of all of them together.
+/// first partial row)` each, and the partial rows of all of them together. Every workgroup
+/// writes one row of `row_bytes`, and all rows share one binding of at most `binding` bytes:
+/// when the chunks would want more rows than that holds, each gets fewer workgroups (the
+/// kernels loop over their points, so fewer workgroups is only less parallel).
 pub(super) fn chunk_layout(
     ctx: &GpuContext,
     points: usize,
     per_chunk: usize,
-) -> (Vec<(usize, usize, u32, u32)>, u32) {
+    row_bytes: u64,
+    binding: u64,
+) -> Result<(Vec<(usize, usize, u32, u32)>, u32)> {
+    let per_chunk = per_chunk.max(1);
+    let chunks = points.div_ceil(per_chunk).max(1);
+    let max_rows = (binding / row_bytes.max(1)).min(u64::from(u32::MAX)) as usize;
+    if max_rows < chunks {
+        return Err(Error::InvalidArgument(format!(
+            "the data needs {chunks} chunks of partial sums of {row_bytes} bytes each, more \
+             than one storage binding of {binding} bytes holds: the network is too large for \
+             this adapter"
+        )));
+    }
+    let rows_per_chunk = (max_rows / chunks).max(1);
     let mut specs = Vec::new();
     let mut row = 0u32;
-    for start in (0..points).step_by(per_chunk.max(1)) {
+    for start in (0..points).step_by(per_chunk) {
         let end = (start + per_chunk).min(points);
-        let groups = groups_for(ctx, end - start);
+        let groups = groups_for(ctx, end - start).min(rows_per_chunk as u32);
         specs.push((start, end, groups, row));
         row += groups;
     }
-    (specs, row)
+    Ok((specs, row))
 }
 
 fn groups_for(ctx: &GpuContext, points: usize) -> u32 {
@@ -124,18 +144,15 @@ impl GpuEngine {
         let update = pipelines::update(&ctx, &shape)?;
         let pp = shape.params + 1;
         let params32: Vec<f32> = net.params().iter().map(|&p| p as f32).collect();
-        if let Some(limit) = options.memory_limit {
-            // The data, plus one row of partial sums per workgroup (at most one per 64 points).
-            let needed = data.bytes() as u64 + (data.len() as u64 / 64 + 1) * pp as u64 * 4;
-            if needed > limit {
-                return Err(Error::Gpu(format!(
-                    "the run needs about {needed} bytes of GPU memory for {} points; the \
-                     adapter allows {limit}; use fewer points or --device cpu",
-                    data.len()
-                )));
-            }
-        }
 
+        let per_chunk = chunk_points(&ctx, data.inputs() + data.outputs(), options);
+        let (specs, rows) = chunk_layout(
+            &ctx,
+            data.len(),
+            per_chunk,
+            pp as u64 * 4,
+            binding_bytes(&ctx, options),
+        )?;
         let engine = ctx.checked("allocating GPU buffers", || {
             use wgpu::BufferUsages as U;
             let params = buffers::init(
@@ -150,9 +167,7 @@ impl GpuEngine {
                 bytemuck::cast_slice(&params32),
                 U::STORAGE | U::COPY_DST,
             );
-            let per_chunk = chunk_points(&ctx, data.inputs() + data.outputs(), options);
             let columns = data.column_slices();
-            let (specs, rows) = chunk_layout(&ctx, data.len(), per_chunk);
             let partials = buffers::empty(
                 &ctx,
                 "partials",
@@ -160,6 +175,7 @@ impl GpuEngine {
                 U::STORAGE,
             );
             let totals = buffers::empty(&ctx, "totals", pp as u64 * 4, U::STORAGE | U::COPY_SRC);
+            let state = buffers::empty(&ctx, "state", 16, U::STORAGE | U::COPY_SRC | U::COPY_DST);
             let chunks: Vec<DataChunk> = specs
                 .into_iter()
                 .map(|(start, end, groups, partial_row)| {
@@ -173,7 +189,7 @@ impl GpuEngine {
                     let uniform =
                         buffers::init(&ctx, "chunk", bytemuck::bytes_of(&uniform), U::UNIFORM);
                     let bind_group =
-                        fused.bind(&ctx, &[&data_buffer, &params, &partials, &uniform]);
+                        fused.bind(&ctx, &[&data_buffer, &params, &partials, &uniform, &state]);
                     DataChunk {
                         points: end - start,
                         groups,
@@ -199,7 +215,6 @@ impl GpuEngine {
                 STEPS_PER_SUBMIT as u64 * 8,
                 U::STORAGE | U::COPY_SRC,
             );
-            let state = buffers::empty(&ctx, "state", 16, U::STORAGE | U::COPY_SRC | U::COPY_DST);
             let step = buffers::empty(&ctx, "step", 16, U::UNIFORM | U::COPY_DST);
             let update_group = update.bind(
                 &ctx,
@@ -240,6 +255,11 @@ impl GpuEngine {
     /// Number of data chunks (one storage binding and one fused dispatch each).
     pub fn chunk_count(&self) -> usize {
         self.chunks.len()
+    }
+
+    /// Workgroups of the fused pass over all chunks (one row of partial sums each).
+    pub fn workgroups(&self) -> u32 {
+        self.chunks.iter().map(|c| c.groups).sum()
     }
 
     /// The name of the adapter.
@@ -345,6 +365,10 @@ impl Engine for GpuEngine {
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
+        // The fused pass skips its work once a run has stopped: clear the stop first.
+        self.ctx
+            .queue
+            .write_buffer(&self.state, 0, bytemuck::bytes_of(&StateBlock::default()));
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());

@@ -100,6 +100,7 @@ pub fn fused(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
             storage(1, true),  // params
             storage(2, false), // partials: one row per workgroup
             uniform(3),        // chunk: points, stride, partial_row
+            storage(4, true),  // state: a stopped run skips the pass
         ],
     )
 }

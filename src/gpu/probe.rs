@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::buffers;
 use super::context::GpuContext;
-use super::engine::{chunk_layout, chunk_points, GpuOptions};
+use super::engine::{binding_bytes, chunk_layout, chunk_points, GpuOptions};
 use super::pipelines;
 use crate::data::Dataset;
 use crate::error::Result;
@@ -37,9 +37,10 @@ impl ReadOnce {
         let kernel = pipelines::read_once(&ctx)?;
         let columns = data.column_slices();
         let per_chunk = chunk_points(&ctx, columns.len(), options);
+        let (specs, rows) =
+            chunk_layout(&ctx, data.len(), per_chunk, 4, binding_bytes(&ctx, options))?;
         ctx.checked("allocating the read-only probe's buffers", || {
             use wgpu::BufferUsages as U;
-            let (specs, rows) = chunk_layout(&ctx, data.len(), per_chunk);
             let partials = buffers::empty(&ctx, "partials", u64::from(rows) * 4, U::STORAGE);
             let mut chunks = Vec::new();
             let mut kept = Vec::new();

@@ -47,3 +47,35 @@ pub fn downhill(args: &[&str]) -> Output {
         .output()
         .expect("the binary runs")
 }
+
+/// Whether a GPU adapter must be found (`DOWNHILL_REQUIRE_GPU=1`, set by .ci/run).
+pub fn gpu_required() -> bool {
+    std::env::var("DOWNHILL_REQUIRE_GPU").is_ok_and(|v| v == "1")
+}
+
+/// An adapter (software ones included), or `None` after saying loudly that the GPU test is
+/// skipped; with `DOWNHILL_REQUIRE_GPU=1` a missing adapter fails the test instead.
+pub fn gpu() -> Option<downhill::gpu::GpuContext> {
+    use downhill::gpu::{AdapterChoice, GpuContext};
+    match GpuContext::open(AdapterChoice::Any).expect("opening an adapter that exists works") {
+        Some(ctx) => Some(ctx),
+        None if gpu_required() => {
+            panic!(
+                "DOWNHILL_REQUIRE_GPU=1 but no GPU adapter was found (install mesa-vulkan-drivers)"
+            )
+        }
+        None => {
+            skipped("no GPU adapter found (set DOWNHILL_REQUIRE_GPU=1 to fail instead)");
+            None
+        }
+    }
+}
+
+/// Reports a test that could not run: loudly, and as a failure under CI (`CI=true`), where
+/// every test must run.
+pub fn skipped(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true and this test could not run: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}

@@ -1,0 +1,137 @@
+//! What `train` prints: the text report (a table of the loss before each step that ends with
+//! the final state, then the summary and the weights) or one JSON object.
+
+use downhill::error::number;
+use downhill::verify::{self, Report};
+use downhill::{model_file, Outcome};
+use serde_json::json;
+
+use super::super::thousands;
+use super::TrainArgs;
+
+/// Everything the report tells, besides the outcome.
+pub struct Context<'a> {
+    pub args: &'a TrainArgs,
+    pub points: usize,
+    /// Where the data came from.
+    pub source: String,
+    pub device: &'a str,
+    /// Steps made before this run (a resumed history): the console numbers on from them.
+    pub offset: usize,
+}
+
+/// The stopping rule in words.
+fn tolerance_text(tol: f64) -> String {
+    if tol > 0.0 {
+        format!("stop when |gradient| < {}", number(tol))
+    } else {
+        "no flat-stop rule (--tol 0)".into()
+    }
+}
+
+/// Prints the text report on stdout.
+pub fn print_text(cx: &Context, outcome: &Outcome, verification: Option<&Report>) {
+    let args = cx.args;
+    let net = &outcome.network;
+    println!(
+        "training {} on {} points ({})",
+        net.describe(),
+        thousands(cx.points),
+        cx.source
+    );
+    println!(
+        "device {}; loss {}; learning rate {}; up to {} steps; {}",
+        cx.device,
+        args.loss,
+        number(args.lr),
+        args.steps,
+        tolerance_text(args.tol)
+    );
+    println!();
+    let loss_column = format!("{} before step", args.loss.name());
+    println!("{:>8}  {:>16}  {:>12}", "step", loss_column, "|gradient|");
+    let history = &outcome.history;
+    let every = history.len().div_ceil(10).max(1);
+    for (i, r) in history.iter().enumerate() {
+        if i % every == 0 || i + 1 == history.len() {
+            println!(
+                "{:>8}  {:>16.6e}  {:>12.4e}",
+                r.step + cx.offset,
+                r.loss,
+                r.gradient_norm
+            );
+        }
+    }
+    println!(
+        "{:>8}  {:>16.6e}  {:>12.4e}",
+        "final", outcome.final_loss, outcome.final_gradient_norm
+    );
+    println!();
+    println!(
+        "final {} {:.6e} after {} steps ({})",
+        args.loss,
+        outcome.final_loss,
+        outcome.steps(),
+        outcome.stopped.describe(args.tol)
+    );
+    let ms = outcome.ms_per_step();
+    if ms > 0.0 {
+        println!(
+            "time per step {ms:.3} ms ({:.0} million points/s)",
+            cx.points as f64 / ms / 1e3
+        );
+    }
+    println!();
+    println!("weights:");
+    for (name, value) in net.param_names().iter().zip(net.params()) {
+        println!("  {name:<14} {value:>12.6}");
+    }
+    if let Some(v) = verification {
+        println!(
+            "verify: {} steps compared; largest relative deviation {:.3e} (loss), {:.3e} \
+             (gradient norm), {:.3e} (weights); tolerance {:e}: {}",
+            v.compared,
+            v.loss,
+            v.gradient_norm,
+            v.weights,
+            verify::TOLERANCE,
+            match (&v.mismatch, v.passed()) {
+                (Some(why), _) => format!("FAILED ({why})"),
+                (None, true) => "passed".into(),
+                (None, false) => "FAILED".into(),
+            }
+        );
+    }
+}
+
+/// The `--json` report.
+pub fn json(cx: &Context, outcome: &Outcome, verification: Option<&Report>) -> serde_json::Value {
+    let args = cx.args;
+    let mut report = json!({
+        "steps": outcome.steps(),
+        "final_loss": outcome.final_loss,
+        "final_gradient_norm": outcome.final_gradient_norm,
+        "loss": args.loss.name(),
+        "loss_history": outcome.history.iter().map(|r| r.loss).collect::<Vec<_>>(),
+        "gradient_norm_history": outcome.history.iter().map(|r| r.gradient_norm).collect::<Vec<_>>(),
+        "stopped": outcome.stopped.name(),
+        "device": cx.device,
+        "ms_per_step": outcome.ms_per_step(),
+        "points": cx.points,
+        "learning_rate": args.lr,
+        "network": outcome.network.describe(),
+        "model": model_file::to_json_value(&outcome.network),
+    });
+    if let Some(v) = verification {
+        report["verify"] = json!({
+            "steps_compared": v.compared,
+            "max_loss_deviation": v.loss,
+            "max_gradient_norm_deviation": v.gradient_norm,
+            "max_weight_deviation": v.weights,
+            "mismatch": v.mismatch,
+            "tolerance": verify::TOLERANCE,
+            "passed": v.passed(),
+        });
+    }
+    report
+}
