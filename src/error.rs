@@ -10,14 +10,15 @@ use std::path::PathBuf;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `v` for a message: as written when short (`0.3`, `1000`), in scientific notation otherwise
-/// (`1e300`, not 301 digits), always the shortest text that reads back as `v`.
+/// (`1e300`, not 301 digits; `1e-5`), always the shortest text that reads back as `v`.
 pub fn number(v: f64) -> String {
-    let plain = format!("{v}");
-    if plain.len() <= 12 {
-        plain
-    } else {
-        format!("{v:e}")
+    if v == 0.0 || (1e-4..1e12).contains(&v.abs()) {
+        let plain = format!("{v}");
+        if plain.len() <= 12 {
+            return plain;
+        }
     }
+    format!("{v:e}")
 }
 
 /// Everything that can go wrong in downhill.

@@ -193,7 +193,7 @@ impl Network {
         Network::new(layers)
     }
 
-    /// The lesson's baseline 2-2-1 network (SEED.md example A): hidden weights
+    /// The lesson's baseline 2-2-1 network (docs/LESSON.md example A): hidden weights
     /// `node_0: [1, 1]`, `node_1: [-1, 1]`, output weights `[2, -1]`, no bias, with the given
     /// hidden activation (the baseline itself uses `identity`).
     pub fn lesson_baseline(hidden: Activation) -> Self {

@@ -77,3 +77,70 @@ fn bench_reports_every_path_against_the_measured_floors() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("zero"));
 }
+
+/// The GPU row of `bench` and the read-only probe it is set against: the GPU path is timed,
+/// its floor (the probe's time to read the same data) is measured and positive, and its final
+/// loss agrees with the CPU path's.
+#[test]
+fn bench_times_the_gpu_path_against_its_read_only_probe() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let out = downhill(&[
+        "bench",
+        "--points",
+        "3000",
+        "--layers",
+        "2,2,1",
+        "--steps",
+        "2",
+        "--repeats",
+        "2",
+        "--device",
+        "gpu",
+        "--json",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let gpu = rows
+        .iter()
+        .find(|r| r["path"].as_str().unwrap().starts_with("gpu"))
+        .unwrap_or_else(|| panic!("no GPU row: {report}"));
+    assert!(gpu["floor_ms"].as_f64().unwrap() > 0.0, "{gpu}");
+    assert!(gpu["ms_per_step_median"].as_f64().unwrap() > 0.0, "{gpu}");
+    assert_eq!(gpu["bound"], "memory");
+    assert!(
+        gpu["loss_rel_diff_vs_cpu_fused"].as_f64().unwrap() < 1e-4,
+        "{gpu}"
+    );
+}
+
+/// The read-only probe reads every value once: its result is the sum of the data (which the
+/// kernel returns so that the reads cannot be optimised away), whatever the chunking.
+#[test]
+fn the_read_only_probe_reads_every_value() {
+    let Some(ctx) = common::gpu() else { return };
+    let (_, set) = common::random_case(&[2, 2, 1], downhill::Activation::Relu, true, 70_001, 4);
+    let want: f64 = set.columns().iter().map(|&v| f64::from(v)).sum();
+    for limit in [None, Some(10_000)] {
+        let options = downhill::gpu::GpuOptions {
+            max_chunk_points: limit,
+            ..Default::default()
+        };
+        let probe = downhill::gpu::probe::ReadOnce::new(ctx.clone(), &set, options).unwrap();
+        let got = probe.sum().unwrap();
+        assert!(
+            (got - want).abs()
+                <= 1e-4
+                    * set
+                        .columns()
+                        .iter()
+                        .map(|v| f64::from(v.abs()))
+                        .sum::<f64>(),
+            "{got} vs {want}"
+        );
+        assert!(probe.time_pass(1).unwrap().as_nanos() > 0);
+    }
+}

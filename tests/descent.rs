@@ -124,3 +124,55 @@ fn invalid_settings_are_refused() {
         assert_eq!(err.exit_code(), 2, "{err}");
     }
 }
+
+/// An engine that works until the final evaluation, then fails there, as a GPU lost after the
+/// last step would.
+struct FailsAtTheEnd<'a> {
+    inner: CpuEngine<'a>,
+}
+
+impl downhill::Engine for FailsAtTheEnd<'_> {
+    fn device(&self) -> String {
+        "a device that is lost at the end".into()
+    }
+    fn run_steps(
+        &mut self,
+        first_step: usize,
+        count: usize,
+        rule: &downhill::descent::StepRule,
+    ) -> downhill::Result<downhill::descent::Chunk> {
+        self.inner.run_steps(first_step, count, rule)
+    }
+    fn evaluate(&mut self) -> downhill::Result<downhill::Evaluation> {
+        Err(downhill::Error::Gpu("the GPU device was lost".into()))
+    }
+    fn network(&mut self) -> downhill::Result<Network> {
+        self.inner.network()
+    }
+}
+
+/// A failure in the final loss evaluation must not lose the trained weights: the run ends as
+/// failed (exit code 1 for the command) with the weights of the last step.
+#[test]
+fn a_failure_in_the_final_evaluation_keeps_the_trained_weights() {
+    use downhill::Engine;
+    let (net, set) = problem();
+    let mut engine = FailsAtTheEnd {
+        inner: CpuEngine::new(net.clone(), &set, CpuVariant::Fused).unwrap(),
+    };
+    let descent = Descent {
+        learning_rate: 0.3,
+        max_steps: 5,
+        ..Descent::default()
+    };
+    let outcome = descent.run(&mut engine, &mut []).unwrap();
+    assert_eq!(outcome.steps(), 5);
+    assert!(matches!(outcome.stopped, StopReason::Failed { step: 6 }));
+    assert!(outcome.final_loss.is_nan());
+    let trained = engine.inner.network().unwrap();
+    assert_eq!(outcome.network.params(), trained.params());
+    assert_ne!(outcome.network.params(), net.params());
+    let failure = outcome.failure().expect("the run is reported as failed");
+    assert_eq!(failure.exit_code(), 1);
+    assert!(failure.to_string().contains("lost"), "{failure}");
+}

@@ -1,4 +1,5 @@
-//! Every worked example of SEED.md ("the need for optimization"), on every CPU kernel.
+//! Every worked example of the lesson ("the need for optimization", docs/LESSON.md), on every
+//! CPU kernel.
 
 use downhill::cpu::{CpuEngine, CpuKernel, CpuVariant, Fused, Reference};
 use downhill::{Activation, Dataset, Descent, Layer, LossKind, Network};

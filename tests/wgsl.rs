@@ -56,7 +56,12 @@ fn every_kernel_validates_for_every_kind_of_shape() {
         validate(&format!("reduce.wgsl for {what}"), &shape.reduce_source());
         validate(&format!("update.wgsl for {what}"), &shape.update_source());
         validate(&format!("predict.wgsl for {what}"), &shape.predict_source());
+        validate(
+            &format!("landscape.wgsl for {what}"),
+            &shape.landscape_source(),
+        );
     }
+    validate("read_once.wgsl", &Shape::read_once_source());
 }
 
 #[test]

@@ -228,7 +228,11 @@ fn summary(land: &Landscape, steps: &[AxisStep]) -> String {
         .enumerate()
         .map(|(a, axis)| {
             let index = if a == 0 { best % nx } else { best / nx };
-            format!("{} = {:.6}", axis.name, axis.values[index])
+            format!(
+                "{} = {}",
+                axis.name,
+                downhill::plot::tick(axis.values[index])
+            )
         })
         .collect();
     let _ = writeln!(

@@ -28,7 +28,8 @@ pub struct ReadOnce {
     /// Bind group and workgroup count per chunk; the buffers are kept alive alongside.
     chunks: Vec<(wgpu::BindGroup, u32)>,
     _buffers: Vec<wgpu::Buffer>,
-    _partials: wgpu::Buffer,
+    partials: wgpu::Buffer,
+    rows: u32,
 }
 
 impl ReadOnce {
@@ -41,7 +42,12 @@ impl ReadOnce {
             chunk_layout(&ctx, data.len(), per_chunk, 4, binding_bytes(&ctx, options))?;
         ctx.checked("allocating the read-only probe's buffers", || {
             use wgpu::BufferUsages as U;
-            let partials = buffers::empty(&ctx, "partials", u64::from(rows) * 4, U::STORAGE);
+            let partials = buffers::empty(
+                &ctx,
+                "partials",
+                u64::from(rows) * 4,
+                U::STORAGE | U::COPY_SRC,
+            );
             let mut chunks = Vec::new();
             let mut kept = Vec::new();
             for (start, end, groups, partial_row) in specs {
@@ -60,10 +66,20 @@ impl ReadOnce {
                 pipeline: kernel.pipeline,
                 chunks,
                 _buffers: kept,
-                _partials: partials,
+                partials,
+                rows,
                 ctx: ctx.clone(),
             }
         })
+    }
+
+    /// One pass, and the sum of every value it read (in f64 over the workgroups' f32 sums): a
+    /// check that the probe reads all the data.
+    pub fn sum(&self) -> Result<f64> {
+        self.time_pass(1)?;
+        let bytes = buffers::read(&self.ctx, &self.partials, 0, u64::from(self.rows) * 4)?;
+        let partials: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+        Ok(partials.iter().map(|&v| f64::from(v)).sum())
     }
 
     /// The time of one read of all the data: `passes` passes in one submission, waited for,

@@ -1,0 +1,145 @@
+//! `train --verify` can fail: a checked path that drifts from the path it is compared with, or
+//! that stops at another step or for another reason, is a failed verification (exit code 1),
+//! on the CPU (fused kernel against the f64 reference) and on the GPU (against the fused CPU
+//! kernel).
+
+mod common;
+
+use common::{downhill, random_case};
+use downhill::cpu::{CpuEngine, CpuVariant};
+use downhill::descent::{Chunk, EngineStop, StepRule};
+use downhill::verify::Verified;
+use downhill::{Activation, Descent, Engine, Evaluation, Network, Result};
+
+fn moved(net: &Network, amount: f64) -> Network {
+    let mut out = net.clone();
+    let params: Vec<f64> = net
+        .params()
+        .iter()
+        .map(|p| p * (1.0 + amount) + amount)
+        .collect();
+    out.set_params(&params).unwrap();
+    out
+}
+
+#[test]
+fn a_fused_kernel_against_the_reference_passes_and_a_perturbed_one_fails() {
+    let (net, set) = random_case(&[2, 4, 1], Activation::Relu, true, 3000, 2);
+    let descent = Descent {
+        learning_rate: 0.1,
+        max_steps: 20,
+        ..Descent::default()
+    };
+    let run = |checked: Network| {
+        let mut verified = Verified::new(
+            Box::new(CpuEngine::new(checked, &set, CpuVariant::Fused).unwrap()),
+            Box::new(CpuEngine::new(net.clone(), &set, CpuVariant::Reference).unwrap()),
+        );
+        descent.run(&mut verified, &mut []).unwrap();
+        verified.report().unwrap()
+    };
+    let good = run(net.clone());
+    assert!(good.passed(), "{good:?}");
+    assert_eq!(good.compared, 20);
+    let bad = run(moved(&net, 1e-3));
+    assert!(!bad.passed(), "{bad:?}");
+    let error = bad.failure().unwrap();
+    assert_eq!(error.exit_code(), 1);
+}
+
+/// An engine that reports a flat stop at `stop_at`, whatever its gradient.
+struct StopsEarly<'a> {
+    inner: CpuEngine<'a>,
+    stop_at: usize,
+}
+
+impl Engine for StopsEarly<'_> {
+    fn device(&self) -> String {
+        "an engine that stops early".into()
+    }
+    fn run_steps(&mut self, first: usize, count: usize, rule: &StepRule) -> Result<Chunk> {
+        let until = (self.stop_at.saturating_sub(first)).min(count);
+        let mut chunk = self.inner.run_steps(first, until, rule)?;
+        if first + until == self.stop_at && until < count {
+            chunk.stop = Some(EngineStop::Flat {
+                step: self.stop_at,
+                gradient_norm: 0.5,
+            });
+        }
+        Ok(chunk)
+    }
+    fn evaluate(&mut self) -> Result<Evaluation> {
+        self.inner.evaluate()
+    }
+    fn network(&mut self) -> Result<Network> {
+        self.inner.network()
+    }
+}
+
+#[test]
+fn paths_that_stop_at_different_steps_fail_verification() {
+    let (net, set) = random_case(&[2, 2, 1], Activation::Relu, true, 2000, 9);
+    let mut verified = Verified::new(
+        Box::new(StopsEarly {
+            inner: CpuEngine::new(net.clone(), &set, CpuVariant::Fused).unwrap(),
+            stop_at: 4,
+        }),
+        Box::new(CpuEngine::new(net, &set, CpuVariant::Reference).unwrap()),
+    );
+    let descent = Descent {
+        learning_rate: 0.1,
+        max_steps: 10,
+        ..Descent::default()
+    };
+    descent.run(&mut verified, &mut []).unwrap();
+    let report = verified.report().unwrap();
+    assert!(!report.passed());
+    let why = report.mismatch.expect("a mismatch is named");
+    assert!(
+        why.contains("flat at step 4") && why.contains("not at all"),
+        "{why}"
+    );
+}
+
+fn verify_run(device: &str, perturb: Option<&str>) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_downhill"));
+    command.args([
+        "train", "--device", device, "--verify", "--points", "5000", "--steps", "30", "--json",
+    ]);
+    if let Some(amount) = perturb {
+        command.env("DOWNHILL_VERIFY_PERTURB", amount);
+    }
+    command.output().unwrap()
+}
+
+fn check_cli(device: &str, against: &str) {
+    let good = verify_run(device, None);
+    let err = String::from_utf8_lossy(&good.stderr);
+    assert_eq!(good.status.code(), Some(0), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&good.stdout).unwrap();
+    assert_eq!(report["verify"]["passed"], true, "{report}");
+    assert!(
+        report["device"].as_str().unwrap().contains(against),
+        "{}",
+        report["device"]
+    );
+    let bad = verify_run(device, Some("1e-3"));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{err}");
+    assert!(err.contains("verification failed"), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    assert_eq!(report["verify"]["passed"], false, "{report}");
+}
+
+#[test]
+fn verify_on_the_cpu_checks_the_fused_kernel_against_the_f64_reference() {
+    check_cli("cpu", "verified against cpu (reference");
+}
+
+#[test]
+fn verify_on_the_gpu_checks_against_the_fused_cpu_kernel() {
+    if common::gpu().is_none() {
+        return;
+    }
+    check_cli("gpu", "verified against cpu (fused");
+}
