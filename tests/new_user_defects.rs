@@ -586,7 +586,7 @@ fn messages_are_short_escaped_and_consistent() {
     // '=f4' is native float32 and reads.
     let native = dir.path().join("native.npy");
     let mut header = "{'descr': '=f4', 'fortran_order': False, 'shape': (2, 3), }".to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

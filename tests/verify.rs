@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{downhill, random_case};
+use common::random_case;
 use downhill::cpu::{CpuEngine, CpuVariant};
 use downhill::descent::{Chunk, EngineStop, StepRule};
 use downhill::verify::Verified;

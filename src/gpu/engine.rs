@@ -64,6 +64,9 @@ pub(super) fn chunk_points(ctx: &GpuContext, columns: usize, options: GpuOptions
         .max(1)
 }
 
+/// One chunk of the data: `(first point, end point, workgroups, first partial row)`.
+pub(super) type ChunkSpec = (usize, usize, u32, u32);
+
 /// The data split into chunks of at most `per_chunk` points: `(start, end, workgroups,
 /// first partial row)` each, and the partial rows of all of them together. Every workgroup
 /// writes one row of `row_bytes`, and all rows share one binding of at most `binding` bytes:
@@ -75,7 +78,7 @@ pub(super) fn chunk_layout(
     per_chunk: usize,
     row_bytes: u64,
     binding: u64,
-) -> Result<(Vec<(usize, usize, u32, u32)>, u32)> {
+) -> Result<(Vec<ChunkSpec>, u32)> {
     let per_chunk = per_chunk.max(1);
     let chunks = points.div_ceil(per_chunk).max(1);
     let max_rows = (binding / row_bytes.max(1)).min(u64::from(u32::MAX)) as usize;
