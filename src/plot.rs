@@ -407,7 +407,10 @@ impl LandscapeFigure<'_> {
     /// The legend text of the descent series.
     fn descent_label(&self, what: &str) -> String {
         match self.learning_rate {
-            Some(lr) => format!("gradient descent {what} (learning rate {lr})"),
+            Some(lr) => format!(
+                "gradient descent {what} (learning rate {})",
+                crate::error::number(lr)
+            ),
             None => format!("gradient descent {what}"),
         }
     }

@@ -212,9 +212,10 @@ fn narrow(path: &Path, wide: Array2<f64>) -> Result<Array2<f32>> {
         return Err(Error::bad_data(
             path,
             format!(
-                "row {}, column {}: {value} is too large for single precision",
+                "row {}, column {}: {} is too large for single precision",
                 index.0 + 1,
-                index.1 + 1
+                index.1 + 1,
+                crate::error::number(*value)
             ),
         ));
     }
