@@ -94,6 +94,20 @@ pub struct AxisStep {
     pub loss: f64,
 }
 
+/// The number of grid points over `axes`, checked (with the memory of one loss each) against
+/// the memory available, before anything of that size is allocated.
+pub fn grid_points(axes: &[WeightAxis]) -> Result<usize> {
+    let total = axes
+        .iter()
+        .try_fold(1usize, |n, a| n.checked_mul(a.values.len()));
+    let sizes: Vec<String> = axes.iter().map(|a| a.values.len().to_string()).collect();
+    crate::limits::check_memory(
+        &format!("a grid of {}", sizes.join(" x ")),
+        total.and_then(|t| crate::limits::bytes_for(t, 8)),
+    )?;
+    Ok(total.unwrap_or(usize::MAX))
+}
+
 /// Computes the landscape of `net` over `data` along `axes` (one or two) on the chosen
 /// device. `progress(done, total)` is called after each batch of grid points.
 pub fn compute(
@@ -116,21 +130,7 @@ pub fn compute(
     }
     let base = net.params();
     let nx = axes[0].values.len();
-    let total = axes
-        .iter()
-        .try_fold(1usize, |n, a| n.checked_mul(a.values.len()));
-    // The losses, and per batch one network per grid point.
-    crate::limits::check_memory(
-        &format!(
-            "a grid of {}",
-            axes.iter()
-                .map(|a| a.values.len().to_string())
-                .collect::<Vec<_>>()
-                .join(" x ")
-        ),
-        total.and_then(|t| crate::limits::bytes_for(t, 8)),
-    )?;
-    let total = total.expect("checked above");
+    let total = grid_points(&axes)?;
     // Grid point k: x fastest.
     let point = |k: usize| -> Vec<f64> {
         match &axes[..] {

@@ -7,21 +7,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::downhill;
+use common::{downhill, path_str, stderr, stdout};
 use ndarray::{arr1, arr2, Array2};
 use serde_json::Value;
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 struct Dir(tempfile::TempDir);
 

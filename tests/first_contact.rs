@@ -8,11 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::downhill;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{downhill, path_str as s, points_and_model};
 
 fn text(out: &std::process::Output) -> (String, String) {
     (
@@ -267,30 +263,7 @@ fn the_bench_table_fits_a_terminal_and_names_its_bound() {
 #[test]
 fn picture_labels_read_right() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("p.csv");
-    let model = dir.path().join("m.json");
-    assert!(downhill(&[
-        "generate",
-        "--points",
-        "2000",
-        "--seed",
-        "1",
-        "--out",
-        s(&data)
-    ])
-    .status
-    .success());
-    assert!(downhill(&[
-        "train",
-        "--data",
-        s(&data),
-        "--steps",
-        "3",
-        "--out",
-        s(&model)
-    ])
-    .status
-    .success());
+    let (data, model) = points_and_model(dir.path());
 
     // No "-0" tick on a curve whose range is centred on zero.
     let curve = dir.path().join("c.svg");
@@ -409,30 +382,7 @@ fn picture_labels_read_right() {
 #[test]
 fn long_titles_fit_and_step_numbers_do_not_overlap() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("p.csv");
-    let model = dir.path().join("m.json");
-    assert!(downhill(&[
-        "generate",
-        "--points",
-        "2000",
-        "--seed",
-        "1",
-        "--out",
-        s(&data)
-    ])
-    .status
-    .success());
-    assert!(downhill(&[
-        "train",
-        "--data",
-        s(&data),
-        "--steps",
-        "3",
-        "--out",
-        s(&model)
-    ])
-    .status
-    .success());
+    let (data, model) = points_and_model(dir.path());
     let picture = dir.path().join("narrow.svg");
     let out = downhill(&[
         "landscape",

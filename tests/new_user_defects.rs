@@ -10,44 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::downhill;
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{downhill, downhill_within, path_str, points_and_model, stderr, stdout};
 
 fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    path_str(p)
 }
 
-/// Runs the binary and fails the test if it takes longer than `limit` (a hang is a defect);
-/// the limit is generous: it only separates "finishes" from "never ends".
 fn within(limit: Duration, args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_downhill"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!(
-                "`downhill {}` did not finish within {limit:?}",
-                args.join(" ")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    downhill_within(limit, args)
 }
 
 /// Exit code 2, no panic, and every needle in the message.
@@ -58,33 +28,6 @@ fn refused(out: &Output, needles: &[&str]) {
     for needle in needles {
         assert!(err.contains(needle), "missing '{needle}' in: {err}");
     }
-}
-
-/// A small data set and a model trained on it, in `dir`.
-fn points_and_model(dir: &Path) -> (PathBuf, PathBuf) {
-    let data = dir.join("points.csv");
-    let model = dir.join("model.json");
-    let out = downhill(&[
-        "generate",
-        "--points",
-        "500",
-        "--seed",
-        "3",
-        "--out",
-        s(&data),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = downhill(&[
-        "train",
-        "--data",
-        s(&data),
-        "--steps",
-        "3",
-        "--out",
-        s(&model),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    (data, model)
 }
 
 fn model_with_weight(dir: &Path, weight: &str) -> PathBuf {

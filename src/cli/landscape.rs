@@ -124,21 +124,7 @@ pub fn run(args: LandscapeArgs) -> Result<ExitCode> {
     let data =
         Table::load(&common.data)?.into_dataset(&common.data, net.inputs(), net.outputs())?;
 
-    let total = axes
-        .iter()
-        .try_fold(1usize, |n, a| n.checked_mul(a.values.len()));
-    downhill::limits::check_memory(
-        &format!(
-            "a grid of {}",
-            args.weights
-                .iter()
-                .map(|_| grid.to_string())
-                .collect::<Vec<_>>()
-                .join(" x ")
-        ),
-        total.and_then(|t| downhill::limits::bytes_for(t, 8)),
-    )?;
-    let total = total.expect("checked above");
+    let total = landscape::grid_points(&axes)?;
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
         ProgressStyle::with_template(

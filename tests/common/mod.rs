@@ -79,3 +79,74 @@ pub fn skipped(why: &str) {
     }
     eprintln!("SKIPPED: {why}");
 }
+
+/// What a command printed on stderr.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// What a command printed on stdout.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A path as the `&str` a command line takes.
+pub fn path_str(p: &std::path::Path) -> &str {
+    p.to_str().expect("test paths are UTF-8")
+}
+
+/// Runs the binary with `args` and fails the test if it takes longer than `limit` (a hang is
+/// a defect); the limit only separates "finishes" from "never ends".
+pub fn downhill_within(limit: std::time::Duration, args: &[&str]) -> Output {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_downhill"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let start = std::time::Instant::now();
+    while child
+        .try_wait()
+        .expect("the child can be waited for")
+        .is_none()
+    {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!(
+                "`downhill {}` did not finish within {limit:?}",
+                args.join(" ")
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("the output can be read")
+}
+
+/// A data set of 2,000 points (seed 1) and a model trained 3 steps on it, in `dir`.
+pub fn points_and_model(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let data = dir.join("points.csv");
+    let model = dir.join("model.json");
+    let out = downhill(&[
+        "generate",
+        "--points",
+        "2000",
+        "--seed",
+        "1",
+        "--out",
+        path_str(&data),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = downhill(&[
+        "train",
+        "--data",
+        path_str(&data),
+        "--steps",
+        "3",
+        "--out",
+        path_str(&model),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    (data, model)
+}
