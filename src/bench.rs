@@ -269,7 +269,7 @@ fn measure_size(
                 let floor = gpu_read_time(ctx, &set, settings.repeats)?;
                 timings.push((name, timing, floor, "memory"));
             }
-            Err(Error::InvalidArgument(why)) => {
+            Err(Error::Unsupported(why)) => {
                 let note = format!("{workload}: GPU path not measured: {why}");
                 if !report.notes.contains(&note) {
                     report.notes.push(note);

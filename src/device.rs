@@ -111,7 +111,7 @@ impl Target {
                 // Under auto, a network the kernels cannot take or a run the card has no
                 // memory for falls back to the CPU, as a user would want; asked for the GPU,
                 // it is an error.
-                Err(Error::InvalidArgument(why) | Error::Gpu(why))
+                Err(Error::Unsupported(why) | Error::Gpu(why))
                     if self.choice == DeviceChoice::Auto =>
                 {
                     log::warn!("{why}; using the CPU path");
@@ -136,11 +136,33 @@ impl Target {
 
     /// The SSE and its gradient of `net` over `data`.
     pub fn evaluate(&self, net: &Network, data: &Dataset) -> Result<Evaluation> {
+        self.evaluator(net, data)?.evaluate(net)
+    }
+
+    /// An evaluator of the SSE and its gradient over `data` for any weights of `net`'s shape,
+    /// set up once (on the GPU: the data uploaded and the kernels built) for any number of
+    /// evaluations. Under `auto`, a shape the GPU cannot take is evaluated on the CPU.
+    pub fn evaluator<'a>(&self, net: &Network, data: &'a Dataset) -> Result<Evaluator<'a>> {
         data.check_shape(net.inputs(), net.outputs(), "evaluation data")?;
-        match &self.ctx {
-            Some(ctx) => gpu_engine::evaluate(ctx.clone(), net, data, GpuOptions::default()),
-            None => Ok(Fused::default().evaluate(net, data)),
+        Ok(
+            match self.engine(net.clone(), data, GpuOptions::default())? {
+                OpenEngine::Gpu(engine) => Evaluator::Gpu(engine),
+                OpenEngine::Cpu(_) => Evaluator::Cpu(data, Fused::default()),
+            },
+        )
+    }
+
+    /// Predictions for inputs given column by column, on this device.
+    pub fn predict(&self, net: &Network, inputs: ArrayView2<f32>) -> Result<Array2<f32>> {
+        if let Some(ctx) = &self.ctx {
+            match gpu_engine::predict(ctx, net, inputs, GpuOptions::default()) {
+                Err(Error::Unsupported(why)) if self.choice == DeviceChoice::Auto => {
+                    log::warn!("{why}; using the CPU path");
+                }
+                other => return other,
+            }
         }
+        Ok(Fused::default().predict(net, inputs))
     }
 
     /// The SSE of each of `nets` (all of one shape) over `data`: the loss landscape's grid.
@@ -159,13 +181,32 @@ impl Target {
         if let Some(ctx) = &self.ctx {
             match crate::gpu::landscape::ManySse::new(ctx, net, data, GpuOptions::default()) {
                 Ok(gpu) => return Ok(ManySse::Gpu(Box::new(gpu))),
-                Err(Error::InvalidArgument(why)) if self.choice == DeviceChoice::Auto => {
+                Err(Error::Unsupported(why)) if self.choice == DeviceChoice::Auto => {
                     log::warn!("{why}; using the CPU path");
                 }
                 Err(e) => return Err(e),
             }
         }
         Ok(ManySse::Cpu(data))
+    }
+}
+
+/// See [`Target::evaluator`].
+pub enum Evaluator<'a> {
+    Cpu(&'a Dataset, Fused),
+    Gpu(Box<GpuEngine>),
+}
+
+impl Evaluator<'_> {
+    /// The SSE and its gradient at `net`'s weights (of the shape the evaluator was made for).
+    pub fn evaluate(&mut self, net: &Network) -> Result<Evaluation> {
+        match self {
+            Evaluator::Cpu(data, kernel) => Ok(kernel.evaluate(net, data)),
+            Evaluator::Gpu(engine) => {
+                engine.set_network(net)?;
+                engine.evaluate()
+            }
+        }
     }
 }
 
@@ -214,8 +255,5 @@ pub fn predict(
     net: &Network,
     inputs: ArrayView2<f32>,
 ) -> Result<Array2<f32>> {
-    match context_for(choice)? {
-        Some(ctx) => gpu_engine::predict(&ctx, net, inputs, GpuOptions::default()),
-        None => Ok(Fused::default().predict(net, inputs)),
-    }
+    Target::resolve(choice)?.predict(net, inputs)
 }

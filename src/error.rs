@@ -69,6 +69,11 @@ pub enum Error {
     #[error("too large: {0}")]
     TooLarge(String),
 
+    /// A shape or size a compute device cannot take (the GPU kernels' limits, one storage
+    /// binding too small): under `--device auto` the CPU path takes over.
+    #[error("{0}")]
+    Unsupported(String),
+
     /// The requested compute device is not available.
     #[error("{0}")]
     DeviceUnavailable(String),

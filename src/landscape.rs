@@ -189,10 +189,12 @@ pub fn descend(
     }
     let base = net.params();
     let mut weights: Vec<f64> = axes.iter().map(|a| base[a.index]).collect();
-    let mut visited = Vec::with_capacity(steps + 1);
+    let mut visited = Vec::with_capacity(steps.min(1 << 20) + 1);
+    // Set up once: on the GPU the data is uploaded and the kernels built a single time.
+    let mut evaluator = target.evaluator(net, data)?;
     for step in 0..=steps {
         let at = with_weights(net, &base, axes, &weights)?;
-        let evaluation = target.evaluate(&at, data)?;
+        let evaluation = evaluator.evaluate(&at)?;
         let loss = evaluation.loss(LossKind::Mse);
         visited.push(AxisStep {
             weights: weights.clone(),

@@ -429,3 +429,30 @@ fn evaluation_after_an_early_stop_reads_the_whole_data() {
         want.sse
     );
 }
+
+/// One evaluator (data uploaded once, kernels built once) evaluates any number of weight sets
+/// of its shape, each as the reference does; another shape is refused.
+#[test]
+fn one_evaluator_serves_many_weight_sets() {
+    if gpu().is_none() {
+        return;
+    }
+    let target = downhill::device::Target::resolve(downhill::DeviceChoice::Gpu).unwrap();
+    let (net, set) = random_case(&[3, 5, 2], Activation::Relu, true, 3000, 12);
+    let mut evaluator = target.evaluator(&net, &set).unwrap();
+    assert!(matches!(evaluator, downhill::device::Evaluator::Gpu(_)));
+    for k in 0..3 {
+        let mut moved = net.clone();
+        let params: Vec<f64> = net.params().iter().map(|p| p + 0.05 * k as f64).collect();
+        moved.set_params(&params).unwrap();
+        let want = Reference.evaluate(&moved, &set);
+        let got = evaluator.evaluate(&moved).unwrap();
+        assert!(
+            (got.sse - want.sse).abs() <= GPU_TOLERANCE * want.sse,
+            "set {k}"
+        );
+        assert!(gradient_gap(&got.sse_gradient, &want.sse_gradient) <= GPU_TOLERANCE);
+    }
+    let other = Network::random(&[3, 4, 2], Activation::Relu, true, 1).unwrap();
+    assert!(evaluator.evaluate(&other).is_err());
+}

@@ -1,6 +1,7 @@
 //! Finding adapters and opening a device: kept apart from the work, so tests can hand an
 //! engine a device and the command can fall back to the CPU when there is none.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
@@ -120,6 +121,9 @@ pub fn preferred_adapter(choice: AdapterChoice) -> Option<AdapterSummary> {
     pick(choice).as_ref().map(summary)
 }
 
+/// A compiled compute pipeline and the layout of its one bind group.
+pub(super) type CompiledKernel = (wgpu::ComputePipeline, wgpu::BindGroupLayout);
+
 /// An open device and what downhill needs to know about it. Cloning shares the device.
 #[derive(Clone)]
 pub struct GpuContext {
@@ -129,6 +133,8 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// Set by wgpu when the device is lost; checked after every wait.
     lost: Arc<Mutex<Option<String>>>,
+    /// Compiled kernels by their generated source: each is built once per device.
+    kernels: Arc<Mutex<HashMap<String, CompiledKernel>>>,
 }
 
 impl GpuContext {
@@ -169,7 +175,20 @@ impl GpuContext {
             adapter: summary,
             limits,
             lost,
+            kernels: Arc::default(),
         }))
+    }
+
+    /// The kernel compiled from `key` before, if any.
+    pub(super) fn cached_kernel(&self, key: &str) -> Option<CompiledKernel> {
+        self.kernels.lock().ok()?.get(key).cloned()
+    }
+
+    /// Keeps `kernel` for the next request of `key`.
+    pub(super) fn cache_kernel(&self, key: String, kernel: CompiledKernel) {
+        if let Ok(mut kernels) = self.kernels.lock() {
+            kernels.insert(key, kernel);
+        }
     }
 
     /// The message of a lost device, if it was lost.

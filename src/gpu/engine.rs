@@ -83,7 +83,7 @@ pub(super) fn chunk_layout(
     let chunks = points.div_ceil(per_chunk).max(1);
     let max_rows = (binding / row_bytes.max(1)).min(u64::from(u32::MAX)) as usize;
     if max_rows < chunks {
-        return Err(Error::InvalidArgument(format!(
+        return Err(Error::Unsupported(format!(
             "the data needs {chunks} chunks of partial sums of {row_bytes} bytes each, more \
              than one storage binding of {binding} bytes holds: the network is too large for \
              this adapter"
@@ -141,7 +141,7 @@ impl GpuEngine {
     pub fn new(ctx: GpuContext, net: Network, data: &Dataset, options: GpuOptions) -> Result<Self> {
         data.check_shape(net.inputs(), net.outputs(), "training data")?;
         let shape = Shape::of(&net);
-        shape.check().map_err(Error::InvalidArgument)?;
+        shape.check().map_err(Error::Unsupported)?;
         let fused = pipelines::fused(&ctx, &shape)?;
         let reduce = pipelines::reduce(&ctx, &shape)?;
         let update = pipelines::update(&ctx, &shape)?;
@@ -258,6 +258,25 @@ impl GpuEngine {
     /// Number of data chunks (one storage binding and one fused dispatch each).
     pub fn chunk_count(&self) -> usize {
         self.chunks.len()
+    }
+
+    /// Puts `net`'s weights (of the engine's shape) on the device, for the next steps or
+    /// evaluation: one engine evaluates any number of weight sets over data uploaded once.
+    pub fn set_network(&mut self, net: &Network) -> Result<()> {
+        if Shape::of(net) != self.shape {
+            return Err(Error::InvalidArgument(format!(
+                "the engine was built for {}, not {}",
+                self.template.describe(),
+                net.describe()
+            )));
+        }
+        let params32: Vec<f32> = net.params().iter().map(|&p| p as f32).collect();
+        self.ctx
+            .queue
+            .write_buffer(&self.params, 0, bytemuck::cast_slice(&params32));
+        self.last_params = params32;
+        self.template = net.clone();
+        Ok(())
     }
 
     /// Workgroups of the fused pass over all chunks (one row of partial sums each).
@@ -421,7 +440,7 @@ pub fn predict(
     options: GpuOptions,
 ) -> Result<Array2<f32>> {
     let shape = Shape::of(net);
-    shape.check().map_err(Error::InvalidArgument)?;
+    shape.check().map_err(Error::Unsupported)?;
     if inputs.nrows() != shape.inputs {
         return Err(Error::ShapeMismatch {
             context: "prediction inputs".into(),

@@ -44,7 +44,7 @@ impl ManySse {
         options: GpuOptions,
     ) -> Result<Self> {
         let shape = Shape::of(net);
-        shape.check().map_err(Error::InvalidArgument)?;
+        shape.check().map_err(Error::Unsupported)?;
         let kernel = pipelines::landscape(ctx, &shape)?;
         let columns = data.column_slices();
         let per_chunk = chunk_points(ctx, columns.len(), options);

@@ -31,7 +31,8 @@ fn uniform(binding: u32) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-/// A pipeline and the layout of its one bind group.
+/// A pipeline and the layout of its one bind group (cheap to clone: wgpu handles).
+#[derive(Clone)]
 pub struct Kernel {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
@@ -39,6 +40,22 @@ pub struct Kernel {
 
 impl Kernel {
     fn build(
+        ctx: &GpuContext,
+        name: &str,
+        source: &str,
+        entries: &[wgpu::BindGroupLayoutEntry],
+    ) -> Result<Kernel> {
+        // The generated source names the kernel and the shape completely: it is the key.
+        let key = format!("{name}\n{source}");
+        if let Some((pipeline, layout)) = ctx.cached_kernel(&key) {
+            return Ok(Kernel { pipeline, layout });
+        }
+        let kernel = Self::compile(ctx, name, source, entries)?;
+        ctx.cache_kernel(key, (kernel.pipeline.clone(), kernel.layout.clone()));
+        Ok(kernel)
+    }
+
+    fn compile(
         ctx: &GpuContext,
         name: &str,
         source: &str,

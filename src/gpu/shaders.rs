@@ -24,6 +24,7 @@ const READ_ONCE: &str = include_str!("../../shaders/read_once.wgsl");
 const LANDSCAPE: &str = include_str!("../../shaders/landscape.wgsl");
 
 /// Offsets of one layer in the flat parameters and in the per-thread activation array.
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct LayerShape {
     inputs: usize,
     nodes: usize,
@@ -37,6 +38,7 @@ struct LayerShape {
 }
 
 /// A network's shape as the kernels see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shape {
     layers: Vec<LayerShape>,
     pub params: usize,
