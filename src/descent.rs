@@ -2,8 +2,8 @@
 //! repeat until flat".
 //!
 //! The loop (the executor) is separate from the engines that compute the loss and gradient and
-//! apply the step rule (CPU or GPU, see [`Engine`]). An engine runs steps in chunks; between
-//! chunks the loop records history, calls observers and decides whether to go on.
+//! apply the step rule (CPU or GPU, see [`Engine`]). An engine runs steps in rounds; between
+//! rounds the loop records history, calls observers and decides whether to go on.
 
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,7 @@ pub struct StepRule {
     pub divergence_limit: f64,
 }
 
-/// Why an engine stopped inside a chunk.
+/// Why an engine stopped inside a round.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum EngineStop {
     /// The gradient norm fell below the tolerance at `step` (no update was made).
@@ -44,9 +44,9 @@ pub enum EngineStop {
     Diverged { step: usize, loss: f64 },
 }
 
-/// What an engine reports for one chunk of steps.
+/// What an engine reports for one round of steps.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Chunk {
+pub struct Round {
     /// One record per update made.
     pub records: Vec<StepRecord>,
     pub stop: Option<EngineStop>,
@@ -58,7 +58,7 @@ pub trait Engine {
     fn device(&self) -> String;
 
     /// Runs up to `count` steps numbered from `first_step`, applying `rule` at every step.
-    fn run_steps(&mut self, first_step: usize, count: usize, rule: &StepRule) -> Result<Chunk>;
+    fn run_steps(&mut self, first_step: usize, count: usize, rule: &StepRule) -> Result<Round>;
 
     /// The loss and its gradient at the current weights.
     fn evaluate(&mut self) -> Result<Evaluation>;
@@ -66,8 +66,8 @@ pub trait Engine {
     /// The current weights.
     fn network(&mut self) -> Result<Network>;
 
-    /// How many steps to run per chunk when the caller has no preference.
-    fn preferred_chunk(&self) -> usize {
+    /// How many steps to run per round when the caller has no preference.
+    fn preferred_round(&self) -> usize {
         10
     }
 }
@@ -84,7 +84,7 @@ pub enum StopReason {
     /// The engine failed at `step` (for example, the GPU device was lost); the outcome holds
     /// the last weights the engine could still report.
     Failed { step: usize },
-    /// An observer asked to stop (an interrupt): the run ended after the chunk in flight.
+    /// An observer asked to stop (an interrupt): the run ended after the round in flight.
     Interrupted,
 }
 
@@ -125,13 +125,13 @@ impl StopReason {
     }
 }
 
-/// Something told about progress after every chunk.
+/// Something told about progress after every round.
 pub trait Observer {
     /// `history` is everything so far; `max_steps` the planned total.
     fn observe(&mut self, history: &[StepRecord], max_steps: usize);
     /// Called once when the run is over.
     fn finish(&mut self) {}
-    /// Asked after every chunk: `true` ends the run there (weights and history kept).
+    /// Asked after every round: `true` ends the run there (weights and history kept).
     fn stop_requested(&self) -> bool {
         false
     }
@@ -186,8 +186,8 @@ pub struct Descent {
     pub loss: LossKind,
     /// A loss this many times the first step's loss counts as divergence.
     pub divergence_factor: f64,
-    /// Steps per chunk; `None` lets the engine choose.
-    pub chunk: Option<usize>,
+    /// Steps per round; `None` lets the engine choose.
+    pub round: Option<usize>,
 }
 
 impl Default for Descent {
@@ -198,7 +198,7 @@ impl Default for Descent {
             tolerance: 0.0,
             loss: LossKind::Mse,
             divergence_factor: 1e6,
-            chunk: None,
+            round: None,
         }
     }
 }
@@ -218,9 +218,9 @@ impl Descent {
                 number(self.tolerance)
             )));
         }
-        if self.chunk == Some(0) {
+        if self.round == Some(0) {
             return Err(Error::InvalidArgument(
-                "the chunk size must be at least 1".into(),
+                "the round size must be at least 1".into(),
             ));
         }
         Ok(())
@@ -233,9 +233,9 @@ impl Descent {
         observers: &mut [&mut dyn Observer],
     ) -> Result<Outcome> {
         self.validate()?;
-        let chunk = self
-            .chunk
-            .unwrap_or_else(|| engine.preferred_chunk())
+        let round = self
+            .round
+            .unwrap_or_else(|| engine.preferred_round())
             .max(1);
         let mut rule = StepRule {
             learning_rate: self.learning_rate,
@@ -248,11 +248,11 @@ impl Descent {
         let mut elapsed = Duration::ZERO;
         let mut engine_error = None;
         while history.len() < self.max_steps {
-            // The first chunk is one step: its loss sets the divergence limit for the rest.
+            // The first round is one step: its loss sets the divergence limit for the rest.
             let count = if history.is_empty() {
                 1
             } else {
-                chunk.min(self.max_steps - history.len())
+                round.min(self.max_steps - history.len())
             };
             let started = Instant::now();
             let result = match engine.run_steps(history.len() + 1, count, &rule) {

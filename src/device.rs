@@ -166,9 +166,9 @@ impl Target {
     }
 
     /// The SSE of each of `nets` (all of one shape) over `data`: the loss landscape's grid.
-    pub fn sse_many(&self, nets: &[Network], data: &Dataset) -> Result<Vec<f64>> {
+    pub fn sse_of_many(&self, nets: &[Network], data: &Dataset) -> Result<Vec<f64>> {
         match nets.first() {
-            Some(first) => self.many_sse(first, data)?.sse(nets),
+            Some(first) => self.sse_of_many_evaluator(first, data)?.sse(nets),
             None => Ok(Vec::new()),
         }
     }
@@ -176,18 +176,22 @@ impl Target {
     /// An evaluator of many parameter vectors of `net`'s shape over `data`, set up once (on
     /// the GPU: the data uploaded and the kernel built) for any number of batches. Under
     /// `auto`, a shape the GPU kernels cannot take runs on the CPU.
-    pub fn many_sse<'a>(&self, net: &Network, data: &'a Dataset) -> Result<ManySse<'a>> {
+    pub fn sse_of_many_evaluator<'a>(
+        &self,
+        net: &Network,
+        data: &'a Dataset,
+    ) -> Result<SseOfMany<'a>> {
         data.check_shape(net.inputs(), net.outputs(), "landscape data")?;
         if let Some(ctx) = &self.ctx {
-            match crate::gpu::landscape::ManySse::new(ctx, net, data, GpuOptions::default()) {
-                Ok(gpu) => return Ok(ManySse::Gpu(Box::new(gpu))),
+            match crate::gpu::landscape::SseOfMany::new(ctx, net, data, GpuOptions::default()) {
+                Ok(gpu) => return Ok(SseOfMany::Gpu(Box::new(gpu))),
                 Err(Error::Unsupported(why)) if self.choice == DeviceChoice::Auto => {
                     log::warn!("{why}; using the CPU path");
                 }
                 Err(e) => return Err(e),
             }
         }
-        Ok(ManySse::Cpu(data))
+        Ok(SseOfMany::Cpu(data))
     }
 }
 
@@ -228,18 +232,18 @@ impl<'a> OpenEngine<'a> {
     }
 }
 
-/// See [`Target::many_sse`].
-pub enum ManySse<'a> {
+/// See [`Target::sse_of_many_evaluator`].
+pub enum SseOfMany<'a> {
     Cpu(&'a Dataset),
-    Gpu(Box<crate::gpu::landscape::ManySse>),
+    Gpu(Box<crate::gpu::landscape::SseOfMany>),
 }
 
-impl ManySse<'_> {
+impl SseOfMany<'_> {
     /// The SSE of each of `nets` over the data.
     pub fn sse(&self, nets: &[Network]) -> Result<Vec<f64>> {
         match self {
-            ManySse::Cpu(data) => Ok(crate::cpu::sse_many(nets, data)),
-            ManySse::Gpu(gpu) => gpu.sse(nets),
+            SseOfMany::Cpu(data) => Ok(crate::cpu::sse_of_many(nets, data)),
+            SseOfMany::Gpu(gpu) => gpu.sse(nets),
         }
     }
 }

@@ -142,7 +142,7 @@ pub fn compute(
     let scale = 1.0 / (data.len() * data.outputs()) as f64;
     let mut losses = Vec::with_capacity(total);
     // Set up once (on the GPU: the data uploaded, the kernel built), used by every batch.
-    let evaluator = target.many_sse(net, data)?;
+    let evaluator = target.sse_of_many_evaluator(net, data)?;
     for start in (0..total).step_by(BATCH) {
         let nets = (start..(start + BATCH).min(total))
             .map(|k| with_weights(net, &base, &axes, &point(k)))

@@ -1,7 +1,7 @@
 //! `train --verify`: a training engine checked step by step against another path.
 //!
 //! [`Verified`] runs both engines in lockstep behind the [`Engine`] interface, so the descent
-//! loop does not know it is being checked. After each chunk it compares what both did: the
+//! loop does not know it is being checked. After each round it compares what both did: the
 //! number of steps, the loss and the gradient norm of every step, and why and where each
 //! stopped; at the end [`Verified::report`] compares the weights. The GPU path is checked
 //! against the fused CPU kernel; the fused CPU kernel against the f64 reference kernel.
@@ -13,7 +13,7 @@
 //! adapters and longer runs while still catching any real error in a kernel (a wrong term moves
 //! the loss by far more).
 
-use crate::descent::{Chunk, Engine, EngineStop, StepRule};
+use crate::descent::{Engine, EngineStop, Round, StepRule};
 use crate::error::{Error, Result};
 use crate::loss::Evaluation;
 use crate::network::Network;
@@ -120,13 +120,13 @@ impl<'a> Verified<'a> {
         self.mismatch.get_or_insert(why);
     }
 
-    /// Compares the stops of one chunk. A flat stop one step apart is an agreement when the
+    /// Compares the stops of one round. A flat stop one step apart is an agreement when the
     /// engine that went on had a gradient norm within the tolerance of the threshold (both
     /// paths are then at the rule's edge, and which side each lands on is rounding).
-    fn compare_stops(&mut self, got: &Chunk, want: &Chunk, rule: &StepRule) {
+    fn compare_stops(&mut self, got: &Round, want: &Round, rule: &StepRule) {
         let (gs, ws) = (got.stop, want.stop);
-        let borderline = |chunk: &Chunk, step: usize| {
-            chunk
+        let borderline = |round: &Round, step: usize| {
+            round
                 .records
                 .iter()
                 .find(|r| r.step == step)
@@ -155,7 +155,7 @@ impl<'a> Verified<'a> {
             ));
         } else if gs == ws && got.records.len() != want.records.len() {
             self.mismatch(format!(
-                "the paths recorded {} and {} steps in the same chunk",
+                "the paths recorded {} and {} steps in the same round",
                 got.records.len(),
                 want.records.len()
             ));
@@ -180,7 +180,7 @@ impl Engine for Verified<'_> {
         )
     }
 
-    fn run_steps(&mut self, first_step: usize, count: usize, rule: &StepRule) -> Result<Chunk> {
+    fn run_steps(&mut self, first_step: usize, count: usize, rule: &StepRule) -> Result<Round> {
         let got = self.checked.run_steps(first_step, count, rule)?;
         let want = self.against.run_steps(first_step, count, rule)?;
         for (g, w) in got.records.iter().zip(&want.records) {
@@ -210,7 +210,7 @@ impl Engine for Verified<'_> {
         self.checked.network()
     }
 
-    fn preferred_chunk(&self) -> usize {
-        self.checked.preferred_chunk()
+    fn preferred_round(&self) -> usize {
+        self.checked.preferred_round()
     }
 }

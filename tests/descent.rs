@@ -1,4 +1,4 @@
-//! The descent loop: history semantics, the stopping rule, divergence, chunking.
+//! The descent loop: history semantics, the stopping rule, divergence, rounds of steps.
 
 use downhill::cpu::{CpuEngine, CpuKernel, CpuVariant, Reference};
 use downhill::descent::StopReason;
@@ -32,14 +32,14 @@ fn history_holds_the_loss_before_each_step_and_final_loss_the_loss_after_the_las
 }
 
 #[test]
-fn chunk_size_does_not_change_the_result() {
+fn round_size_does_not_change_the_result() {
     let (net, set) = problem();
-    let run = |chunk| {
+    let run = |round| {
         let mut engine = CpuEngine::new(net.clone(), &set, CpuVariant::Fused).unwrap();
         let descent = Descent {
             learning_rate: 0.3,
             max_steps: 20,
-            chunk,
+            round,
             ..Descent::default()
         };
         descent.run(&mut engine, &mut []).unwrap()
@@ -116,7 +116,7 @@ fn invalid_settings_are_refused() {
             ..Descent::default()
         },
         Descent {
-            chunk: Some(0),
+            round: Some(0),
             ..Descent::default()
         },
     ] {
@@ -140,7 +140,7 @@ impl downhill::Engine for FailsAtTheEnd<'_> {
         first_step: usize,
         count: usize,
         rule: &downhill::descent::StepRule,
-    ) -> downhill::Result<downhill::descent::Chunk> {
+    ) -> downhill::Result<downhill::descent::Round> {
         self.inner.run_steps(first_step, count, rule)
     }
     fn evaluate(&mut self) -> downhill::Result<downhill::Evaluation> {

@@ -415,7 +415,7 @@ fn evaluation_after_an_early_stop_reads_the_whole_data() {
         learning_rate: 0.1,
         max_steps: 64,
         tolerance: 1e6, // flat at once
-        chunk: Some(64),
+        round: Some(64),
         ..Descent::default()
     };
     let outcome = descent.run(&mut engine, &mut []).unwrap();

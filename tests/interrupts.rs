@@ -1,5 +1,5 @@
 //! Interrupts lose nothing: a real SIGINT or SIGTERM sent to the real binary during `train`
-//! stops it after the chunk in flight, with the weights and the history so far written and
+//! stops it after the round in flight, with the weights and the history so far written and
 //! the exit code a shell expects (130, 143); `--init` then resumes, appending to the history
 //! with the step numbers continued.
 
@@ -107,7 +107,7 @@ fn sigterm_writes_the_weights_and_history_and_exits_143() {
     interrupted_run("TERM", 143);
 }
 
-/// Two signals back to back: the second arrives while the first chunk of steps is still in
+/// Two signals back to back: the second arrives while the first round of steps is still in
 /// flight (5M points: each step takes milliseconds), so the process exits at once, before
 /// anything is written, and says so; no output and no temporary file is left.
 #[test]

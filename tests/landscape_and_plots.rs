@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 
 use common::{downhill, random_case};
-use downhill::cpu::{sse_many, CpuKernel, Reference};
+use downhill::cpu::{sse_of_many, CpuKernel, Reference};
 use downhill::device::{DeviceChoice, Target};
 use downhill::landscape::{self, WeightAxis};
 use downhill::{model_file, Activation, LossKind};
@@ -36,10 +36,10 @@ fn many_vector_sse_matches_the_reference_at_awkward_sizes() {
                 .iter()
                 .map(|n| Reference.evaluate(n, &data).sse)
                 .collect();
-            let mut targets = vec![("cpu", sse_many(&nets, &data), 1e-5)];
+            let mut targets = vec![("cpu", sse_of_many(&nets, &data), 1e-5)];
             if gpu_available() {
                 let gpu = Target::resolve(DeviceChoice::Gpu).unwrap();
-                targets.push(("gpu", gpu.sse_many(&nets, &data).unwrap(), 1e-4));
+                targets.push(("gpu", gpu.sse_of_many(&nets, &data).unwrap(), 1e-4));
             }
             for (name, got, tolerance) in targets {
                 for (g, w) in got.iter().zip(&want) {

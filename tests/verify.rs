@@ -7,7 +7,7 @@ mod common;
 
 use common::random_case;
 use downhill::cpu::{CpuEngine, CpuVariant};
-use downhill::descent::{Chunk, EngineStop, StepRule};
+use downhill::descent::{EngineStop, Round, StepRule};
 use downhill::verify::Verified;
 use downhill::{Activation, Descent, Engine, Evaluation, Network, Result};
 
@@ -57,7 +57,7 @@ impl Engine for StopsEarly<'_> {
     fn device(&self) -> String {
         "an engine that stops early".into()
     }
-    fn run_steps(&mut self, first: usize, count: usize, rule: &StepRule) -> Result<Chunk> {
+    fn run_steps(&mut self, first: usize, count: usize, rule: &StepRule) -> Result<Round> {
         let until = (self.stop_at.saturating_sub(first)).min(count);
         let mut chunk = self.inner.run_steps(first, until, rule)?;
         if first + until == self.stop_at && until < count {

@@ -1,6 +1,6 @@
 //! Ctrl-C (SIGINT) and SIGTERM, for every command.
 //!
-//! During `train`'s descent the first signal asks the loop to stop after the chunk of steps in
+//! During `train`'s descent the first signal asks the loop to stop after the round of steps in
 //! flight, so the weights and history so far are written as usual. Any other signal (the
 //! second one, or the first one for a command that cannot stop half way) ends the process at
 //! once: the temporary files being written are removed first and the message says so, so no

@@ -798,7 +798,7 @@ simd_builds!(many_avx512, many_avx2, many_body, (
 
 /// The SSE of each of `nets` (all of one shape) over `data`, in one parallel pass over the
 /// points: the loss landscape's many parameter vectors read the data once, not once each.
-pub fn sse_many(nets: &[Network], data: &Dataset) -> Vec<f64> {
+pub fn sse_of_many(nets: &[Network], data: &Dataset) -> Vec<f64> {
     if nets.is_empty() {
         return Vec::new();
     }

@@ -13,11 +13,11 @@ mod small;
 
 use ndarray::{Array2, ArrayView2};
 
-pub use fused::{sse_many, Fused};
+pub use fused::{sse_of_many, Fused};
 pub use reference::Reference;
 
 use crate::data::Dataset;
-use crate::descent::{Chunk, Engine, EngineStop, StepRecord, StepRule};
+use crate::descent::{Engine, EngineStop, Round, StepRecord, StepRule};
 use crate::error::Result;
 use crate::loss::{norm, Evaluation};
 use crate::network::Network;
@@ -82,8 +82,8 @@ impl Engine for CpuEngine<'_> {
         )
     }
 
-    fn run_steps(&mut self, first_step: usize, count: usize, rule: &StepRule) -> Result<Chunk> {
-        let mut chunk = Chunk::default();
+    fn run_steps(&mut self, first_step: usize, count: usize, rule: &StepRule) -> Result<Round> {
+        let mut round = Round::default();
         for step in first_step..first_step + count {
             let evaluation = self.kernel.evaluate(&self.net, self.data);
             let loss = evaluation.loss(rule.loss);
@@ -93,17 +93,17 @@ impl Engine for CpuEngine<'_> {
                 if let Some(previous) = self.previous.take() {
                     self.net = previous;
                 }
-                chunk.stop = Some(EngineStop::Diverged { step, loss });
+                round.stop = Some(EngineStop::Diverged { step, loss });
                 break;
             }
             if gradient_norm < rule.tolerance {
-                chunk.stop = Some(EngineStop::Flat {
+                round.stop = Some(EngineStop::Flat {
                     step,
                     gradient_norm,
                 });
                 break;
             }
-            chunk.records.push(StepRecord {
+            round.records.push(StepRecord {
                 step,
                 loss,
                 gradient_norm,
@@ -115,7 +115,7 @@ impl Engine for CpuEngine<'_> {
             self.previous = Some(self.net.clone());
             self.net.set_params(&params)?;
         }
-        Ok(chunk)
+        Ok(round)
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {

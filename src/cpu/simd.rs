@@ -13,8 +13,34 @@ pub(super) enum Level {
 }
 
 impl Level {
-    /// The widest level this CPU runs.
+    /// The level the kernels use: the widest this CPU runs, or a narrower one named by
+    /// `DOWNHILL_CPU_BUILD` (`avx512`, `avx2`, `baseline`: to measure each build on a machine;
+    /// a level the CPU lacks is never used).
     pub(super) fn detect() -> Level {
+        let widest = Level::widest();
+        let asked = match std::env::var("DOWNHILL_CPU_BUILD").as_deref() {
+            Ok("avx512") => Level::Avx512,
+            Ok("avx2") => Level::Avx2,
+            Ok("baseline") => Level::Baseline,
+            _ => widest,
+        };
+        if asked.rank() <= widest.rank() {
+            asked
+        } else {
+            widest
+        }
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            Level::Baseline => 0,
+            Level::Avx2 => 1,
+            Level::Avx512 => 2,
+        }
+    }
+
+    /// The widest level this CPU runs.
+    fn widest() -> Level {
         #[cfg(target_arch = "x86_64")]
         {
             use std::is_x86_feature_detected as has;
@@ -37,7 +63,7 @@ impl Level {
             if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                 levels.push(Level::Avx2);
             }
-            if Level::detect() == Level::Avx512 {
+            if Level::widest() == Level::Avx512 {
                 levels.push(Level::Avx512);
             }
         }

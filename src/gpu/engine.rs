@@ -1,7 +1,7 @@
 //! Gradient descent on the GPU: the buffers live on the device for the whole run, the weights
 //! never leave it between steps, and many steps are recorded into one submission. Each step is
 //! the fused pass (one dispatch per data chunk), the reduce pass and the update pass; the loss
-//! of every step goes into a history buffer read back once per chunk of steps.
+//! of every step goes into a history buffer read back once per round of steps.
 
 use ndarray::{Array2, ArrayView2};
 
@@ -10,7 +10,7 @@ use super::context::GpuContext;
 use super::pipelines::{self, Kernel};
 use super::shaders::{Shape, POINT_WG};
 use crate::data::{row_slices, Dataset};
-use crate::descent::{Chunk, Engine, EngineStop, StepRecord, StepRule};
+use crate::descent::{Engine, EngineStop, Round, StepRecord, StepRule};
 use crate::error::{Error, Result};
 use crate::loss::Evaluation;
 use crate::network::Network;
@@ -349,15 +349,15 @@ impl Engine for GpuEngine {
         )
     }
 
-    fn run_steps(&mut self, first_step: usize, count: usize, rule: &StepRule) -> Result<Chunk> {
-        let mut chunk = Chunk::default();
+    fn run_steps(&mut self, first_step: usize, count: usize, rule: &StepRule) -> Result<Round> {
+        let mut round = Round::default();
         let mut done = 0;
         while done < count {
             let batch = STEPS_PER_SUBMIT.min(count - done);
             let (state, history) = self.submit_steps(batch, rule)?;
             let applied = state.applied as usize;
             for i in 0..applied {
-                chunk.records.push(StepRecord {
+                round.records.push(StepRecord {
                     step: first_step + done + i,
                     loss: f64::from(history[2 * i]),
                     gradient_norm: f64::from(history[2 * i + 1]),
@@ -367,23 +367,23 @@ impl Engine for GpuEngine {
             match state.stop {
                 0 => {}
                 1 => {
-                    chunk.stop = Some(EngineStop::Flat {
+                    round.stop = Some(EngineStop::Flat {
                         step,
                         gradient_norm: f64::from(state.stop_norm),
                     });
-                    return Ok(chunk);
+                    return Ok(round);
                 }
                 _ => {
-                    chunk.stop = Some(EngineStop::Diverged {
+                    round.stop = Some(EngineStop::Diverged {
                         step,
                         loss: f64::from(state.stop_loss),
                     });
-                    return Ok(chunk);
+                    return Ok(round);
                 }
             }
             done += batch;
         }
-        Ok(chunk)
+        Ok(round)
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
@@ -426,7 +426,7 @@ impl Engine for GpuEngine {
         Ok(net)
     }
 
-    fn preferred_chunk(&self) -> usize {
+    fn preferred_round(&self) -> usize {
         STEPS_PER_SUBMIT
     }
 }

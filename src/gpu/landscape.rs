@@ -27,7 +27,7 @@ struct ChunkUniform {
 
 /// The data uploaded and the kernel built once, for any number of batches of parameter
 /// vectors of one shape.
-pub struct ManySse {
+pub struct SseOfMany {
     ctx: GpuContext,
     kernel: pipelines::Kernel,
     params: usize,
@@ -35,7 +35,7 @@ pub struct ManySse {
     chunks: Vec<(wgpu::Buffer, ChunkUniform, usize)>,
 }
 
-impl ManySse {
+impl SseOfMany {
     /// Builds the kernel for `net`'s shape and uploads `data`.
     pub fn new(
         ctx: &GpuContext,
@@ -70,7 +70,7 @@ impl ManySse {
                 })
                 .collect()
         })?;
-        Ok(ManySse {
+        Ok(SseOfMany {
             ctx: ctx.clone(),
             kernel,
             params: shape.params,
