@@ -17,8 +17,14 @@ use crate::data::{self, Dataset};
 use crate::descent::{Engine, StepRule};
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
+#[cfg(feature = "gpu")]
 use crate::gpu::probe::ReadOnce;
+#[cfg(feature = "gpu")]
 use crate::gpu::{AdapterChoice, GpuContext, GpuEngine, GpuOptions};
+
+/// Stands in for the GPU context in a build without the GPU path: it cannot exist.
+#[cfg(not(feature = "gpu"))]
+enum GpuContext {}
 use crate::loss::LossKind;
 use crate::network::{Activation, Network};
 
@@ -138,23 +144,13 @@ pub fn run(settings: &BenchSettings, progress: &mut dyn FnMut(&str)) -> Result<B
             )?;
         }
     }
-    let gpu = match settings.device {
-        DeviceChoice::Cpu => None,
-        DeviceChoice::Auto => GpuContext::open(AdapterChoice::Any)?,
-        DeviceChoice::Gpu => Some(GpuContext::open(AdapterChoice::Any)?.ok_or_else(|| {
-            Error::DeviceUnavailable(
-                "--device gpu: no GPU adapter was found (install a Vulkan driver, or use \
-                 --device cpu)"
-                    .into(),
-            )
-        })?),
-    };
+    let gpu = open_gpu(settings.device)?;
     progress("measuring this machine's memory bandwidth and arithmetic peak");
     let machine = Machine {
         cpu_threads: rayon::current_num_threads(),
         cpu_read_gb_per_s: cpu_bandwidth(),
         cpu_peak_gflop_per_s: probe::fma_peak() / 1e9,
-        gpu_adapter: gpu.as_ref().map(|ctx| ctx.adapter.name.clone()),
+        gpu_adapter: gpu.as_ref().map(adapter_name),
     };
     let mut report = BenchReport {
         machine,
@@ -260,15 +256,11 @@ fn measure_size(
         timings.push((name, timing, cpu_floor, cpu_bound));
     }
     if let Some(ctx) = gpu {
-        let name = format!("gpu ({})", ctx.adapter.name.clone());
-        match GpuEngine::new(ctx.clone(), student.clone(), &set, GpuOptions::default()) {
-            Ok(mut engine) => {
-                progress(&format!("{workload} at {points} points: {name}"));
-                let timing = time_engine(&mut engine, settings, &rule)?;
-                drop(engine);
-                let floor = gpu_read_time(ctx, &set, settings.repeats)?;
-                timings.push((name, timing, floor, "memory"));
-            }
+        let name = format!("gpu ({})", adapter_name(ctx));
+        match time_gpu(ctx, &student, &set, settings, &rule, &mut || {
+            progress(&format!("{workload} at {points} points: {name}"))
+        }) {
+            Ok((timing, floor)) => timings.push((name, timing, floor, "memory")),
             Err(Error::Unsupported(why)) => {
                 let note = format!("{workload}: GPU path not measured: {why}");
                 if !report.notes.contains(&note) {
@@ -302,6 +294,77 @@ fn measure_size(
         });
     }
     Ok(())
+}
+
+/// The adapter the GPU rows use: any adapter under `auto` (a software one is measured too),
+/// `None` under `cpu`.
+#[cfg(feature = "gpu")]
+fn open_gpu(device: DeviceChoice) -> Result<Option<GpuContext>> {
+    match device {
+        DeviceChoice::Cpu => Ok(None),
+        DeviceChoice::Auto => GpuContext::open(AdapterChoice::Any),
+        DeviceChoice::Gpu => GpuContext::open(AdapterChoice::Any)?
+            .ok_or_else(|| {
+                Error::DeviceUnavailable(
+                    "--device gpu: no GPU adapter was found (install a Vulkan driver, or use \
+                     --device cpu)"
+                        .into(),
+                )
+            })
+            .map(Some),
+    }
+}
+
+#[cfg(not(feature = "gpu"))]
+fn open_gpu(device: DeviceChoice) -> Result<Option<GpuContext>> {
+    match device {
+        DeviceChoice::Gpu => Err(Error::DeviceUnavailable(
+            "--device gpu: this build of downhill has no GPU path (built without the `gpu` \
+             feature)"
+                .into(),
+        )),
+        _ => Ok(None),
+    }
+}
+
+#[cfg(feature = "gpu")]
+fn adapter_name(ctx: &GpuContext) -> String {
+    ctx.adapter.name.clone()
+}
+
+#[cfg(not(feature = "gpu"))]
+fn adapter_name(ctx: &GpuContext) -> String {
+    match *ctx {}
+}
+
+/// The GPU path timed like the CPU paths, and the time its adapter takes to read the same
+/// data once (its floor). `announce` is called once the engine could be built.
+#[cfg(feature = "gpu")]
+fn time_gpu(
+    ctx: &GpuContext,
+    student: &Network,
+    set: &Dataset,
+    settings: &BenchSettings,
+    rule: &StepRule,
+    announce: &mut dyn FnMut(),
+) -> Result<(Timing, f64)> {
+    let mut engine = GpuEngine::new(ctx.clone(), student.clone(), set, GpuOptions::default())?;
+    announce();
+    let timing = time_engine(&mut engine, settings, rule)?;
+    drop(engine);
+    Ok((timing, gpu_read_time(ctx, set, settings.repeats)?))
+}
+
+#[cfg(not(feature = "gpu"))]
+fn time_gpu(
+    ctx: &GpuContext,
+    _: &Network,
+    _: &Dataset,
+    _: &BenchSettings,
+    _: &StepRule,
+    _: &mut dyn FnMut(),
+) -> Result<(Timing, f64)> {
+    match *ctx {}
 }
 
 /// Per-step times of the timed repetitions and the loss after them.
@@ -373,6 +436,7 @@ fn time_engine(
     })
 }
 
+#[cfg(feature = "gpu")]
 /// Seconds the adapter needs to read `set` once (median of `repeats` runs of several passes).
 fn gpu_read_time(ctx: &GpuContext, set: &Dataset, repeats: usize) -> Result<f64> {
     let probe = ReadOnce::new(ctx.clone(), set, GpuOptions::default())?;

@@ -1,4 +1,7 @@
-//! Choosing where the math runs: `auto`, `cpu` or `gpu`.
+//! Choosing where the math runs: `auto`, `cpu` or `gpu`. [`Target`] is the one door to
+//! compute: training engines, evaluations, predictions and the landscape's many-weights
+//! evaluator all come from it, on the GPU or the CPU. Built without the `gpu` feature, `gpu`
+//! is an error and `auto` is the CPU.
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,6 +12,7 @@ use crate::cpu::{CpuEngine, CpuKernel, CpuVariant, Fused};
 use crate::data::Dataset;
 use crate::descent::Engine;
 use crate::error::{Error, Result};
+#[cfg(feature = "gpu")]
 use crate::gpu::{engine as gpu_engine, AdapterChoice, GpuContext, GpuEngine, GpuOptions};
 use crate::loss::Evaluation;
 use crate::network::Network;
@@ -50,6 +54,7 @@ impl fmt::Display for DeviceChoice {
 }
 
 /// The error for `--device gpu` on a machine without any adapter.
+#[cfg(feature = "gpu")]
 fn no_adapter() -> Error {
     Error::DeviceUnavailable(
         "--device gpu: no GPU adapter was found. Install a Vulkan driver for your GPU, or on \
@@ -60,6 +65,7 @@ fn no_adapter() -> Error {
 }
 
 /// The GPU context for `choice`: `Ok(None)` means use the CPU.
+#[cfg(feature = "gpu")]
 fn context_for(choice: DeviceChoice) -> Result<Option<GpuContext>> {
     match choice {
         DeviceChoice::Cpu => Ok(None),
@@ -77,45 +83,73 @@ fn context_for(choice: DeviceChoice) -> Result<Option<GpuContext>> {
 }
 
 /// A device choice resolved once: the GPU context, when the GPU path is used, opened a single
-/// time for any number of evaluations (the landscape makes many).
+/// time for any number of engines and evaluations (the landscape makes many).
 pub struct Target {
     choice: DeviceChoice,
+    #[cfg(feature = "gpu")]
     ctx: Option<GpuContext>,
 }
 
 impl Target {
     /// Opens what `choice` asks for (`auto` without a hardware adapter: the CPU).
     pub fn resolve(choice: DeviceChoice) -> Result<Self> {
+        #[cfg(not(feature = "gpu"))]
+        if choice == DeviceChoice::Gpu {
+            return Err(Error::DeviceUnavailable(
+                "--device gpu: this build of downhill has no GPU path (built without the `gpu` \
+                 feature); use --device cpu"
+                    .into(),
+            ));
+        }
         Ok(Target {
             choice,
+            #[cfg(feature = "gpu")]
             ctx: context_for(choice)?,
         })
     }
 
+    /// The choice this target was resolved from.
+    pub fn choice(&self) -> DeviceChoice {
+        self.choice
+    }
+
     /// Whether the GPU path is used.
     pub fn is_gpu(&self) -> bool {
-        self.ctx.is_some()
+        #[cfg(feature = "gpu")]
+        return self.ctx.is_some();
+        #[cfg(not(feature = "gpu"))]
+        false
+    }
+
+    /// `cpu` or `gpu (adapter name)`.
+    pub fn name(&self) -> String {
+        #[cfg(feature = "gpu")]
+        if let Some(ctx) = &self.ctx {
+            return format!("gpu ({})", ctx.adapter.name);
+        }
+        "cpu".into()
+    }
+
+    /// Under `auto`, whether `error` from the GPU path sends the work to the CPU (a shape or
+    /// size the GPU cannot take, or a GPU failure while setting up); said with a warning.
+    #[cfg(feature = "gpu")]
+    fn falls_back(&self, error: &Error) -> bool {
+        let fallback = self.choice == DeviceChoice::Auto
+            && matches!(error, Error::Unsupported(_) | Error::Gpu(_));
+        if fallback {
+            log::warn!("{error}; using the CPU path");
+        }
+        fallback
     }
 
     /// A training engine on this device: the GPU engine, or the fused CPU engine (`cpu`, or
     /// `auto` with a network or run the GPU cannot take: then with a warning).
-    pub fn engine<'a>(
-        &self,
-        net: Network,
-        data: &'a Dataset,
-        options: GpuOptions,
-    ) -> Result<OpenEngine<'a>> {
+    pub fn engine<'a>(&self, net: Network, data: &'a Dataset) -> Result<OpenEngine<'a>> {
+        #[cfg(feature = "gpu")]
         if let Some(ctx) = &self.ctx {
-            match GpuEngine::new(ctx.clone(), net.clone(), data, options) {
+            match GpuEngine::new(ctx.clone(), net.clone(), data, GpuOptions::default()) {
                 Ok(engine) => return Ok(OpenEngine::Gpu(Box::new(engine))),
-                // Under auto, a network the kernels cannot take or a run the card has no
-                // memory for falls back to the CPU, as a user would want; asked for the GPU,
-                // it is an error.
-                Err(Error::Unsupported(why) | Error::Gpu(why))
-                    if self.choice == DeviceChoice::Auto =>
-                {
-                    log::warn!("{why}; using the CPU path");
-                }
+                Err(e) if self.falls_back(&e) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -124,14 +158,6 @@ impl Target {
             data,
             CpuVariant::Fused,
         )?))
-    }
-
-    /// `cpu` or `gpu (adapter name)`.
-    pub fn name(&self) -> String {
-        match &self.ctx {
-            Some(ctx) => format!("gpu ({})", ctx.adapter.name),
-            None => "cpu".into(),
-        }
     }
 
     /// The SSE and its gradient of `net` over `data`.
@@ -144,21 +170,19 @@ impl Target {
     /// evaluations. Under `auto`, a shape the GPU cannot take is evaluated on the CPU.
     pub fn evaluator<'a>(&self, net: &Network, data: &'a Dataset) -> Result<Evaluator<'a>> {
         data.check_shape(net.inputs(), net.outputs(), "evaluation data")?;
-        Ok(
-            match self.engine(net.clone(), data, GpuOptions::default())? {
-                OpenEngine::Gpu(engine) => Evaluator::Gpu(engine),
-                OpenEngine::Cpu(_) => Evaluator::Cpu(data, Fused::default()),
-            },
-        )
+        Ok(match self.engine(net.clone(), data)? {
+            #[cfg(feature = "gpu")]
+            OpenEngine::Gpu(engine) => Evaluator::Gpu(engine),
+            OpenEngine::Cpu(_) => Evaluator::Cpu(data, Fused::default()),
+        })
     }
 
     /// Predictions for inputs given column by column, on this device.
     pub fn predict(&self, net: &Network, inputs: ArrayView2<f32>) -> Result<Array2<f32>> {
+        #[cfg(feature = "gpu")]
         if let Some(ctx) = &self.ctx {
             match gpu_engine::predict(ctx, net, inputs, GpuOptions::default()) {
-                Err(Error::Unsupported(why)) if self.choice == DeviceChoice::Auto => {
-                    log::warn!("{why}; using the CPU path");
-                }
+                Err(e) if self.falls_back(&e) => {}
                 other => return other,
             }
         }
@@ -182,12 +206,11 @@ impl Target {
         data: &'a Dataset,
     ) -> Result<SseOfMany<'a>> {
         data.check_shape(net.inputs(), net.outputs(), "landscape data")?;
+        #[cfg(feature = "gpu")]
         if let Some(ctx) = &self.ctx {
             match crate::gpu::landscape::SseOfMany::new(ctx, net, data, GpuOptions::default()) {
                 Ok(gpu) => return Ok(SseOfMany::Gpu(Box::new(gpu))),
-                Err(Error::Unsupported(why)) if self.choice == DeviceChoice::Auto => {
-                    log::warn!("{why}; using the CPU path");
-                }
+                Err(e) if self.falls_back(&e) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -198,6 +221,7 @@ impl Target {
 /// See [`Target::evaluator`].
 pub enum Evaluator<'a> {
     Cpu(&'a Dataset, Fused),
+    #[cfg(feature = "gpu")]
     Gpu(Box<GpuEngine>),
 }
 
@@ -206,6 +230,7 @@ impl Evaluator<'_> {
     pub fn evaluate(&mut self, net: &Network) -> Result<Evaluation> {
         match self {
             Evaluator::Cpu(data, kernel) => Ok(kernel.evaluate(net, data)),
+            #[cfg(feature = "gpu")]
             Evaluator::Gpu(engine) => {
                 engine.set_network(net)?;
                 engine.evaluate()
@@ -217,15 +242,22 @@ impl Evaluator<'_> {
 /// A training engine as [`Target::engine`] opened it.
 pub enum OpenEngine<'a> {
     /// The GPU engine: it holds its own copy of the data.
+    #[cfg(feature = "gpu")]
     Gpu(Box<GpuEngine>),
     /// The fused CPU engine, reading the caller's data.
     Cpu(CpuEngine<'a>),
 }
 
 impl<'a> OpenEngine<'a> {
+    /// Whether this is the GPU engine (which holds its own copy of the data).
+    pub fn is_gpu(&self) -> bool {
+        !matches!(self, OpenEngine::Cpu(_))
+    }
+
     /// The engine behind the common interface.
     pub fn boxed(self) -> Box<dyn Engine + 'a> {
         match self {
+            #[cfg(feature = "gpu")]
             OpenEngine::Gpu(engine) => engine,
             OpenEngine::Cpu(engine) => Box::new(engine),
         }
@@ -235,6 +267,7 @@ impl<'a> OpenEngine<'a> {
 /// See [`Target::sse_of_many_evaluator`].
 pub enum SseOfMany<'a> {
     Cpu(&'a Dataset),
+    #[cfg(feature = "gpu")]
     Gpu(Box<crate::gpu::landscape::SseOfMany>),
 }
 
@@ -243,6 +276,7 @@ impl SseOfMany<'_> {
     pub fn sse(&self, nets: &[Network]) -> Result<Vec<f64>> {
         match self {
             SseOfMany::Cpu(data) => Ok(crate::cpu::sse_of_many(nets, data)),
+            #[cfg(feature = "gpu")]
             SseOfMany::Gpu(gpu) => gpu.sse(nets),
         }
     }

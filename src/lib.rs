@@ -25,6 +25,7 @@ pub mod data;
 pub mod descent;
 pub mod device;
 pub mod error;
+#[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod landscape;
 pub mod limits;
@@ -32,7 +33,9 @@ pub mod loss;
 pub mod model_file;
 pub mod network;
 pub mod output;
+#[cfg(feature = "plot")]
 pub mod plot;
+#[cfg(feature = "cli")]
 pub mod progress;
 pub mod verify;
 

@@ -1,6 +1,9 @@
 //! `downhill bench` end to end, small: every CPU path appears with its timing, the floors the
 //! command measured, and a final loss that agrees across paths. (No timing is asserted.)
 
+// The command's tests run in the default build (the command with its GPU path).
+#![cfg(all(feature = "cli", feature = "gpu"))]
+
 mod common;
 
 use common::downhill;

@@ -1,6 +1,9 @@
 //! The `downhill` command end to end: every subcommand, the JSON output, exit codes, and a
 //! clear error (exit code 2, no panic, no output file) for every kind of bad input.
 
+// The command's tests run in the default build (the command with its GPU path).
+#![cfg(all(feature = "cli", feature = "gpu"))]
+
 mod common;
 
 use std::fs;

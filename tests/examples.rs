@@ -3,6 +3,9 @@
 //! 20,000). The README's commands run in order in one directory, as a reader would type them;
 //! each `--help`'s examples run in a directory that holds the files they name.
 
+// The command's tests run in the default build (the command with its GPU path).
+#![cfg(all(feature = "cli", feature = "gpu"))]
+
 mod common;
 
 use std::path::Path;

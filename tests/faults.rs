@@ -2,6 +2,9 @@
 //! Each ends with the right exit code and a clear message, and on the GPU path exactly as on
 //! the CPU path.
 
+// The command's tests run in the default build (the command with its GPU path).
+#![cfg(all(feature = "cli", feature = "gpu"))]
+
 mod common;
 
 use std::process::Command;

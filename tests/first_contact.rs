@@ -4,6 +4,9 @@
 //! right (no `-0`, every decade of a log axis, the colour bar's ends at the surface's extremes,
 //! titles that fit, step numbers that do not overlap).
 
+// The command's tests run in the default build (the command with its GPU path).
+#![cfg(all(feature = "cli", feature = "gpu"))]
+
 mod common;
 
 use std::path::Path;

@@ -6,8 +6,6 @@
 //!
 //! Every input that ever crashed a reader is kept below as a named regression test.
 
-use std::path::Path;
-
 use downhill::data::Table;
 use downhill::model_file;
 use proptest::prelude::*;
@@ -130,6 +128,7 @@ fn npy_header_of_another_type_promising_too_much_is_a_clear_error() {
 }
 
 /// The same through the command: exit code 2 and the file named, no abort.
+#[cfg(feature = "cli")]
 #[test]
 fn npy_header_promising_too_much_exits_2() {
     let dir = tempfile::tempdir().unwrap();
@@ -151,10 +150,7 @@ fn npy_header_promising_too_much_exits_2() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains(Path::new("huge.npy").to_str().unwrap()),
-        "{err}"
-    );
+    assert!(err.contains("huge.npy"), "{err}");
 }
 
 /// A CSV line of 100 MB is refused as soon as it passes 1 MiB, before it is held in memory,

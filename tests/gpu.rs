@@ -9,6 +9,8 @@
 //! Tolerance: the GPU computes in f32 with tree reductions; against the f64 reference the SSE
 //! and each gradient entry (relative to the gradient's norm) agree within 1e-4.
 
+#![cfg(feature = "gpu")]
+
 mod common;
 
 use common::{gpu, gradient_gap, random_case};

@@ -3,6 +3,8 @@
 //! the exit code a shell expects (130, 143); `--init` then resumes, appending to the history
 //! with the step numbers continued.
 
+// The command's tests run in the default build (the command with its GPU path).
+#![cfg(all(feature = "cli", feature = "gpu"))]
 #![cfg(unix)]
 
 use std::path::Path;

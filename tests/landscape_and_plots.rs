@@ -5,6 +5,9 @@
 //! Tolerance: a landscape loss and the MSE of the same weights through `eval` agree within
 //! 1e-5 relative on the CPU (both f32 with f64 block sums) and 1e-4 on the GPU (f32 trees).
 
+// The command's tests run in the default build (the command with its GPU path).
+#![cfg(all(feature = "cli", feature = "gpu"))]
+
 mod common;
 
 use std::path::Path;

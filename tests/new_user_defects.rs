@@ -1,6 +1,8 @@
 //! Every defect found when downhill was tried as a new user would (about 330 hostile commands):
 //! each test here failed before its fix. They run the real binary, as a user would.
 
+// The command's tests run in the default build (the command with its GPU path).
+#![cfg(all(feature = "cli", feature = "gpu"))]
 #![cfg(unix)]
 
 mod common;

@@ -2,6 +2,9 @@
 //! every command, given any of a list of hostile values (zero, negative, huge, not finite, not
 //! a number, past 64 bits), ends with exit code 0, 1 or 2 and no panic, in bounded time.
 
+// The command's tests run in the default build (the command with its GPU path).
+#![cfg(all(feature = "cli", feature = "gpu"))]
+
 mod common;
 
 use std::process::{Command, Stdio};

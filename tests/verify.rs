@@ -101,6 +101,7 @@ fn paths_that_stop_at_different_steps_fail_verification() {
     );
 }
 
+#[cfg(all(feature = "cli", feature = "gpu"))]
 fn verify_run(device: &str, perturb: Option<&str>) -> std::process::Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_downhill"));
     command.args([
@@ -112,6 +113,7 @@ fn verify_run(device: &str, perturb: Option<&str>) -> std::process::Output {
     command.output().unwrap()
 }
 
+#[cfg(all(feature = "cli", feature = "gpu"))]
 fn check_cli(device: &str, against: &str) {
     let good = verify_run(device, None);
     let err = String::from_utf8_lossy(&good.stderr);
@@ -131,11 +133,13 @@ fn check_cli(device: &str, against: &str) {
     assert_eq!(report["verify"]["passed"], false, "{report}");
 }
 
+#[cfg(all(feature = "cli", feature = "gpu"))]
 #[test]
 fn verify_on_the_cpu_checks_the_fused_kernel_against_the_f64_reference() {
     check_cli("cpu", "verified against cpu (reference");
 }
 
+#[cfg(all(feature = "cli", feature = "gpu"))]
 #[test]
 fn verify_on_the_gpu_checks_against_the_fused_cpu_kernel() {
     if common::gpu().is_none() {

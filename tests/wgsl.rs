@@ -1,6 +1,8 @@
 //! Every WGSL kernel, specialised for a range of network shapes, parses and validates with
 //! naga. Needs no adapter, so it runs everywhere.
 
+#![cfg(feature = "gpu")]
+
 use downhill::gpu::shaders::Shape;
 use downhill::{Activation, Layer, Network};
 use ndarray::Array2;

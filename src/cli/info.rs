@@ -2,12 +2,27 @@
 
 use std::process::ExitCode;
 
-use downhill::gpu::{list_adapters, preferred_adapter, AdapterChoice};
 use downhill::Result;
 
 pub fn run() -> Result<ExitCode> {
     println!("downhill {}", env!("CARGO_PKG_VERSION"));
     println!("cpu threads: {}", rayon::current_num_threads());
+    #[cfg(feature = "gpu")]
+    print_adapters();
+    #[cfg(not(feature = "gpu"))]
+    {
+        println!(
+            "gpu adapters: none (this build has no GPU path: built without the `gpu` feature)"
+        );
+        println!("--device auto uses: cpu (no GPU path in this build)");
+        println!("--device gpu: not available");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "gpu")]
+fn print_adapters() {
+    use downhill::gpu::{list_adapters, preferred_adapter, AdapterChoice};
     let adapters = list_adapters();
     if adapters.is_empty() {
         println!("gpu adapters: none found (on Linux, Mesa's software Vulkan driver gives one: apt-get install mesa-vulkan-drivers libvulkan1)");
@@ -43,5 +58,4 @@ pub fn run() -> Result<ExitCode> {
         Some(a) => println!("--device gpu uses: {}", a.name),
         None => println!("--device gpu: not available"),
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses some of these helpers
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use downhill::{data, Activation, Dataset, Network};
 
@@ -40,8 +40,9 @@ pub fn gradient_gap(got: &[f64], want: &[f64]) -> f64 {
 }
 
 /// Runs the `downhill` binary with `args` (no RUST_LOG from the environment).
+#[cfg(feature = "cli")]
 pub fn downhill(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_downhill"))
+    std::process::Command::new(env!("CARGO_BIN_EXE_downhill"))
         .args(args)
         .env_remove("RUST_LOG")
         .output()
@@ -55,6 +56,7 @@ pub fn gpu_required() -> bool {
 
 /// An adapter (software ones included), or `None` after saying loudly that the GPU test is
 /// skipped; with `DOWNHILL_REQUIRE_GPU=1` a missing adapter fails the test instead.
+#[cfg(feature = "gpu")]
 pub fn gpu() -> Option<downhill::gpu::GpuContext> {
     use downhill::gpu::{AdapterChoice, GpuContext};
     match GpuContext::open(AdapterChoice::Any).expect("opening an adapter that exists works") {
@@ -97,9 +99,10 @@ pub fn path_str(p: &std::path::Path) -> &str {
 
 /// Runs the binary with `args` and fails the test if it takes longer than `limit` (a hang is
 /// a defect); the limit only separates "finishes" from "never ends".
+#[cfg(feature = "cli")]
 pub fn downhill_within(limit: std::time::Duration, args: &[&str]) -> Output {
     use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_downhill"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_downhill"))
         .args(args)
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
@@ -125,6 +128,7 @@ pub fn downhill_within(limit: std::time::Duration, args: &[&str]) -> Output {
 }
 
 /// A data set of 2,000 points (seed 1) and a model trained 3 steps on it, in `dir`.
+#[cfg(feature = "cli")]
 pub fn points_and_model(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let data = dir.join("points.csv");
     let model = dir.join("model.json");

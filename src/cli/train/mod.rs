@@ -12,7 +12,6 @@ use downhill::data::{generate, Table};
 use downhill::descent::Observer;
 use downhill::device::{OpenEngine, Target};
 use downhill::error::number;
-use downhill::gpu::GpuOptions;
 use downhill::limits::{bytes_for, check_memory};
 use downhill::output::{check_distinct, check_output, Outputs};
 use downhill::plot;
@@ -159,11 +158,12 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     let offset = resume.as_ref().map_or(0, history::PastHistory::offset);
     let mut progress = ProgressObserver::new(args.steps);
     let target = Target::resolve(args.device)?;
-    let opened = target.engine(net.clone(), &data, GpuOptions::default())?;
-    let on_gpu = matches!(opened, OpenEngine::Gpu(_));
+    let opened = target.engine(net.clone(), &data)?;
+    let on_gpu = opened.is_gpu();
     let perturbed = perturbed_for_tests(&net)?;
     let mut observers = [&mut progress as &mut dyn Observer, &mut interrupts];
     let (outcome, device_name, verification) = match (opened, args.verify) {
+        #[cfg(feature = "gpu")]
         (OpenEngine::Gpu(mut engine), false) => {
             // The data now lives on the device; free the host copy (on a software adapter,
             // device memory is host memory too, and 100M points would be held twice).
@@ -186,7 +186,7 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
         }
         (opened, true) => {
             let checked = match perturbed {
-                Some(net) => target.engine(net, &data, GpuOptions::default())?.boxed(),
+                Some(net) => target.engine(net, &data)?.boxed(),
                 None => opened.boxed(),
             };
             // The GPU is checked against the fused CPU kernel; that kernel against the f64
