@@ -124,6 +124,17 @@ impl Layer {
         self.weights.nrows()
     }
 
+    /// This layer's output for inputs given column by column, shape `(inputs, points)`.
+    pub fn forward_columns(&self, a: ndarray::ArrayView2<f64>) -> Array2<f64> {
+        let mut z = self.weights.dot(&a);
+        if let Some(b) = &self.bias {
+            z += &b.view().insert_axis(ndarray::Axis(1));
+        }
+        let act = self.activation;
+        z.mapv_inplace(|v| act.apply(v));
+        z
+    }
+
     /// Number of parameters (weights plus biases).
     pub fn param_count(&self) -> usize {
         self.weights.len() + self.bias.as_ref().map_or(0, |b| b.len())
@@ -346,6 +357,14 @@ impl Network {
                 }
             ))
         })
+    }
+
+    /// The outputs for inputs given column by column, in f64: `(inputs, points)` in,
+    /// `(outputs, points)` out.
+    pub fn forward_columns(&self, x: ndarray::ArrayView2<f64>) -> Array2<f64> {
+        self.layers
+            .iter()
+            .fold(x.to_owned(), |a, layer| layer.forward_columns(a.view()))
     }
 
     /// Forward pass for one point, in f64: the values of the output nodes.

@@ -7,39 +7,20 @@ use ndarray::{Array2, ArrayView2, Axis};
 use super::CpuKernel;
 use crate::data::Dataset;
 use crate::loss::Evaluation;
-use crate::network::{Layer, Network};
+use crate::network::Network;
 
 /// The reference CPU kernel.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Reference;
 
-/// One layer's output for inputs given column by column, shape `(inputs, points)`.
-fn layer_forward(layer: &Layer, a: ArrayView2<f64>) -> Array2<f64> {
-    let mut z = layer.weights.dot(&a);
-    if let Some(b) = &layer.bias {
-        z += &b.view().insert_axis(Axis(1));
-    }
-    let act = layer.activation;
-    z.mapv_inplace(|v| act.apply(v));
-    z
-}
-
 /// Every layer's activations: `[a_0 = x, a_1, ..., a_L = prediction]`.
 fn activations(net: &Network, x: ArrayView2<f64>) -> Vec<Array2<f64>> {
     let mut acts = vec![x.to_owned()];
     for layer in net.layers() {
-        let next = layer_forward(layer, acts[acts.len() - 1].view());
+        let next = layer.forward_columns(acts[acts.len() - 1].view());
         acts.push(next);
     }
     acts
-}
-
-/// The network's outputs for inputs given column by column: `(inputs, points)` in,
-/// `(outputs, points)` out.
-pub fn forward_columns(net: &Network, x: ArrayView2<f64>) -> Array2<f64> {
-    net.layers()
-        .iter()
-        .fold(x.to_owned(), |a, layer| layer_forward(layer, a.view()))
 }
 
 impl CpuKernel for Reference {
@@ -86,6 +67,7 @@ impl CpuKernel for Reference {
     }
 
     fn predict(&mut self, net: &Network, inputs: ArrayView2<f32>) -> Array2<f32> {
-        forward_columns(net, inputs.mapv(f64::from).view()).mapv(|v| v as f32)
+        net.forward_columns(inputs.mapv(f64::from).view())
+            .mapv(|v| v as f32)
     }
 }

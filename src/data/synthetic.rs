@@ -10,7 +10,6 @@ use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
 use super::Dataset;
-use crate::cpu::reference::forward_columns;
 use crate::error::{Error, Result};
 use crate::network::Network;
 
@@ -60,7 +59,7 @@ fn fill_block(teacher: &Network, noise: f64, rng: &mut ChaCha8Rng, mut chunk: Ar
     let inputs = teacher.inputs();
     let n = chunk.ncols();
     let x = Array2::<f64>::from_shape_fn((inputs, n), |_| rng.random_range(-1.0..=1.0));
-    let y = forward_columns(teacher, x.view());
+    let y = teacher.forward_columns(x.view());
     for (dst, src) in chunk.rows_mut().into_iter().zip(x.rows()) {
         dst.into_iter().zip(src).for_each(|(d, s)| *d = *s as f32);
     }
