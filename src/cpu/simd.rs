@@ -54,8 +54,13 @@ impl Level {
         Level::Baseline
     }
 
-    /// Every level this CPU runs, narrowest first (for tests that try each build).
-    #[cfg(test)]
+    /// The level `DOWNHILL_CPU_BUILD` names, if it names one this CPU runs.
+    pub(super) fn forced() -> Option<Level> {
+        std::env::var("DOWNHILL_CPU_BUILD").ok()?;
+        Some(Level::detect())
+    }
+
+    /// Every level this CPU runs, narrowest first.
     pub(super) fn available() -> Vec<Level> {
         let mut levels = vec![Level::Baseline];
         #[cfg(target_arch = "x86_64")]

@@ -350,6 +350,59 @@ macro_rules! shapes {
     };
 }
 
+/// The build the small kernels use on this machine: the fastest one, measured once per
+/// process (a few milliseconds) on the lesson's 2-2-1 step over 256K points, rather than the
+/// widest instruction set: on some CPUs (AMD's double-pumped AVX-512, for one) the widest is
+/// not the fastest for this memory-bound loop. `DOWNHILL_CPU_BUILD` overrides the choice.
+fn small_level() -> Level {
+    static LEVEL: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| Level::forced().unwrap_or_else(fastest_level))
+}
+
+fn fastest_level() -> Level {
+    const POINTS: usize = 1 << 18;
+    let net = crate::Network::random(&[2, 2, 1], Activation::Relu, true, 1)
+        .expect("2-2-1 is a valid shape");
+    let layout = KernelLayout::new(&net);
+    let columns: Vec<Vec<f32>> = (0..3)
+        .map(|c| {
+            (0..POINTS)
+                .map(|p| ((p * (c + 3)) % 1000) as f32 / 500.0 - 1.0)
+                .collect()
+        })
+        .collect();
+    let columns: Vec<&[f32]> = columns.iter().map(Vec::as_slice).collect();
+    let mut gradient = vec![0.0; net.param_count()];
+    let levels = Level::available();
+    // Rounds that time every build in turn (after a warm-up), each build keeping its best:
+    // a moment of noise then slows one sample, not one build.
+    let mut best = vec![std::time::Duration::MAX; levels.len()];
+    for round in 0..6 {
+        for (k, &level) in levels.iter().enumerate() {
+            let block = pick::<2, 2, 1>(true, level);
+            let start = std::time::Instant::now();
+            std::hint::black_box(block(&layout, &columns, 0, POINTS, &mut gradient));
+            if round > 0 {
+                best[k] = best[k].min(start.elapsed());
+            }
+        }
+    }
+    // The widest build unless a narrower one is clearly (10%) faster.
+    let widest = levels.len() - 1;
+    let mut chosen = widest;
+    for k in 0..widest {
+        if best[k].as_secs_f64() < 0.9 * best[chosen].as_secs_f64() {
+            chosen = k;
+        }
+    }
+    log::info!(
+        "small CPU kernels: the {:?} build, measured fastest here ({:?})",
+        levels[chosen],
+        levels.iter().zip(&best).collect::<Vec<_>>()
+    );
+    levels[chosen]
+}
+
 /// The specialised kernel for a network, when it is `I-H-O` with small widths, an identity
 /// output and a relu or identity hidden layer.
 pub fn block_for(layout: &KernelLayout) -> Option<BlockFn> {
@@ -360,7 +413,7 @@ pub fn block_for(layout: &KernelLayout) -> Option<BlockFn> {
         return None;
     }
     let relu = hidden.activation == Activation::Relu;
-    shapes!(&layout.widths[..], relu, Level::detect();
+    shapes!(&layout.widths[..], relu, small_level();
         (1, 1, 1), (1, 2, 1), (1, 3, 1), (1, 4, 1),
         (2, 1, 1), (2, 2, 1), (2, 3, 1), (2, 4, 1),
         (3, 1, 1), (3, 2, 1), (3, 3, 1), (3, 4, 1),
