@@ -141,9 +141,26 @@ pub fn compute(
     };
     let scale = 1.0 / (data.len() * data.outputs()) as f64;
     let mut losses = Vec::with_capacity(total);
+    // One weight on the CPU: the closed form that computes everything but the swept node
+    // once per point (a weight of the last two layers).
+    if let [axis] = &axes[..] {
+        if !target.is_gpu() {
+            if let Some(sse) = crate::cpu::sse_along_one_weight(net, data, axis.index, &axis.values)
+            {
+                losses.extend(sse.into_iter().map(|s| s * scale));
+                progress(total, total);
+            }
+        }
+    }
     // Set up once (on the GPU: the data uploaded, the kernel built), used by every batch.
-    let evaluator = target.sse_of_many_evaluator(net, data)?;
-    for start in (0..total).step_by(BATCH) {
+    let evaluator = match losses.len() < total {
+        true => Some(target.sse_of_many_evaluator(net, data)?),
+        false => None,
+    };
+    for (start, evaluator) in (losses.len()..total)
+        .step_by(BATCH)
+        .zip(std::iter::repeat(evaluator.as_ref()).flatten())
+    {
         let nets = (start..(start + BATCH).min(total))
             .map(|k| with_weights(net, &base, &axes, &point(k)))
             .collect::<Result<Vec<_>>>()?;

@@ -10,11 +10,13 @@ pub mod probe;
 pub mod reference;
 mod simd;
 mod small;
+mod sweep;
 
 use ndarray::{Array2, ArrayView2};
 
 pub use fused::{sse_of_many, Fused};
 pub use reference::Reference;
+pub use sweep::sse_along_one_weight;
 
 use crate::data::Dataset;
 use crate::descent::{Engine, EngineStop, Round, StepRecord, StepRule};
