@@ -281,6 +281,12 @@ impl Descent {
                     break;
                 }
                 Some(EngineStop::Diverged { step, loss }) => {
+                    // The engine went back to the weights before the last update, so that
+                    // update no longer counts: the history ends with the state the kept
+                    // weights are in (the outcome's final loss), not one step past it.
+                    if history.last().is_some_and(|r| r.step + 1 == step) {
+                        history.pop();
+                    }
                     stopped = StopReason::Diverged { step, loss };
                     break;
                 }

@@ -21,6 +21,16 @@ pub fn number(v: f64) -> String {
     format!("{v:e}")
 }
 
+/// A weight for a table: six decimals where that shows it (`-0.868848`), six significant
+/// digits in scientific notation where it would not (`1.000000e30`, `1.000000e-30`).
+pub fn weight_text(v: f64) -> String {
+    if v == 0.0 || (1e-4..1e7).contains(&v.abs()) {
+        format!("{v:.6}")
+    } else {
+        format!("{v:.6e}")
+    }
+}
+
 /// Everything that can go wrong in downhill.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

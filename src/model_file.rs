@@ -95,8 +95,8 @@ pub fn load(path: &Path) -> Result<Network> {
         return Err(Error::bad_model(
             path,
             format!(
-                "is larger than {} MB: not a downhill model (models are JSON of a few kB to a \
-                 few hundred MB)",
+                "is larger than {} MB, the most downhill reads as a model (its models are JSON \
+                 of a few kB to tens of MB)",
                 MAX_FILE_BYTES >> 20
             ),
         ));

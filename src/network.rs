@@ -439,7 +439,9 @@ fn check_widths(widths: &[usize]) -> Result<()> {
     }
     if let Some(pos) = widths.iter().position(|&w| w == 0) {
         return Err(Error::InvalidArgument(format!(
-            "layer width {pos} is 0 in {widths:?}: every width must be at least 1"
+            "width number {} in {widths:?} is 0: every width (inputs, hidden layers, outputs) \
+             must be at least 1",
+            pos + 1
         )));
     }
     if let Some(pos) = widths.iter().position(|&w| w > MAX_WIDTH) {

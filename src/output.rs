@@ -107,6 +107,23 @@ fn output_kind(path: &Path) -> Result<OutputKind> {
     }
 }
 
+/// Whether `path` is an existing character device or FIFO (written into, not replaced).
+pub fn is_stream(path: &Path) -> bool {
+    output_kind(path).is_ok_and(|kind| kind == OutputKind::Stream)
+}
+
+/// Whether `path` is a character device (`/dev/null`).
+pub fn is_char_device(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            return meta.file_type().is_char_device();
+        }
+    }
+    false
+}
+
 /// The file a write to `path` ends in: a symbolic link is followed (its target is replaced,
 /// not the link).
 fn final_target(path: &Path) -> PathBuf {
@@ -133,7 +150,19 @@ fn temp_file(path: &Path) -> Result<tempfile::NamedTempFile> {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
-    builder.tempfile_in(&dir).map_err(|e| Error::io(path, e))
+    builder.tempfile_in(&dir).map_err(|e| {
+        // tempfile names its own random file ("at path .../.downhill-GZx0Bm.tmp"): the user
+        // gave `path`, so say which directory could not take a new file, and why.
+        let text = e.to_string();
+        let why = text.split(" at path ").next().unwrap_or(&text);
+        Error::io(
+            path,
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot create a file in {}: {why}", dir.display()),
+            ),
+        )
+    })
 }
 
 /// The same file, as far as the file system can tell: both exist and are one file, or both
@@ -166,10 +195,11 @@ fn resolved(path: &Path) -> PathBuf {
 
 /// Refuses, before any work, two outputs that are one file and an output that is one of the
 /// inputs (writing it would destroy what is being read). `outputs` and `inputs` are
-/// `(flag, path)` pairs. Devices and FIFOs may take several outputs (`/dev/null` twice is fine).
+/// `(flag, path)` pairs. A character device may take several outputs (`/dev/null` twice is
+/// fine); a FIFO may not (two outputs would run together in the pipe).
 pub fn check_distinct(outputs: &[(&str, &Path)], inputs: &[(&str, &Path)]) -> Result<()> {
     for (i, (flag, path)) in outputs.iter().enumerate() {
-        if output_kind(path)? == OutputKind::Stream {
+        if is_char_device(path) {
             continue;
         }
         for (other_flag, other) in &outputs[i + 1..] {

@@ -29,6 +29,24 @@ pub fn relative(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs().max(a.abs()).max(1e-30)
 }
 
+/// Losses are compared relative to themselves, or to this share of the first step's loss once
+/// they fall below it: a loss that tends to zero (data without noise, a single point) is a
+/// difference of nearly equal f32 numbers, and its relative rounding grows without bound.
+/// (In f32 a squared error `e^2` is known to about `2 eps |prediction| / |e|` relative: at a
+/// ten-thousandth of the starting loss that is still 1e-5.)
+pub const LOSS_FLOOR: f64 = 1e-4;
+
+/// Gradient norms likewise, below a hundredth of the first step's norm.
+pub const NORM_FLOOR: f64 = 1e-2;
+
+/// Relative deviation of `a` from `b`, measured against at least `floor`.
+pub fn relative_above(a: f64, b: f64, floor: f64) -> f64 {
+    if a == b {
+        return 0.0;
+    }
+    (a - b).abs() / b.abs().max(a.abs()).max(floor).max(1e-30)
+}
+
 /// Largest deviation between two networks' weights, relative to `1 + |w|`.
 pub fn weight_deviation(a: &Network, b: &Network) -> f64 {
     a.params()
@@ -88,6 +106,8 @@ pub struct Verified<'a> {
     compared: usize,
     /// The first step's gradient norm: the scale small norms are compared on.
     first_norm: Option<f64>,
+    /// The first step's loss (and its kind): the scale losses near zero are compared on.
+    first_loss: Option<(f64, crate::loss::LossKind)>,
     mismatch: Option<String>,
 }
 
@@ -101,6 +121,7 @@ impl<'a> Verified<'a> {
             gradient_norm: 0.0,
             compared: 0,
             first_norm: None,
+            first_loss: None,
             mismatch: None,
         }
     }
@@ -184,10 +205,11 @@ impl Engine for Verified<'_> {
         let got = self.checked.run_steps(first_step, count, rule)?;
         let want = self.against.run_steps(first_step, count, rule)?;
         for (g, w) in got.records.iter().zip(&want.records) {
-            self.loss = self.loss.max(relative(g.loss, w.loss));
+            let floor = LOSS_FLOOR * self.first_loss.get_or_insert((w.loss, rule.loss)).0;
+            self.loss = self.loss.max(relative_above(g.loss, w.loss, floor));
             // A norm near zero is the difference of large sums, and its relative rounding
-            // grows as it shrinks: below a thousandth of the first norm, compare on that scale.
-            let scale = 1e-3 * *self.first_norm.get_or_insert(w.gradient_norm);
+            // grows as it shrinks: below a share of the first norm, compare on that scale.
+            let scale = NORM_FLOOR * *self.first_norm.get_or_insert(w.gradient_norm);
             let gap = (g.gradient_norm - w.gradient_norm).abs();
             let size = g.gradient_norm.abs().max(w.gradient_norm.abs()).max(scale);
             if gap > 0.0 {
@@ -202,7 +224,12 @@ impl Engine for Verified<'_> {
     fn evaluate(&mut self) -> Result<Evaluation> {
         let want = self.against.evaluate()?;
         let got = self.checked.evaluate()?;
-        self.loss = self.loss.max(relative(got.sse, want.sse));
+        self.loss = self.loss.max(match self.first_loss {
+            Some((first, kind)) => {
+                relative_above(got.loss(kind), want.loss(kind), LOSS_FLOOR * first)
+            }
+            None => relative(got.sse, want.sse),
+        });
         Ok(got)
     }
 

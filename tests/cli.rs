@@ -696,7 +696,7 @@ fn zero_points() {
 fn layer_width_of_zero() {
     expect_bad_input(
         &["train", "--points", "10", "--layers", "2,0,1"],
-        &["width 1 is 0"],
+        &["width number 2 in [2, 0, 1] is 0"],
         None,
     );
 }

@@ -126,3 +126,21 @@ fn reference_gradient_matches_central_finite_differences() {
         }
     }
 }
+
+/// The f64 reference holds every layer's values for every point: a run it has no memory for
+/// is refused before it allocates (it used to abort asking for 40 GB).
+#[test]
+fn the_reference_kernel_refuses_a_run_larger_than_memory() {
+    use downhill::cpu::{CpuEngine, CpuVariant};
+    use downhill::Network;
+    let teacher = Network::lesson_baseline(Activation::Relu);
+    let set = downhill::data::generate(&teacher, 100_000, 0.1, 1).unwrap();
+    let wide = Network::random(&[2, 100_000, 1], Activation::Relu, true, 1).unwrap();
+    match CpuEngine::new(wide, &set, CpuVariant::Reference) {
+        Err(e) => {
+            assert!(matches!(e, downhill::Error::TooLarge(_)), "{e}");
+            assert!(e.to_string().contains("f64 reference"), "{e}");
+        }
+        Ok(_) => panic!("320 GB of activations cannot be available"),
+    }
+}

@@ -100,15 +100,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
 fn print_table(report: &BenchReport, wide: bool) {
     let m = &report.machine;
     println!(
-        "machine: {} CPU threads, read bandwidth {:.1} GB/s, f32 peak {:.0} GFLOP/s (both \
-         measured now){}",
-        m.cpu_threads,
-        m.cpu_read_gb_per_s,
-        m.cpu_peak_gflop_per_s,
-        m.gpu_adapter
-            .as_ref()
-            .map_or(String::new(), |name| format!("; GPU: {name}"))
+        "machine: {} CPU threads, read bandwidth {:.1} GB/s, f32 peak {:.0} GFLOP/s (measured now)",
+        m.cpu_threads, m.cpu_read_gb_per_s, m.cpu_peak_gflop_per_s,
     );
+    if let Some(name) = &m.gpu_adapter {
+        println!("GPU: {name}");
+    }
     println!(
         "each path: {} warm-up steps, then {} x {} timed steps from the same weights\n",
         report.steps, report.repeats, report.steps
@@ -117,7 +114,7 @@ fn print_table(report: &BenchReport, wide: bool) {
     type Column = (&'static str, fn(&downhill::bench::BenchRow) -> String, bool);
     let columns: [Column; 11] = [
         ("workload", |r| r.workload.clone(), true),
-        ("path", |r| r.path.clone(), true),
+        ("path", |r| short_path(&r.path), true),
         ("points", |r| thousands(r.points), true),
         ("ms/step", |r| ms(r.ms_per_step_median), true),
         (
@@ -192,8 +189,8 @@ fn print_table(report: &BenchReport, wide: bool) {
     for row in &rows {
         line(row.iter().map(String::as_str).collect());
     }
-    println!(
-        "\nspeed of light: the share of the fastest a step can be here: every point read once at \
+    let footnote = format!(
+        "speed of light: the share of the fastest a step can be here: every point read once at \
          the measured bandwidth (the GPU path: the same adapter running a read-only kernel over \
          the same data), or the step's arithmetic at the measured f32 peak, whichever takes \
          longer; the column names which. 100% is the limit; the f64 reference is meant to be \
@@ -201,12 +198,47 @@ fn print_table(report: &BenchReport, wide: bool) {
         if wide {
             " 'loss diff': relative difference of the final loss from the fused CPU path's."
         } else {
-            " --wide shows every column."
+            " --wide shows every column (and the GPU adapter's full name)."
         }
     );
-    for note in &report.notes {
-        println!("note: {note}");
+    println!();
+    for line in wrap(&footnote, 100) {
+        println!("{line}");
     }
+    for note in &report.notes {
+        for line in wrap(&format!("note: {note}"), 100) {
+            println!("{line}");
+        }
+    }
+}
+
+/// A path's name for the narrow table: `gpu (llvmpipe)` for `gpu (llvmpipe (LLVM 15.0.6, 256
+/// bits))`.
+fn short_path(path: &str) -> String {
+    match path.strip_prefix("gpu (") {
+        Some(adapter) => {
+            let name = adapter.split(" (").next().unwrap_or(adapter);
+            format!("gpu ({})", name.trim_end_matches(')'))
+        }
+        None => path.to_string(),
+    }
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split(' ') {
+        let line = lines.last_mut().expect("there is a line");
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(word.to_string());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines
 }
 
 /// Milliseconds with three significant digits.

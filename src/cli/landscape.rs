@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use downhill::data::Table;
 use downhill::device::Target;
+use downhill::error::{number, weight_text};
 use downhill::landscape::{self, AxisStep, Landscape, WeightAxis};
 use downhill::output::{check_distinct, check_writable, write_atomically};
 use downhill::plot::{self, ImageKind};
@@ -185,8 +186,15 @@ fn write_csv(out: &mut impl Write, land: &Landscape, path: &Path) -> Result<()> 
     let nx = land.axes[0].values.len();
     for (k, loss) in land.losses.iter().enumerate() {
         match &land.axes[..] {
-            [x] => writeln!(out, "{},{loss}", x.values[k]),
-            [x, y] => writeln!(out, "{},{},{loss}", x.values[k % nx], y.values[k / nx]),
+            // `{:?}`: the shortest text that reads back as the value, in scientific notation
+            // when very large or small (`{}` would write 1e-300 with 300 digits).
+            [x] => writeln!(out, "{:?},{loss:?}", x.values[k]),
+            [x, y] => writeln!(
+                out,
+                "{:?},{:?},{loss:?}",
+                x.values[k % nx],
+                y.values[k / nx]
+            ),
             _ => unreachable!("one or two axes"),
         }
         .map_err(io)?;
@@ -214,11 +222,7 @@ fn summary(land: &Landscape, steps: &[AxisStep]) -> String {
         .enumerate()
         .map(|(a, axis)| {
             let index = if a == 0 { best % nx } else { best / nx };
-            format!(
-                "{} = {}",
-                axis.name,
-                downhill::plot::tick(axis.values[index])
-            )
+            format!("{} = {}", axis.name, number(axis.values[index]))
         })
         .collect();
     let _ = writeln!(
@@ -230,15 +234,17 @@ fn summary(land: &Landscape, steps: &[AxisStep]) -> String {
     for (axis, (value, slope)) in land.axes.iter().zip(land.current.iter().zip(&land.slope)) {
         let _ = writeln!(
             out,
-            "current {} = {value:.6}: loss {:.6e}, slope {slope:.6e}",
-            axis.name, land.current_loss
+            "current {} = {}: loss {:.6e}, slope {slope:.6e}",
+            axis.name,
+            weight_text(*value),
+            land.current_loss
         );
     }
     if !steps.is_empty() {
         let names: Vec<&str> = land.axes.iter().map(|a| a.name.as_str()).collect();
         let _ = writeln!(out, "descent over {}:", names.join(", "));
         for (i, s) in steps.iter().enumerate() {
-            let w: Vec<String> = s.weights.iter().map(|v| format!("{v:.6}")).collect();
+            let w: Vec<String> = s.weights.iter().map(|v| weight_text(*v)).collect();
             let _ = writeln!(
                 out,
                 "  step {i:>3}: weights ({}), loss {:.6e}",

@@ -66,6 +66,16 @@ impl<'a> CpuEngine<'a> {
     /// An engine training `net` on `data` with the given kernel.
     pub fn new(net: Network, data: &'a Dataset, variant: CpuVariant) -> Result<Self> {
         data.check_shape(net.inputs(), net.outputs(), "training data")?;
+        if variant == CpuVariant::Reference {
+            crate::limits::check_memory(
+                &format!(
+                    "the f64 reference kernel on {} points of {}",
+                    data.len(),
+                    net.describe()
+                ),
+                reference::memory_needed(&net, data.len()),
+            )?;
+        }
         Ok(CpuEngine {
             net,
             previous: None,

@@ -9,6 +9,16 @@ use crate::data::Dataset;
 use crate::loss::Evaluation;
 use crate::network::Network;
 
+/// Bytes the reference holds for one evaluation over `points` points: every layer's
+/// activations and deltas in f64, and about as much again in temporaries (`None` on overflow).
+pub fn memory_needed(net: &Network, points: usize) -> Option<u64> {
+    let values = net
+        .widths()
+        .iter()
+        .try_fold(0usize, |sum, &w| sum.checked_add(w))?;
+    crate::limits::bytes_for(points, values.checked_mul(8 * 4)?)
+}
+
 /// The reference CPU kernel.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Reference;

@@ -18,10 +18,7 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 pub fn read(path: &Path) -> Result<Array2<f32>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let limited = LineLimit {
-        inner: LoneCarriageReturns {
-            inner: std::io::BufReader::with_capacity(1 << 20, file),
-            after_cr: false,
-        },
+        inner: LoneCarriageReturns::new(std::io::BufReader::with_capacity(1 << 20, file)),
         since_newline: 0,
         line: 1,
     };
@@ -34,6 +31,8 @@ pub fn read(path: &Path) -> Result<Array2<f32>> {
     let mut columns: Vec<Vec<f32>> = Vec::new();
     let mut record = csv::StringRecord::new();
     let mut first = true;
+    // The first row, when it was read as a header (no number in it).
+    let mut header: Option<String> = None;
     loop {
         let more = reader
             .read_record(&mut record)
@@ -48,6 +47,7 @@ pub fn read(path: &Path) -> Result<Array2<f32>> {
         if first {
             first = false;
             if record.iter().all(|cell| cell.parse::<f64>().is_err()) {
+                header = Some(record.iter().collect::<Vec<_>>().join(","));
                 continue; // a header row
             }
         }
@@ -72,45 +72,81 @@ pub fn read(path: &Path) -> Result<Array2<f32>> {
     }
     let rows = columns.first().map_or(0, Vec::len);
     if rows == 0 {
-        return Err(Error::bad_data(path, "holds no data rows"));
+        // A file of numbers separated by something else reads as one header-like row.
+        let hint = match header {
+            Some(row) if row.contains(';') || row.contains('\t') => {
+                "; its one row has no comma-separated number: cells must be separated by commas"
+            }
+            _ => "",
+        };
+        return Err(Error::bad_data(path, format!("holds no data rows{hint}")));
     }
     let width = columns.len();
     let flat: Vec<f32> = columns.into_iter().flatten().collect();
     Ok(Array2::from_shape_vec((width, rows), flat).expect("every column has one value per row"))
 }
 
-/// A reader that turns every line ending into `\n`: old Mac files end lines with a lone `\r`,
-/// which the CSV parser accepts but does not count, so line numbers (and the line-length
-/// limit) would be wrong. `\r\n` becomes one `\n`.
+/// A reader that turns every line ending into `\n` and every empty line into a line holding
+/// one space. Old Mac files end lines with a lone `\r`, which the CSV parser accepts but does
+/// not count, and the parser skips empty lines without counting them either: both would make
+/// the line numbers in error messages (and the line-length limit) wrong. `\r\n` becomes one
+/// `\n`; a line of one space reads as one empty cell, which the reader skips as a blank line.
 struct LoneCarriageReturns<R> {
     inner: R,
     /// The last byte handed out was a `\r` turned into `\n`.
     after_cr: bool,
+    /// The last byte handed out ended a line (true at the start: an empty first line counts).
+    at_line_start: bool,
+    /// Bytes transformed but not yet handed out.
+    pending: Vec<u8>,
+    /// Read position in `pending`.
+    at: usize,
+    /// Bytes as read, before the transformation.
+    raw: Vec<u8>,
+}
+
+impl<R> LoneCarriageReturns<R> {
+    fn new(inner: R) -> Self {
+        LoneCarriageReturns {
+            inner,
+            after_cr: false,
+            at_line_start: true,
+            pending: Vec::new(),
+            at: 0,
+            raw: Vec::new(),
+        }
+    }
 }
 
 impl<R: Read> Read for LoneCarriageReturns<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            let n = self.inner.read(buf)?;
+        while self.at == self.pending.len() {
+            self.raw.resize(buf.len().max(1), 0);
+            let n = self.inner.read(&mut self.raw)?;
             if n == 0 {
                 return Ok(0);
             }
-            let mut kept = 0;
-            for i in 0..n {
-                let byte = buf[i];
+            self.pending.clear();
+            self.at = 0;
+            for &byte in &self.raw[..n] {
                 if byte == b'\n' && self.after_cr {
                     self.after_cr = false;
                     continue;
                 }
                 self.after_cr = byte == b'\r';
-                buf[kept] = if self.after_cr { b'\n' } else { byte };
-                kept += 1;
+                let byte = if self.after_cr { b'\n' } else { byte };
+                if byte == b'\n' && self.at_line_start {
+                    self.pending.push(b' ');
+                }
+                self.at_line_start = byte == b'\n';
+                self.pending.push(byte);
             }
-            // A read that was only the `\n` of a `\r\n` must not look like the end of the file.
-            if kept > 0 {
-                return Ok(kept);
-            }
+            // A read that was only the `\n` of a `\r\n` gives nothing yet: read on.
         }
+        let n = buf.len().min(self.pending.len() - self.at);
+        buf[..n].copy_from_slice(&self.pending[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }
 

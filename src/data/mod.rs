@@ -264,6 +264,8 @@ impl FileKind {
         {
             Some("csv") => Ok(FileKind::Csv),
             Some("npy") => Ok(FileKind::Npy),
+            // A device or a pipe has no extension to go by: CSV, the text format.
+            _ if crate::output::is_stream(path) => Ok(FileKind::Csv),
             _ => Err(Error::bad_data(
                 path,
                 "unknown file type: expected a name ending in .csv or .npy",

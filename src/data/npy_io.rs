@@ -239,16 +239,16 @@ fn npy_error(path: &Path, e: ReadNpyError) -> Error {
         }
         ReadNpyError::ExtraBytes(n) => format!("has {n} bytes after the data the header describes"),
         // The header parser's own message spans many lines: keep its first.
-        other => format!(
-            "is not a valid .npy file: {}",
-            super::shown(
-                other
-                    .to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or("unreadable header")
-            )
-        ),
+        other => {
+            let text = other.to_string();
+            let first = text.lines().next().unwrap_or("unreadable header");
+            let escaped: String = first
+                .chars()
+                .flat_map(char::escape_default)
+                .take(240)
+                .collect();
+            format!("is not a valid .npy file: {escaped}")
+        }
     };
     Error::bad_data(path, message)
 }

@@ -1,7 +1,7 @@
 //! What `train` prints: the text report (a table of the loss before each step that ends with
 //! the final state, then the summary and the weights) or one JSON object.
 
-use downhill::error::number;
+use downhill::error::{number, weight_text};
 use downhill::verify::{self, Report};
 use downhill::{model_file, Outcome};
 use serde_json::json;
@@ -68,10 +68,11 @@ pub fn print_text(cx: &Context, outcome: &Outcome, verification: Option<&Report>
     );
     println!();
     println!(
-        "final {} {:.6e} after {} steps ({})",
+        "final {} {:.6e} after {} step{} ({})",
         args.loss,
         outcome.final_loss,
         outcome.steps(),
+        if outcome.steps() == 1 { "" } else { "s" },
         outcome.stopped.describe(args.tol)
     );
     let ms = outcome.ms_per_step();
@@ -84,7 +85,7 @@ pub fn print_text(cx: &Context, outcome: &Outcome, verification: Option<&Report>
     println!();
     println!("weights:");
     for (name, value) in net.param_names().iter().zip(net.params()) {
-        println!("  {name:<14} {value:>12.6}");
+        println!("  {name:<14} {:>12}", weight_text(value));
     }
     if let Some(v) = verification {
         println!(
