@@ -14,6 +14,7 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
+use super::layout::{KernelLayout, LayerPlan};
 use super::simd::{madd, Level};
 use super::CpuKernel;
 use crate::data::{row_slices, Dataset};
@@ -63,63 +64,6 @@ impl Fused {
 struct Partial {
     sse: f64,
     gradient: Vec<f64>,
-}
-
-/// One layer as the kernels see it: offsets into the flat f32 parameter vector.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct LayerPlan {
-    pub inputs: usize,
-    pub nodes: usize,
-    pub weights: usize,
-    pub bias: Option<usize>,
-    pub activation: Activation,
-}
-
-/// The network flattened to f32 for one step.
-pub(super) struct KernelLayout {
-    pub layers: Vec<LayerPlan>,
-    pub params: Vec<f32>,
-    /// The same vector with every layer's weight matrix transposed in place (`inputs x nodes`
-    /// at the same offset), for the backward pass's products.
-    pub transposed: Vec<f32>,
-    pub widths: Vec<usize>,
-}
-
-impl KernelLayout {
-    pub(super) fn new(net: &Network) -> Self {
-        let layers: Vec<LayerPlan> = net
-            .layers()
-            .iter()
-            .zip(net.param_offsets())
-            .map(|(l, (weights, bias))| LayerPlan {
-                inputs: l.inputs(),
-                nodes: l.nodes(),
-                weights,
-                bias,
-                activation: l.activation,
-            })
-            .collect();
-        let params: Vec<f32> = net.params().iter().map(|&p| p as f32).collect();
-        let mut transposed = params.clone();
-        for l in &layers {
-            let l: &LayerPlan = l;
-            for j in 0..l.nodes {
-                for i in 0..l.inputs {
-                    transposed[l.weights + i * l.nodes + j] = params[l.weights + j * l.inputs + i];
-                }
-            }
-        }
-        KernelLayout {
-            layers,
-            params,
-            transposed,
-            widths: net.widths(),
-        }
-    }
-
-    fn outputs(&self) -> usize {
-        self.widths[self.widths.len() - 1]
-    }
 }
 
 /// Per-task working memory: the activations of every layer and two delta buffers, one tile

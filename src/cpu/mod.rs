@@ -6,6 +6,7 @@
 //! the loss choice (MSE or SSE) is a scale applied afterwards.
 
 mod fused;
+mod layout;
 pub mod probe;
 pub mod reference;
 mod simd;

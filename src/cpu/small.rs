@@ -12,7 +12,7 @@
 // handles best; iterator chains over several arrays at once would obscure both.
 #![allow(clippy::needless_range_loop)]
 
-use super::fused::KernelLayout;
+use super::layout::KernelLayout;
 use super::simd::{madd, Level};
 use crate::network::Activation;
 
