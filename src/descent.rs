@@ -66,6 +66,15 @@ pub trait Engine {
     /// The current weights.
     fn network(&mut self) -> Result<Network>;
 
+    /// Continues from `net`'s weights (of the engine's shape). Engines that cannot say so.
+    fn set_network(&mut self, net: &Network) -> Result<()> {
+        let _ = net;
+        Err(Error::Unsupported(format!(
+            "{} cannot take new weights mid-run",
+            self.device()
+        )))
+    }
+
     /// How many steps to run per round when the caller has no preference.
     fn preferred_round(&self) -> usize {
         10

@@ -232,7 +232,7 @@ impl Evaluator<'_> {
             Evaluator::Cpu(data, kernel) => Ok(kernel.evaluate(net, data)),
             #[cfg(feature = "gpu")]
             Evaluator::Gpu(engine) => {
-                engine.set_network(net)?;
+                engine.load_network(net)?;
                 engine.evaluate()
             }
         }

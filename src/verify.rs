@@ -39,6 +39,13 @@ pub const LOSS_FLOOR: f64 = 1e-4;
 /// Gradient norms likewise, below a hundredth of the first step's norm.
 pub const NORM_FLOOR: f64 = 1e-2;
 
+/// Largest relative deviation allowed between the paths' gradient norms. Looser than the loss:
+/// a point whose ReLU input is within rounding of zero is on in one path and off in the other,
+/// which moves the gradient by that one point's term (of order 1/N of the whole), large next to
+/// a norm that has nearly vanished. A wrong gradient still shows: in the weights each round
+/// leaves (held to [`TOLERANCE`]) and in where the paths stop.
+pub const NORM_TOLERANCE: f64 = 1e-1;
+
 /// Relative deviation of `a` from `b`, measured against at least `floor`.
 pub fn relative_above(a: f64, b: f64, floor: f64) -> f64 {
     if a == b {
@@ -76,7 +83,7 @@ impl Report {
     pub fn passed(&self) -> bool {
         self.mismatch.is_none()
             && self.loss <= TOLERANCE
-            && self.gradient_norm <= TOLERANCE
+            && self.gradient_norm <= NORM_TOLERANCE
             && self.weights <= TOLERANCE
     }
 
@@ -89,7 +96,7 @@ impl Report {
             Some(why) => why.clone(),
             None => format!(
                 "the paths differ by {:.3e} (loss), {:.3e} (gradient norm) and {:.3e} \
-                 (weights), more than {TOLERANCE:e}",
+                 (weights), more than {TOLERANCE:e} (gradient norm: {NORM_TOLERANCE:e})",
                 self.loss, self.gradient_norm, self.weights
             ),
         }))
@@ -103,6 +110,8 @@ pub struct Verified<'a> {
     pub against: Box<dyn Engine + 'a>,
     loss: f64,
     gradient_norm: f64,
+    /// Largest deviation of the weights at the end of a round.
+    weights: f64,
     compared: usize,
     /// The first step's gradient norm: the scale small norms are compared on.
     first_norm: Option<f64>,
@@ -119,6 +128,7 @@ impl<'a> Verified<'a> {
             against,
             loss: 0.0,
             gradient_norm: 0.0,
+            weights: 0.0,
             compared: 0,
             first_norm: None,
             first_loss: None,
@@ -132,7 +142,10 @@ impl<'a> Verified<'a> {
             compared: self.compared,
             loss: self.loss,
             gradient_norm: self.gradient_norm,
-            weights: weight_deviation(&self.checked.network()?, &self.against.network()?),
+            weights: self.weights.max(weight_deviation(
+                &self.checked.network()?,
+                &self.against.network()?,
+            )),
             mismatch: self.mismatch.clone(),
         })
     }
@@ -202,6 +215,12 @@ impl Engine for Verified<'_> {
     }
 
     fn run_steps(&mut self, first_step: usize, count: usize, rule: &StepRule) -> Result<Round> {
+        // Every round starts both paths from the checked path's weights: what is verified is
+        // each path's arithmetic, step by step. Left to run apart, two correct paths drift
+        // along a chaotic trajectory (a ReLU switching, an oscillating descent) until they
+        // disagree by far more than any rounding.
+        let start = self.checked.network()?;
+        self.against.set_network(&start)?;
         let got = self.checked.run_steps(first_step, count, rule)?;
         let want = self.against.run_steps(first_step, count, rule)?;
         for (g, w) in got.records.iter().zip(&want.records) {
@@ -218,6 +237,10 @@ impl Engine for Verified<'_> {
             self.compared += 1;
         }
         self.compare_stops(&got, &want, rule);
+        // Both rounds began at the same weights: where they end says whether both updates
+        // were the same.
+        let ended = weight_deviation(&self.checked.network()?, &self.against.network()?);
+        self.weights = self.weights.max(ended);
         Ok(got)
     }
 
@@ -235,6 +258,11 @@ impl Engine for Verified<'_> {
 
     fn network(&mut self) -> Result<Network> {
         self.checked.network()
+    }
+
+    fn set_network(&mut self, net: &Network) -> Result<()> {
+        self.checked.set_network(net)?;
+        self.against.set_network(net)
     }
 
     fn preferred_round(&self) -> usize {

@@ -833,3 +833,103 @@ fn one_fifo_takes_one_output_and_devices_take_any_format() {
     let out = downhill(&["generate", "--points", "100", "--out", "/dev/null"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+// A third trial found these.
+
+#[test]
+fn verify_passes_honest_runs_that_wander_and_catches_a_wrong_update() {
+    // Oscillating and converging runs, where f32 and f64 trajectories drift apart (each
+    // round is checked from common weights).
+    for args in [
+        &["--points", "1000"][..],
+        &["--seed", "7", "--points", "3000", "--steps", "400"],
+    ] {
+        let mut all = vec!["train", "--device", "cpu", "--verify", "--json"];
+        all.extend_from_slice(args);
+        let out = downhill(&all);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_downhill"))
+        .args(["train", "--device", "cpu", "--verify", "--points", "1000"])
+        .env("DOWNHILL_VERIFY_PERTURB", "1e-3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+#[test]
+fn wide_teachers_and_early_signals_do_not_exhaust_memory_or_get_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    // A teacher 100,000 wide: its activations are made a piece at a time.
+    let out_file = dir.path().join("w.csv");
+    let out = downhill_within(
+        Duration::from_secs(120),
+        &[
+            "generate",
+            "--points",
+            "3000",
+            "--layers",
+            "2,100000,1",
+            "--out",
+            s(&out_file),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The f64 reference's memory is checked before the data is made.
+    refused(
+        &downhill_within(
+            Duration::from_secs(20),
+            &[
+                "train", "--points", "1e9", "--layers", "2,64,1", "--verify", "--device", "cpu",
+            ],
+        ),
+        &["f64 reference", "needs about"],
+    );
+    // Ctrl-C while the data is being made ends the command at once.
+    let child = Command::new(env!("CARGO_BIN_EXE_downhill"))
+        .args([
+            "train", "--points", "2e8", "--steps", "1", "--device", "cpu",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let start = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn negative_numbers_with_exponents_and_devices_for_landscapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, model) = points_and_model(dir.path());
+    let out = downhill(&[
+        "landscape",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--weight",
+        "l0.n0.w0",
+        "--from",
+        "-1e-5",
+        "--to",
+        "1e-5",
+        "--grid",
+        "3",
+        "--out",
+        "/dev/null",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    refused(
+        &downhill(&["train", "--points", "100", "--lr", "-1e-3"]),
+        &["learning rate must be a finite number > 0"],
+    );
+}

@@ -30,21 +30,52 @@ fn a_fused_kernel_against_the_reference_passes_and_a_perturbed_one_fails() {
         max_steps: 20,
         ..Descent::default()
     };
-    let run = |checked: Network| {
+    let run = |amount: f64| {
+        let fused = CpuEngine::new(net.clone(), &set, CpuVariant::Fused).unwrap();
         let mut verified = Verified::new(
-            Box::new(CpuEngine::new(checked, &set, CpuVariant::Fused).unwrap()),
+            Box::new(WrongUpdate {
+                inner: fused,
+                amount,
+            }),
             Box::new(CpuEngine::new(net.clone(), &set, CpuVariant::Reference).unwrap()),
         );
         descent.run(&mut verified, &mut []).unwrap();
         verified.report().unwrap()
     };
-    let good = run(net.clone());
+    let good = run(0.0);
     assert!(good.passed(), "{good:?}");
     assert_eq!(good.compared, 20);
-    let bad = run(moved(&net, 1e-3));
+    let bad = run(1e-3);
     assert!(!bad.passed(), "{bad:?}");
     let error = bad.failure().unwrap();
     assert_eq!(error.exit_code(), 1);
+}
+
+/// The fused engine with an update that is wrong by a relative `amount`, as a faulty kernel's.
+struct WrongUpdate<'a> {
+    inner: CpuEngine<'a>,
+    amount: f64,
+}
+
+impl Engine for WrongUpdate<'_> {
+    fn device(&self) -> String {
+        self.inner.device()
+    }
+    fn run_steps(&mut self, first: usize, count: usize, rule: &StepRule) -> Result<Round> {
+        let round = self.inner.run_steps(first, count, rule)?;
+        let net = self.inner.network()?;
+        self.inner.set_network(&moved(&net, self.amount))?;
+        Ok(round)
+    }
+    fn evaluate(&mut self) -> Result<Evaluation> {
+        self.inner.evaluate()
+    }
+    fn network(&mut self) -> Result<Network> {
+        self.inner.network()
+    }
+    fn set_network(&mut self, net: &Network) -> Result<()> {
+        self.inner.set_network(net)
+    }
 }
 
 /// An engine that reports a flat stop at `stop_at`, whatever its gradient.
@@ -73,6 +104,9 @@ impl Engine for StopsEarly<'_> {
     }
     fn network(&mut self) -> Result<Network> {
         self.inner.network()
+    }
+    fn set_network(&mut self, net: &Network) -> Result<()> {
+        self.inner.set_network(net)
     }
 }
 

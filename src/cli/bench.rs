@@ -35,7 +35,7 @@ pub struct BenchArgs {
         long,
         value_name = "F",
         default_value_t = 0.01,
-        allow_negative_numbers = true
+        allow_hyphen_values = true
     )]
     lr: f64,
     /// auto: every path this machine has; cpu: the CPU paths; gpu: the GPU path next to the

@@ -32,7 +32,7 @@ pub struct GenerateArgs {
         long,
         value_name = "F",
         default_value_t = 0.05,
-        allow_negative_numbers = true
+        allow_hyphen_values = true
     )]
     noise: f64,
     /// Seed: the same seed gives the same points.

@@ -1,6 +1,6 @@
 //! Ctrl-C (SIGINT) and SIGTERM, for every command.
 //!
-//! During `train`'s descent the first signal asks the loop to stop after the round of steps in
+//! While `train` descends, the first signal asks the loop to stop after the round of steps in
 //! flight, so the weights and history so far are written as usual. Any other signal (the
 //! second one, or the first one for a command that cannot stop half way) ends the process at
 //! once: the temporary files being written are removed first and the message says so, so no
@@ -69,6 +69,13 @@ impl Interrupts {
                 Error::InvalidArgument(format!("starting the signal thread failed: {e}"))
             })?;
         Ok(Interrupts { flags })
+    }
+
+    /// Whether a first signal stops the work gracefully (`train` while it descends) or ends the
+    /// process at once, removing unfinished outputs (everything else, `train`'s set-up and
+    /// writing included).
+    pub fn set_graceful(&self, graceful: bool) {
+        self.flags.graceful.store(graceful, Ordering::SeqCst);
     }
 
     /// The exit code for the signal that came, if one did.

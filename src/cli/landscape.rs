@@ -39,10 +39,10 @@ pub struct LandscapeArgs {
     #[arg(long = "weight", value_name = "NAME", required = true, num_args = 1)]
     weights: Vec<String>,
     /// Lowest weight value (both axes); default: the current value minus max(1, |value|).
-    #[arg(long, value_name = "A", allow_negative_numbers = true)]
+    #[arg(long, value_name = "A", allow_hyphen_values = true)]
     from: Option<f64>,
     /// Highest weight value (both axes); default: the current value plus max(1, |value|).
-    #[arg(long, value_name = "B", allow_negative_numbers = true)]
+    #[arg(long, value_name = "B", allow_hyphen_values = true)]
     to: Option<f64>,
     /// Grid points per axis [default: 201 for one weight, 101 for two].
     #[arg(long, value_name = "G", value_parser = parse_count)]
@@ -88,10 +88,12 @@ pub fn run(args: LandscapeArgs) -> Result<ExitCode> {
     let output = match &args.out {
         None => Output::Stdout,
         Some(path) => {
+            // A device or pipe without a picture's extension takes the CSV, as in `generate`.
             let is_csv = path
                 .extension()
                 .and_then(|e| e.to_str())
-                .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+                || (downhill::output::is_stream(path) && ImageKind::of(path).is_err());
             if !is_csv {
                 ImageKind::of(path)?;
             }
@@ -161,7 +163,15 @@ pub fn run(args: LandscapeArgs) -> Result<ExitCode> {
         Output::Stdout => {
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
-            write_csv(&mut lock, &land, Path::new("<stdout>"))?;
+            match write_csv(&mut lock, &land, Path::new("<stdout>")) {
+                // The reader closed the pipe (`| head`): end quietly, as SIGPIPE would.
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    std::process::exit(141)
+                }
+                other => other?,
+            }
         }
     }
     // The summary is the result when the grid went to a file; with the CSV on stdout, it

@@ -133,10 +133,9 @@ struct ModelDataArgs {
 
 /// Runs the parsed command; the exit code of a run that completed (possibly as a failure).
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    // First of all, so that an early Ctrl-C already ends the command cleanly. Only `train`
-    // stops gracefully (after the steps in flight); the others stop at once, removing any
-    // output they had begun.
-    let interrupts = interrupt::Interrupts::install(matches!(cli.command, Command::Train(_)))?;
+    // First of all, so that an early Ctrl-C already ends the command cleanly: at once, removing
+    // any output begun. Only `train`'s descent stops gracefully (after the steps in flight).
+    let interrupts = interrupt::Interrupts::install(false)?;
     match cli.command {
         Command::Train(args) => train::run(args, interrupts),
         Command::Eval(args) => evaluate::run_eval(args),

@@ -138,4 +138,17 @@ impl Engine for CpuEngine<'_> {
     fn network(&mut self) -> Result<Network> {
         Ok(self.net.clone())
     }
+
+    fn set_network(&mut self, net: &Network) -> Result<()> {
+        if net.widths() != self.net.widths() {
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "the engine trains {}, not {}",
+                self.net.describe(),
+                net.describe()
+            )));
+        }
+        self.net = net.clone();
+        self.previous = None;
+        Ok(())
+    }
 }

@@ -59,7 +59,16 @@ fn fill_block(teacher: &Network, noise: f64, rng: &mut ChaCha8Rng, mut chunk: Ar
     let inputs = teacher.inputs();
     let n = chunk.ncols();
     let x = Array2::<f64>::from_shape_fn((inputs, n), |_| rng.random_range(-1.0..=1.0));
-    let y = teacher.forward_columns(x.view());
+    // The teacher's layers in pieces of points small enough that a wide teacher's activations
+    // (points x width f64 values) stay within a few tens of MB.
+    let widest = teacher.widths().into_iter().max().unwrap_or(1);
+    let piece = ((1usize << 22) / widest).clamp(1, n.max(1));
+    let mut y = Array2::<f64>::zeros((teacher.outputs(), n));
+    for start in (0..n).step_by(piece) {
+        let end = (start + piece).min(n);
+        let part = teacher.forward_columns(x.slice(ndarray::s![.., start..end]));
+        y.slice_mut(ndarray::s![.., start..end]).assign(&part);
+    }
     for (dst, src) in chunk.rows_mut().into_iter().zip(x.rows()) {
         dst.into_iter().zip(src).for_each(|(d, s)| *d = *s as f32);
     }

@@ -262,7 +262,7 @@ impl GpuEngine {
 
     /// Puts `net`'s weights (of the engine's shape) on the device, for the next steps or
     /// evaluation: one engine evaluates any number of weight sets over data uploaded once.
-    pub fn set_network(&mut self, net: &Network) -> Result<()> {
+    pub fn load_network(&mut self, net: &Network) -> Result<()> {
         if Shape::of(net) != self.shape {
             return Err(Error::InvalidArgument(format!(
                 "the engine was built for {}, not {}",
@@ -428,6 +428,10 @@ impl Engine for GpuEngine {
 
     fn preferred_round(&self) -> usize {
         STEPS_PER_SUBMIT
+    }
+
+    fn set_network(&mut self, net: &Network) -> Result<()> {
+        self.load_network(net)
     }
 }
 

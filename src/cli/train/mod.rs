@@ -63,7 +63,7 @@ pub struct TrainArgs {
         long,
         value_name = "F",
         default_value_t = 0.3,
-        allow_negative_numbers = true
+        allow_hyphen_values = true
     )]
     lr: f64,
     /// Maximum number of steps.
@@ -74,7 +74,7 @@ pub struct TrainArgs {
         long,
         value_name = "F",
         default_value_t = 1e-5,
-        allow_negative_numbers = true
+        allow_hyphen_values = true
     )]
     tol: f64,
     /// The loss to minimise. The SSE grows with the number of points, and so does its
@@ -140,6 +140,19 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     check_outputs(&args)?;
 
     let net = initial_network(&args)?;
+    let target = Target::resolve(args.device)?;
+    if args.verify && !target.is_gpu() && args.data.is_none() {
+        // The f64 reference holds every layer for every point: refuse before making the data.
+        let points = args.points.unwrap_or(DEFAULT_POINTS);
+        check_memory(
+            &format!(
+                "--verify with the f64 reference kernel on {} points of {}",
+                thousands(points),
+                net.describe()
+            ),
+            downhill::cpu::reference::memory_needed(&net, points),
+        )?;
+    }
     let (data, source) = training_data(&args, &net)?;
     let points = data.len();
     // Continuing (--init) an existing history: append to it, numbering on from its end.
@@ -157,10 +170,12 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     };
     let offset = resume.as_ref().map_or(0, history::PastHistory::offset);
     let mut progress = ProgressObserver::new(args.steps);
-    let target = Target::resolve(args.device)?;
     let opened = target.engine(net.clone(), &data)?;
     let on_gpu = opened.is_gpu();
-    let perturbed = perturbed_for_tests(&net)?;
+    let perturbed = perturbation_for_tests()?;
+    // From here to the end of the descent a first Ctrl-C stops after the steps in flight and
+    // the weights reached are written; before and after, it ends the command at once.
+    interrupts.set_graceful(true);
     let mut observers = [&mut progress as &mut dyn Observer, &mut interrupts];
     let (outcome, device_name, verification) = match (opened, args.verify) {
         #[cfg(feature = "gpu")]
@@ -186,7 +201,10 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
         }
         (opened, true) => {
             let checked = match perturbed {
-                Some(net) => target.engine(net, &data)?.boxed(),
+                Some(amount) => Box::new(Perturbed {
+                    inner: opened.boxed(),
+                    amount,
+                }),
                 None => opened.boxed(),
             };
             // The GPU is checked against the fused CPU kernel; that kernel against the f64
@@ -204,6 +222,7 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
         }
     };
 
+    interrupts.set_graceful(false);
     // Every output is written in full before any is put in place.
     let mut outputs = Outputs::new();
     if let Some(path) = &args.out {
@@ -312,22 +331,62 @@ fn check_outputs(args: &TrainArgs) -> Result<()> {
     check_distinct(&outputs, &inputs)
 }
 
-/// The starting weights moved by `DOWNHILL_VERIFY_PERTURB` (tests of `--verify` only).
-fn perturbed_for_tests(net: &Network) -> Result<Option<Network>> {
+/// The amount `DOWNHILL_VERIFY_PERTURB` asks for (tests of `--verify` only).
+fn perturbation_for_tests() -> Result<Option<f64>> {
     let Ok(text) = std::env::var(PERTURB_VARIABLE) else {
         return Ok(None);
     };
-    let amount: f64 = text.parse().map_err(|_| {
-        Error::InvalidArgument(format!("{PERTURB_VARIABLE}={text} is not a number"))
-    })?;
-    let mut moved = net.clone();
-    let params: Vec<f64> = net
-        .params()
-        .iter()
-        .map(|p| p * (1.0 + amount) + amount)
-        .collect();
-    moved.set_params(&params)?;
-    Ok(Some(moved))
+    text.parse()
+        .map(Some)
+        .map_err(|_| Error::InvalidArgument(format!("{PERTURB_VARIABLE}={text} is not a number")))
+}
+
+/// An engine whose update is wrong by a relative `amount` (its weights moved after every round),
+/// as a faulty kernel's would be: what `--verify` must catch. Used only by the tests of
+/// `--verify` itself, through `DOWNHILL_VERIFY_PERTURB`.
+struct Perturbed<'a> {
+    inner: Box<dyn Engine + 'a>,
+    amount: f64,
+}
+
+impl Engine for Perturbed<'_> {
+    fn device(&self) -> String {
+        self.inner.device()
+    }
+
+    fn run_steps(
+        &mut self,
+        first_step: usize,
+        count: usize,
+        rule: &downhill::descent::StepRule,
+    ) -> Result<downhill::descent::Round> {
+        let round = self.inner.run_steps(first_step, count, rule)?;
+        let mut moved = self.inner.network()?;
+        let params: Vec<f64> = moved
+            .params()
+            .iter()
+            .map(|p| p * (1.0 + self.amount) + self.amount)
+            .collect();
+        moved.set_params(&params)?;
+        self.inner.set_network(&moved)?;
+        Ok(round)
+    }
+
+    fn evaluate(&mut self) -> Result<downhill::Evaluation> {
+        self.inner.evaluate()
+    }
+
+    fn network(&mut self) -> Result<Network> {
+        self.inner.network()
+    }
+
+    fn set_network(&mut self, net: &Network) -> Result<()> {
+        self.inner.set_network(net)
+    }
+
+    fn preferred_round(&self) -> usize {
+        self.inner.preferred_round()
+    }
 }
 
 fn initial_network(args: &TrainArgs) -> Result<Network> {

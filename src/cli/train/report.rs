@@ -90,12 +90,13 @@ pub fn print_text(cx: &Context, outcome: &Outcome, verification: Option<&Report>
     if let Some(v) = verification {
         println!(
             "verify: {} steps compared; largest relative deviation {:.3e} (loss), {:.3e} \
-             (gradient norm), {:.3e} (weights); tolerance {:e}: {}",
+             (gradient norm), {:.3e} (weights); tolerance {:e} (gradient norm {:e}): {}",
             v.compared,
             v.loss,
             v.gradient_norm,
             v.weights,
             verify::TOLERANCE,
+            verify::NORM_TOLERANCE,
             match (&v.mismatch, v.passed()) {
                 (Some(why), _) => format!("FAILED ({why})"),
                 (None, true) => "passed".into(),
