@@ -1,9 +1,10 @@
 //! `train --verify`: a training engine checked step by step against another path.
 //!
 //! [`Verified`] runs both engines in lockstep behind the [`Engine`] interface, so the descent
-//! loop does not know it is being checked. After each round it compares what both did: the
-//! number of steps, the loss and the gradient norm of every step, and why and where each
-//! stopped; at the end [`Verified::report`] compares the weights. The GPU path is checked
+//! loop does not know it is being checked. Every round starts both from the checked engine's
+//! weights; after it, [`Verified`] compares what both did: the number of steps, the loss and
+//! the gradient norm of every step, why and where each stopped, and the weights each ended
+//! with. [`Verified::report`] adds the final weights. The GPU path is checked
 //! against the fused CPU kernel; the fused CPU kernel against the f64 reference kernel.
 //!
 //! Tolerance: the paths compute in f32 (the reference in f64) and sum in different orders, so
