@@ -138,10 +138,7 @@ pub fn run(settings: &BenchSettings, progress: &mut dyn FnMut(&str)) -> Result<B
     .validate()?;
     for widths in &settings.workloads {
         for &points in &settings.points {
-            crate::limits::check_memory(
-                &format!("{points} points of {widths:?}"),
-                crate::limits::bytes_for(points, (widths[0] + widths[widths.len() - 1]) * 4),
-            )?;
+            data::check_size(points, widths[0], widths[widths.len() - 1])?;
         }
     }
     let gpu = open_gpu(settings.device)?;

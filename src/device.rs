@@ -85,6 +85,8 @@ fn context_for(choice: DeviceChoice) -> Result<Option<GpuContext>> {
 /// A device choice resolved once: the GPU context, when the GPU path is used, opened a single
 /// time for any number of engines and evaluations (the landscape makes many).
 pub struct Target {
+    /// Read by the GPU path's fallback under `auto`.
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     choice: DeviceChoice,
     #[cfg(feature = "gpu")]
     ctx: Option<GpuContext>,
@@ -106,11 +108,6 @@ impl Target {
             #[cfg(feature = "gpu")]
             ctx: context_for(choice)?,
         })
-    }
-
-    /// The choice this target was resolved from.
-    pub fn choice(&self) -> DeviceChoice {
-        self.choice
     }
 
     /// Whether the GPU path is used.

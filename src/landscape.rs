@@ -153,19 +153,15 @@ pub fn compute(
         }
     }
     // Set up once (on the GPU: the data uploaded, the kernel built), used by every batch.
-    let evaluator = match losses.len() < total {
-        true => Some(target.sse_of_many_evaluator(net, data)?),
-        false => None,
-    };
-    for (start, evaluator) in (losses.len()..total)
-        .step_by(BATCH)
-        .zip(std::iter::repeat(evaluator.as_ref()).flatten())
-    {
-        let nets = (start..(start + BATCH).min(total))
-            .map(|k| with_weights(net, &base, &axes, &point(k)))
-            .collect::<Result<Vec<_>>>()?;
-        losses.extend(evaluator.sse(&nets)?.into_iter().map(|sse| sse * scale));
-        progress(losses.len(), total);
+    if losses.len() < total {
+        let evaluator = target.sse_of_many_evaluator(net, data)?;
+        for start in (0..total).step_by(BATCH) {
+            let nets = (start..(start + BATCH).min(total))
+                .map(|k| with_weights(net, &base, &axes, &point(k)))
+                .collect::<Result<Vec<_>>>()?;
+            losses.extend(evaluator.sse(&nets)?.into_iter().map(|sse| sse * scale));
+            progress(losses.len(), total);
+        }
     }
     if !losses.iter().any(|l| l.is_finite()) {
         return Err(Error::InvalidArgument(format!(

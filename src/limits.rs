@@ -47,13 +47,6 @@ pub fn check_memory(what: &str, needed: Option<u64>) -> Result<()> {
     }
 }
 
-/// Sums of byte counts, `None` if any is `None` or the sum overflows.
-pub fn total(parts: &[Option<u64>]) -> Option<u64> {
-    parts
-        .iter()
-        .try_fold(0u64, |acc, part| acc.checked_add((*part)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,8 +63,6 @@ mod tests {
             assert!(text.contains("a big set needs about") && text.contains("available"));
         }
         assert!(check_memory("a small set", Some(1024)).is_ok());
-        assert_eq!(total(&[Some(1), Some(2)]), Some(3));
-        assert_eq!(total(&[Some(u64::MAX), Some(2)]), None);
         assert_eq!(describe_bytes(1_200_000_000), "1.2 GB");
     }
 }

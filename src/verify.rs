@@ -24,10 +24,7 @@ pub const TOLERANCE: f64 = 1e-4;
 
 /// Relative deviation of `a` from `b`, safe at zero.
 pub fn relative(a: f64, b: f64) -> f64 {
-    if a == b {
-        return 0.0;
-    }
-    (a - b).abs() / b.abs().max(a.abs()).max(1e-30)
+    relative_above(a, b, 0.0)
 }
 
 /// Losses are compared relative to themselves, or to this share of the first step's loss once
@@ -230,11 +227,9 @@ impl Engine for Verified<'_> {
             // A norm near zero is the difference of large sums, and its relative rounding
             // grows as it shrinks: below a share of the first norm, compare on that scale.
             let scale = NORM_FLOOR * *self.first_norm.get_or_insert(w.gradient_norm);
-            let gap = (g.gradient_norm - w.gradient_norm).abs();
-            let size = g.gradient_norm.abs().max(w.gradient_norm.abs()).max(scale);
-            if gap > 0.0 {
-                self.gradient_norm = self.gradient_norm.max(gap / size.max(1e-30));
-            }
+            self.gradient_norm =
+                self.gradient_norm
+                    .max(relative_above(g.gradient_norm, w.gradient_norm, scale));
             self.compared += 1;
         }
         self.compare_stops(&got, &want, rule);

@@ -6,7 +6,7 @@
 //! once: the temporary files being written are removed first and the message says so, so no
 //! `.downhill-*.tmp` file is left behind and no output is half written.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use downhill::descent::{Observer, StepRecord};
@@ -26,6 +26,9 @@ struct Flags {
     term: AtomicBool,
     /// Whether the running command stops by itself after a first signal.
     graceful: AtomicBool,
+    /// Signals delivered, counted in the handler itself: two signals in quick succession can
+    /// wake the signal thread only once, and must still count as a second signal.
+    delivered: AtomicUsize,
 }
 
 /// The installed handlers; an observer that asks the run to stop once a signal came.
@@ -42,6 +45,18 @@ impl Interrupts {
         let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| {
             Error::InvalidArgument(format!("installing the signal handlers failed: {e}"))
         })?;
+        for signal in [SIGINT, SIGTERM] {
+            let counter = flags.clone();
+            // SAFETY: the action only increments an atomic, which is async-signal-safe.
+            unsafe {
+                signal_hook::low_level::register(signal, move || {
+                    counter.delivered.fetch_add(1, Ordering::SeqCst);
+                })
+            }
+            .map_err(|e| {
+                Error::InvalidArgument(format!("installing the signal handlers failed: {e}"))
+            })?;
+        }
         let shared = flags.clone();
         std::thread::Builder::new()
             .name("signals".into())
@@ -52,8 +67,7 @@ impl Interrupts {
                     } else {
                         (&shared.int, SIGINT_EXIT, "Ctrl-C")
                     };
-                    let first =
-                        !shared.int.load(Ordering::SeqCst) && !shared.term.load(Ordering::SeqCst);
+                    let first = shared.delivered.load(Ordering::SeqCst) <= 1;
                     flag.store(true, Ordering::SeqCst);
                     if first && shared.graceful.load(Ordering::SeqCst) {
                         eprintln!(

@@ -14,7 +14,7 @@ use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 
 use crate::error::{Error, Result};
 
-pub use synthetic::generate;
+pub use synthetic::{check_size, generate};
 
 /// Characters of a bad cell or line quoted in an error message.
 const QUOTED_CHARS: usize = 40;

@@ -16,6 +16,15 @@ use crate::network::Network;
 /// Points per block: one random stream each.
 const BLOCK: usize = 1 << 16;
 
+/// Refuses a set of `points` points of `inputs + outputs` columns larger than the memory
+/// available, before anything is made.
+pub fn check_size(points: usize, inputs: usize, outputs: usize) -> Result<()> {
+    crate::limits::check_memory(
+        &format!("a synthetic set of {points} points"),
+        crate::limits::bytes_for(points, (inputs + outputs) * 4),
+    )
+}
+
 /// Makes `points` points from `teacher` with gaussian noise of standard deviation `noise`.
 pub fn generate(teacher: &Network, points: usize, noise: f64, seed: u64) -> Result<Dataset> {
     if points == 0 {
@@ -28,10 +37,7 @@ pub fn generate(teacher: &Network, points: usize, noise: f64, seed: u64) -> Resu
         )));
     }
     let inputs = teacher.inputs();
-    crate::limits::check_memory(
-        &format!("a synthetic set of {points} points"),
-        crate::limits::bytes_for(points, (inputs + teacher.outputs()) * 4),
-    )?;
+    check_size(points, inputs, teacher.outputs())?;
     let mut columns = Array2::<f32>::zeros((inputs + teacher.outputs(), points));
     columns
         .axis_chunks_iter_mut(Axis(1), BLOCK)

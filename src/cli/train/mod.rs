@@ -12,7 +12,7 @@ use downhill::data::{generate, Table};
 use downhill::descent::Observer;
 use downhill::device::{OpenEngine, Target};
 use downhill::error::number;
-use downhill::limits::{bytes_for, check_memory};
+use downhill::limits::check_memory;
 use downhill::output::{check_distinct, check_output, Outputs};
 use downhill::plot;
 use downhill::progress::ProgressObserver;
@@ -422,11 +422,6 @@ fn training_data(args: &TrainArgs, net: &Network) -> Result<(Dataset, Source)> {
         return Ok((data, Source::File(path.clone())));
     }
     let points = args.points.unwrap_or(DEFAULT_POINTS);
-    let columns = net.inputs() + net.outputs();
-    check_memory(
-        &format!("a synthetic set of {} points", thousands(points)),
-        bytes_for(points, columns * 4),
-    )?;
     let (teacher, name) = if net.widths() == [2, 2, 1] {
         (
             Network::lesson_baseline(Activation::Relu),
