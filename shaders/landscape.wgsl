@@ -7,8 +7,8 @@
 struct Chunk {
     points: u32,      // points in this chunk
     stride: u32,      // distance between the chunk's columns in `data`
-    _pad0: u32,
-    _pad1: u32,
+    partial_row: u32,  // not used by this kernel (one Rust mirror for every `Chunk`)
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> data: array<f32>;

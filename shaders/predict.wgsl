@@ -3,8 +3,8 @@
 struct Chunk {
     points: u32,       // points in this chunk
     stride: u32,       // distance between the chunk's columns in `data` and in `out`
-    _pad0: u32,
-    _pad1: u32,
+    partial_row: u32,  // not used by this kernel (one Rust mirror for every `Chunk`)
+    _pad: u32,
 }
 
 // The chunk's input columns one after another, `stride` values apart.

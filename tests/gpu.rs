@@ -458,3 +458,35 @@ fn one_evaluator_serves_many_weight_sets() {
     let other = Network::random(&[3, 4, 2], Activation::Relu, true, 1).unwrap();
     assert!(evaluator.evaluate(&other).is_err());
 }
+
+/// The landscape's many-vector kernel cuts the data as the engine does (`gpu/chunks.rs`): with
+/// chunks of 1, 64 or 1000 points it gives every vector's reference SSE.
+#[test]
+fn the_landscape_kernel_matches_the_reference_on_chunked_data() {
+    let Some(ctx) = gpu() else {
+        return;
+    };
+    let (net, set) = random_case(&[3, 5, 2], Activation::Relu, true, 1001, 14);
+    let nets: Vec<Network> = (0..5)
+        .map(|k| {
+            let mut moved = net.clone();
+            let params: Vec<f64> = net.params().iter().map(|p| p - 0.1 * k as f64).collect();
+            moved.set_params(&params).unwrap();
+            moved
+        })
+        .collect();
+    for limit in [Some(1), Some(64), Some(1000), None] {
+        let options = GpuOptions {
+            max_chunk_points: limit,
+            ..GpuOptions::default()
+        };
+        let many = downhill::gpu::landscape::SseOfMany::new(&ctx, &net, &set, options).unwrap();
+        for (got, moved) in many.sse(&nets).unwrap().iter().zip(&nets) {
+            let want = Reference.evaluate(moved, &set).sse;
+            assert!(
+                (got - want).abs() <= GPU_TOLERANCE * want,
+                "chunks of {limit:?}: {got} vs {want}"
+            );
+        }
+    }
+}

@@ -5,17 +5,22 @@
 //! one (one parallel pass over the points per step). Both compute the SSE and its gradient;
 //! the loss choice (MSE or SSE) is a scale applied afterwards.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod fused;
 mod layout;
+mod many;
 pub mod probe;
 pub mod reference;
 mod simd;
 mod small;
 mod sweep;
+mod tile;
 
 use ndarray::{Array2, ArrayView2};
 
-pub use fused::{sse_of_many, Fused};
+pub use fused::Fused;
+pub use many::sse_of_many;
 pub use reference::Reference;
 pub use sweep::sse_along_one_weight;
 

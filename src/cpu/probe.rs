@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::simd::{madd, Level};
+use super::simd::{madd, Isa, Level, SimdJob};
 use crate::data::Dataset;
 
 /// Values per parallel task.
@@ -25,16 +25,26 @@ pub fn read_once(data: &Dataset) -> f64 {
         .sum()
 }
 
-#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
 fn sum_chunk(values: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let mut blocks = values.chunks_exact(LANES);
-    for block in &mut blocks {
-        for (a, v) in acc.iter_mut().zip(block) {
-            *a += v;
+    Level::detect().run(SumChunk(values))
+}
+
+struct SumChunk<'a>(&'a [f32]);
+
+impl SimdJob for SumChunk<'_> {
+    type Output = f32;
+
+    #[inline(always)]
+    fn run<S: Isa>(self, _: S) -> f32 {
+        let mut acc = [0.0f32; LANES];
+        let mut blocks = self.0.chunks_exact(LANES);
+        for block in &mut blocks {
+            for (a, v) in acc.iter_mut().zip(block) {
+                *a += v;
+            }
         }
+        acc.iter().sum::<f32>() + blocks.remainder().iter().sum::<f32>()
     }
-    acc.iter().sum::<f32>() + blocks.remainder().iter().sum::<f32>()
 }
 
 /// Independent multiply-add chains per thread: enough to cover the FMA latency on two ports.
@@ -47,11 +57,7 @@ const ROUNDS: usize = 20_000_000;
 /// instruction set the CPU has, with no memory traffic. The best of three runs.
 pub fn fma_peak() -> f64 {
     let level = Level::detect();
-    let lanes = match level {
-        Level::Avx512 => 16,
-        Level::Avx2 => 8,
-        Level::Baseline => 4,
-    };
+    let lanes = level.lanes();
     (0..3)
         .map(|_| {
             let start = std::time::Instant::now();
@@ -65,32 +71,32 @@ pub fn fma_peak() -> f64 {
 }
 
 fn chains(level: Level, rounds: usize, seed: f32) -> f32 {
-    match level {
-        // SAFETY: `level` came from `Level::detect`.
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => unsafe { chains_avx512(rounds, seed) },
-        // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => unsafe { chains_avx2(rounds, seed) },
-        _ => chains_body::<{ 4 * CHAINS }, false>(rounds, seed),
+    level.run(Chains { rounds, seed })
+}
+
+/// [`CHAINS`] chains of one register each, for `rounds` rounds.
+struct Chains {
+    rounds: usize,
+    seed: f32,
+}
+
+impl SimdJob for Chains {
+    type Output = f32;
+
+    #[inline(always)]
+    fn run<S: Isa>(self, _: S) -> f32 {
+        // The array's length must be a constant: one per register width.
+        match S::LANES {
+            16 => chains_body::<{ 16 * CHAINS }, S>(self.rounds, self.seed),
+            8 => chains_body::<{ 8 * CHAINS }, S>(self.rounds, self.seed),
+            _ => chains_body::<{ 4 * CHAINS }, S>(self.rounds, self.seed),
+        }
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-fn chains_avx512(rounds: usize, seed: f32) -> f32 {
-    chains_body::<{ 16 * CHAINS }, true>(rounds, seed)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn chains_avx2(rounds: usize, seed: f32) -> f32 {
-    chains_body::<{ 8 * CHAINS }, true>(rounds, seed)
 }
 
 /// `N` is the number of lanes in all chains together: [`CHAINS`] times the vector width.
 #[inline(always)]
-fn chains_body<const N: usize, const FMA: bool>(rounds: usize, seed: f32) -> f32 {
+fn chains_body<const N: usize, S: Isa>(rounds: usize, seed: f32) -> f32 {
     let mut acc = [seed; N];
     // Opaque to the compiler, so the chains cannot be folded away.
     let (m, a) = (
@@ -100,7 +106,7 @@ fn chains_body<const N: usize, const FMA: bool>(rounds: usize, seed: f32) -> f32
     for _ in 0..rounds {
         // One flat array, chain after chain: with nested arrays the vectoriser goes astray.
         for x in acc.iter_mut() {
-            *x = madd::<FMA>(*x, m, a);
+            *x = madd::<S>(*x, m, a);
         }
     }
     acc.iter().sum()

@@ -5,15 +5,15 @@
 //! [`V`] points unrolls into straight-line vector code with every value in registers; the
 //! general tile kernel has to go through memory between layers, which costs about three times
 //! the instructions on a network this small. Gradients are summed per lane in f32 for
-//! [`FLUSH`] groups at a time, then in f64. Each shape is built for AVX-512, AVX2 and the
-//! baseline, and the best the CPU runs is picked when the kernel is chosen.
+//! [`FLUSH`] groups at a time, then in f64. Each shape is built for every instruction set the
+//! CPU runs (through `simd`), and the one measured fastest on this machine is used.
 
 // Index loops mirror the math (`z[j] += w[j][i] * a[i]`) and are the shape the vectoriser
 // handles best; iterator chains over several arrays at once would obscure both.
 #![allow(clippy::needless_range_loop)]
 
 use super::layout::KernelLayout;
-use super::simd::{madd, Level};
+use super::simd::{keep_where_positive, loaded, madd, pairwise_sum, Isa, Level, SimdJob};
 use crate::network::Activation;
 
 /// Points per vector group: one AVX-512 register of f32 (two AVX2 ones). With AVX-512's 32
@@ -53,39 +53,9 @@ impl<const I: usize, const H: usize, const O: usize> Sums<I, H, O> {
     }
 }
 
-/// Sum of the lanes: pairwise in f32 (a few additions deep), then one conversion.
-#[inline(always)]
-fn lane_sum(v: &Vf) -> f64 {
-    let mut t = *v;
-    let mut width = V;
-    while width > 1 {
-        width /= 2;
-        for l in 0..width {
-            t[l] += t[l + width];
-        }
-    }
-    f64::from(t[0])
-}
-
-#[inline(always)]
-fn relu(v: &mut Vf) {
-    for x in v.iter_mut() {
-        // A bit mask rather than `max`: `max`'s NaN rules keep it from vectorising.
-        *x = f32::from_bits(x.to_bits() & 0u32.wrapping_sub(u32::from(*x > 0.0)));
-    }
-}
-
-/// `v` where `a > 0`, else 0.
-#[inline(always)]
-fn mask_positive(v: &mut Vf, a: &Vf) {
-    for l in 0..V {
-        v[l] = f32::from_bits(v[l].to_bits() & 0u32.wrapping_sub(u32::from(a[l] > 0.0)));
-    }
-}
-
 /// Forward pass of one group: the hidden activations and the outputs.
 #[inline(always)]
-fn forward<const I: usize, const H: usize, const O: usize, const RELU: bool, const FMA: bool>(
+fn forward<const I: usize, const H: usize, const O: usize, const RELU: bool, S: Isa>(
     p: &Params<I, H, O>,
     x: &[Vf; I],
 ) -> ([Vf; H], [Vf; O]) {
@@ -94,12 +64,13 @@ fn forward<const I: usize, const H: usize, const O: usize, const RELU: bool, con
         for l in 0..V {
             let mut z = p.b0[j];
             for i in 0..I {
-                z = madd::<FMA>(p.w0[j][i], x[i][l], z);
+                z = madd::<S>(p.w0[j][i], x[i][l], z);
             }
             h[j][l] = z;
         }
         if RELU {
-            relu(&mut h[j]);
+            let z = h[j];
+            keep_where_positive(&mut h[j], &z);
         }
     }
     let mut y = [[0.0f32; V]; O];
@@ -107,7 +78,7 @@ fn forward<const I: usize, const H: usize, const O: usize, const RELU: bool, con
         for l in 0..V {
             let mut z = p.b1[k];
             for j in 0..H {
-                z = madd::<FMA>(p.w1[k][j], h[j][l], z);
+                z = madd::<S>(p.w1[k][j], h[j][l], z);
             }
             y[k][l] = z;
         }
@@ -118,19 +89,19 @@ fn forward<const I: usize, const H: usize, const O: usize, const RELU: bool, con
 /// Forward, error and backward pass of one group; `valid` is 1 for lanes that hold real
 /// points and 0 for the padding of a short last group.
 #[inline(always)]
-fn group<const I: usize, const H: usize, const O: usize, const RELU: bool, const FMA: bool>(
+fn group<const I: usize, const H: usize, const O: usize, const RELU: bool, S: Isa>(
     p: &Params<I, H, O>,
     x: &[Vf; I],
     t: &[Vf; O],
     valid: &Vf,
     s: &mut Sums<I, H, O>,
 ) {
-    let (h, y) = forward::<I, H, O, RELU, FMA>(p, x);
+    let (h, y) = forward::<I, H, O, RELU, S>(p, x);
     let mut d = [[0.0f32; V]; O];
     for k in 0..O {
         for l in 0..V {
             let e = (y[k][l] - t[k][l]) * valid[l];
-            s.sse[l] = madd::<FMA>(e, e, s.sse[l]);
+            s.sse[l] = madd::<S>(e, e, s.sse[l]);
             d[k][l] = 2.0 * e;
         }
         for l in 0..V {
@@ -138,7 +109,7 @@ fn group<const I: usize, const H: usize, const O: usize, const RELU: bool, const
         }
         for j in 0..H {
             for l in 0..V {
-                s.w1[k][j][l] = madd::<FMA>(d[k][l], h[j][l], s.w1[k][j][l]);
+                s.w1[k][j][l] = madd::<S>(d[k][l], h[j][l], s.w1[k][j][l]);
             }
         }
     }
@@ -146,28 +117,30 @@ fn group<const I: usize, const H: usize, const O: usize, const RELU: bool, const
         let mut dh = [0.0f32; V];
         for l in 0..V {
             for k in 0..O {
-                dh[l] = madd::<FMA>(p.w1[k][j], d[k][l], dh[l]);
+                dh[l] = madd::<S>(p.w1[k][j], d[k][l], dh[l]);
             }
         }
         if RELU {
-            mask_positive(&mut dh, &h[j]);
+            keep_where_positive(&mut dh, &h[j]);
         }
         for l in 0..V {
             s.b0[j][l] += dh[l];
         }
         for i in 0..I {
             for l in 0..V {
-                s.w0[j][i][l] = madd::<FMA>(dh[l], x[i][l], s.w0[j][i][l]);
+                s.w0[j][i][l] = madd::<S>(dh[l], x[i][l], s.w0[j][i][l]);
             }
         }
     }
 }
 
 /// Moves the f32 lane sums into the f64 gradient (flat layout) and returns their SSE.
-/// Inlined so the sums can live in registers between flushes.
-#[inline(always)]
+/// Takes the sums by value and is not inlined, so the hot loop never takes their address:
+/// a reference into them (indexed by loops the compiler does not unroll in this cold code)
+/// would keep every sum in memory, and each group's additions would wait on a store.
+#[inline(never)]
 fn flush<const I: usize, const H: usize, const O: usize>(
-    s: &Sums<I, H, O>,
+    s: Sums<I, H, O>,
     layout: &KernelLayout,
     gradient: &mut [f64],
 ) -> f64 {
@@ -176,21 +149,21 @@ fn flush<const I: usize, const H: usize, const O: usize>(
     };
     for j in 0..H {
         for i in 0..I {
-            gradient[first.weights + j * I + i] += lane_sum(&s.w0[j][i]);
+            gradient[first.weights + j * I + i] += f64::from(pairwise_sum(&s.w0[j][i]));
         }
         if let Some(b) = first.bias {
-            gradient[b + j] += lane_sum(&s.b0[j]);
+            gradient[b + j] += f64::from(pairwise_sum(&s.b0[j]));
         }
     }
     for k in 0..O {
         for j in 0..H {
-            gradient[second.weights + k * H + j] += lane_sum(&s.w1[k][j]);
+            gradient[second.weights + k * H + j] += f64::from(pairwise_sum(&s.w1[k][j]));
         }
         if let Some(b) = second.bias {
-            gradient[b + k] += lane_sum(&s.b1[k]);
+            gradient[b + k] += f64::from(pairwise_sum(&s.b1[k]));
         }
     }
-    lane_sum(&s.sse)
+    f64::from(pairwise_sum(&s.sse))
 }
 
 fn params<const I: usize, const H: usize, const O: usize>(
@@ -208,92 +181,37 @@ fn params<const I: usize, const H: usize, const O: usize>(
     }
 }
 
-/// Loads `valid` points from `start` into a group, zero-padding the rest.
-#[inline(always)]
-fn load<const N: usize>(columns: &[&[f32]], start: usize, valid: usize) -> [Vf; N] {
-    // A plain loop: `array::from_fn` is not inlined here and costs more than the math.
-    let mut out = [[0.0; V]; N];
-    for (v, column) in out.iter_mut().zip(columns) {
-        if valid == V {
-            let full: &Vf = column[start..start + V]
-                .try_into()
-                .expect("the slice is V long");
-            *v = *full;
-        } else {
-            v[..valid].copy_from_slice(&column[start..start + valid]);
-        }
+/// The SSE of points `start..end` of an `I-H-O` network, adding their gradient to `gradient`.
+struct Block<'a, const I: usize, const H: usize, const O: usize, const RELU: bool> {
+    layout: &'a KernelLayout,
+    columns: &'a [&'a [f32]],
+    start: usize,
+    end: usize,
+    gradient: &'a mut [f64],
+}
+
+impl<const I: usize, const H: usize, const O: usize, const RELU: bool> SimdJob
+    for Block<'_, I, H, O, RELU>
+{
+    type Output = f64;
+
+    #[inline(always)]
+    fn run<S: Isa>(self, _: S) -> f64 {
+        // The fields as arguments of their own function: LLVM knows that references passed
+        // as arguments do not alias (and keeps that when inlining), not those held in a struct.
+        block_body::<I, H, O, RELU, S>(
+            self.layout,
+            self.columns,
+            self.start,
+            self.end,
+            self.gradient,
+        )
     }
-    out
 }
 
-// One build of the kernel per instruction set, picked at run time. Written by hand rather than
-// with the multiversion crate: it asks for more AVX-512 extensions than many Xeons have (so it
-// would never pick AVX-512 there), and the builds differ in more than target features (FMA).
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-fn block_avx512_body<const I: usize, const H: usize, const O: usize, const RELU: bool>(
-    layout: &KernelLayout,
-    columns: &[&[f32]],
-    start: usize,
-    end: usize,
-    gradient: &mut [f64],
-) -> f64 {
-    block_body::<I, H, O, RELU, true>(layout, columns, start, end, gradient)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn block_avx2_body<const I: usize, const H: usize, const O: usize, const RELU: bool>(
-    layout: &KernelLayout,
-    columns: &[&[f32]],
-    start: usize,
-    end: usize,
-    gradient: &mut [f64],
-) -> f64 {
-    block_body::<I, H, O, RELU, true>(layout, columns, start, end, gradient)
-}
-
-fn block_baseline<const I: usize, const H: usize, const O: usize, const RELU: bool>(
-    layout: &KernelLayout,
-    columns: &[&[f32]],
-    start: usize,
-    end: usize,
-    gradient: &mut [f64],
-) -> f64 {
-    block_body::<I, H, O, RELU, false>(layout, columns, start, end, gradient)
-}
-
-#[cfg(target_arch = "x86_64")]
-fn block_avx512<const I: usize, const H: usize, const O: usize, const RELU: bool>(
-    layout: &KernelLayout,
-    columns: &[&[f32]],
-    start: usize,
-    end: usize,
-    gradient: &mut [f64],
-) -> f64 {
-    // SAFETY: `pick` hands this out only when `Level::detect` found AVX-512.
-    unsafe { block_avx512_body::<I, H, O, RELU>(layout, columns, start, end, gradient) }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn block_avx2<const I: usize, const H: usize, const O: usize, const RELU: bool>(
-    layout: &KernelLayout,
-    columns: &[&[f32]],
-    start: usize,
-    end: usize,
-    gradient: &mut [f64],
-) -> f64 {
-    // SAFETY: `pick` hands this out only when `Level::detect` found AVX2 and FMA.
-    unsafe { block_avx2_body::<I, H, O, RELU>(layout, columns, start, end, gradient) }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-use {block_baseline as block_avx512, block_baseline as block_avx2};
-
-/// SSE of points `start..end` of an `I-H-O` network; adds their gradient to `gradient`.
+/// The body of [`Block`].
 #[inline(always)]
-fn block_body<const I: usize, const H: usize, const O: usize, const RELU: bool, const FMA: bool>(
+fn block_body<const I: usize, const H: usize, const O: usize, const RELU: bool, S: Isa>(
     layout: &KernelLayout,
     columns: &[&[f32]],
     start: usize,
@@ -308,37 +226,72 @@ fn block_body<const I: usize, const H: usize, const O: usize, const RELU: bool, 
     const ALL: Vf = [1.0; V];
     for at in (start..end).step_by(V) {
         let valid = V.min(end - at);
-        let x = load::<I>(inputs, at, valid);
-        let t = load::<O>(targets, at, valid);
+        let x: [Vf; I] = loaded(inputs, at, valid);
+        let t: [Vf; O] = loaded(targets, at, valid);
         let mask = if valid == V {
             ALL
         } else {
             std::array::from_fn(|l| if l < valid { 1.0 } else { 0.0 })
         };
-        group::<I, H, O, RELU, FMA>(&p, &x, &t, &mask, &mut sums);
+        group::<I, H, O, RELU, S>(&p, &x, &t, &mask, &mut sums);
         pending += 1;
         if pending == FLUSH {
-            sse += flush(&sums, layout, gradient);
+            sse += flush(sums, layout, gradient);
             sums = Sums::zero();
             pending = 0;
         }
     }
-    sse + flush(&sums, layout, gradient)
+    sse + flush(sums, layout, gradient)
 }
 
-/// The specialised block function for a network's shape, if it has one.
-pub type BlockFn = fn(&KernelLayout, &[&[f32]], usize, usize, &mut [f64]) -> f64;
+/// The small kernel for one shape, built for one instruction set.
+#[derive(Clone, Copy, Debug)]
+pub struct SmallKernel {
+    level: Level,
+    block: BlockFn,
+}
 
-/// The build of the `I-H-O` kernel for `relu` and `level`.
-fn pick<const I: usize, const H: usize, const O: usize>(relu: bool, level: Level) -> BlockFn {
-    match (relu, level) {
-        (true, Level::Avx512) => block_avx512::<I, H, O, true>,
-        (false, Level::Avx512) => block_avx512::<I, H, O, false>,
-        (true, Level::Avx2) => block_avx2::<I, H, O, true>,
-        (false, Level::Avx2) => block_avx2::<I, H, O, false>,
-        (true, Level::Baseline) => block_baseline::<I, H, O, true>,
-        (false, Level::Baseline) => block_baseline::<I, H, O, false>,
+type BlockFn = fn(Level, &KernelLayout, &[&[f32]], usize, usize, &mut [f64]) -> f64;
+
+impl SmallKernel {
+    /// The SSE of points `start..end`, adding their gradient to `gradient`.
+    pub fn run(
+        self,
+        layout: &KernelLayout,
+        columns: &[&[f32]],
+        start: usize,
+        end: usize,
+        gradient: &mut [f64],
+    ) -> f64 {
+        (self.block)(self.level, layout, columns, start, end, gradient)
     }
+}
+
+fn block<const I: usize, const H: usize, const O: usize, const RELU: bool>(
+    level: Level,
+    layout: &KernelLayout,
+    columns: &[&[f32]],
+    start: usize,
+    end: usize,
+    gradient: &mut [f64],
+) -> f64 {
+    level.run(Block::<I, H, O, RELU> {
+        layout,
+        columns,
+        start,
+        end,
+        gradient,
+    })
+}
+
+/// The `I-H-O` kernel for `relu`, built for `level`.
+fn pick<const I: usize, const H: usize, const O: usize>(relu: bool, level: Level) -> SmallKernel {
+    let block = if relu {
+        block::<I, H, O, true>
+    } else {
+        block::<I, H, O, false>
+    };
+    SmallKernel { level, block }
 }
 
 macro_rules! shapes {
@@ -379,9 +332,9 @@ fn fastest_level() -> Level {
     let mut best = vec![std::time::Duration::MAX; levels.len()];
     for round in 0..6 {
         for (k, &level) in levels.iter().enumerate() {
-            let block = pick::<2, 2, 1>(true, level);
+            let kernel = pick::<2, 2, 1>(true, level);
             let start = std::time::Instant::now();
-            std::hint::black_box(block(&layout, &columns, 0, POINTS, &mut gradient));
+            std::hint::black_box(kernel.run(&layout, &columns, 0, POINTS, &mut gradient));
             if round > 0 {
                 best[k] = best[k].min(start.elapsed());
             }
@@ -405,7 +358,7 @@ fn fastest_level() -> Level {
 
 /// The specialised kernel for a network, when it is `I-H-O` with small widths, an identity
 /// output and a relu or identity hidden layer.
-pub fn block_for(layout: &KernelLayout) -> Option<BlockFn> {
+pub fn block_for(layout: &KernelLayout) -> Option<SmallKernel> {
     let [hidden, output] = &layout.layers[..] else {
         return None;
     };
@@ -451,8 +404,13 @@ mod tests {
                 let columns = set.column_slices();
                 for &level in &levels {
                     let mut gradient = vec![0.0; student.param_count()];
-                    let sse =
-                        pick::<3, 4, 2>(relu, level)(&layout, &columns, 0, points, &mut gradient);
+                    let sse = pick::<3, 4, 2>(relu, level).run(
+                        &layout,
+                        &columns,
+                        0,
+                        points,
+                        &mut gradient,
+                    );
                     let scale = want.sse_gradient.iter().map(|g| g * g).sum::<f64>().sqrt();
                     assert!(
                         (sse - want.sse).abs() <= 2e-5 * want.sse,

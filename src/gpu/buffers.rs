@@ -1,4 +1,4 @@
-//! Uniform structs shared with WGSL, the data chunks, and reading buffers back.
+//! Every Rust mirror of a WGSL struct, creating and filling buffers, and reading them back.
 
 use std::sync::{Arc, Mutex};
 
@@ -8,7 +8,7 @@ use wgpu::util::DeviceExt;
 use super::context::GpuContext;
 use crate::error::{Error, Result};
 
-/// `Chunk` in fused_step.wgsl and predict.wgsl.
+/// `Chunk` in fused_step.wgsl, predict.wgsl and landscape.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct ChunkUniform {
@@ -16,6 +16,15 @@ pub struct ChunkUniform {
     pub stride: u32,
     pub partial_row: u32,
     pub _pad: u32,
+}
+
+/// `Count` in read_once.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct CountUniform {
+    pub values: u32,
+    pub partial_row: u32,
+    pub _pad: [u32; 2],
 }
 
 /// `Rows` in reduce.wgsl.
@@ -157,6 +166,7 @@ mod tests {
     #[test]
     fn uniform_structs_are_16_bytes_as_in_wgsl() {
         assert_eq!(std::mem::size_of::<ChunkUniform>(), 16);
+        assert_eq!(std::mem::size_of::<CountUniform>(), 16);
         assert_eq!(std::mem::size_of::<RowsUniform>(), 16);
         assert_eq!(std::mem::size_of::<StepUniform>(), 16);
         assert_eq!(std::mem::size_of::<StateBlock>(), 16);

@@ -5,110 +5,26 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use super::buffers::{self, ChunkUniform, RowsUniform, StateBlock, StepUniform};
+use super::buffers::{self, RowsUniform, StateBlock, StepUniform};
+use super::chunks::{self, GpuOptions};
 use super::context::GpuContext;
 use super::pipelines::{self, Kernel};
-use super::shaders::{Shape, POINT_WG};
+use super::shaders::Shape;
 use crate::data::{row_slices, Dataset};
 use crate::descent::{Engine, EngineStop, Round, StepRecord, StepRule};
 use crate::error::{Error, Result};
 use crate::loss::Evaluation;
 use crate::network::Network;
 
-/// Points each thread of the fused pass takes in turn: enough to amortise the workgroup's
-/// reduction, few enough that its serial f32 sums stay short.
-const POINTS_PER_THREAD: usize = 16;
-/// The same on a software adapter (lavapipe), which runs a workgroup's threads as a loop on
-/// one CPU core: there the per-workgroup reductions are the cost to cut, not occupancy to
-/// gain (measured at 1M points: 16 -> 79 ms per step, 64 -> 47 ms, 256 -> 40 ms, 1024 -> 45 ms).
-const SOFTWARE_POINTS_PER_THREAD: usize = 256;
 /// Steps recorded per submission (and the history buffer's capacity).
 const STEPS_PER_SUBMIT: usize = 64;
 
-/// Settings of the GPU path that tests (and unusual adapters) may change.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GpuOptions {
-    /// At most this many points per data chunk (one storage binding and one dispatch each).
-    /// `None`: as many as the adapter's binding and buffer size limits allow.
-    pub max_chunk_points: Option<usize>,
-    /// At most this many bytes in one storage binding; `None`: the adapter's limit. Tests
-    /// lower it so that the chunking of the data and of the partial sums runs on small sets.
-    pub max_binding_bytes: Option<u64>,
-}
-
 /// One slice of the data in its own storage binding.
 struct DataChunk {
-    points: usize,
     groups: u32,
     bind_group: wgpu::BindGroup,
     _data: wgpu::Buffer,
     _uniform: wgpu::Buffer,
-}
-
-/// The largest storage binding (and buffer) on this adapter, as `options` may lower it.
-pub(super) fn binding_bytes(ctx: &GpuContext, options: GpuOptions) -> u64 {
-    ctx.limits
-        .max_storage_buffer_binding_size
-        .min(ctx.limits.max_buffer_size)
-        .min(options.max_binding_bytes.unwrap_or(u64::MAX))
-}
-
-/// How many points each chunk may hold on this adapter.
-pub(super) fn chunk_points(ctx: &GpuContext, columns: usize, options: GpuOptions) -> usize {
-    let binding = binding_bytes(ctx, options);
-    let by_binding = (binding / (columns as u64 * 4)).max(1) as usize;
-    options
-        .max_chunk_points
-        .unwrap_or(usize::MAX)
-        .min(by_binding)
-        .max(1)
-}
-
-/// One chunk of the data: `(first point, end point, workgroups, first partial row)`.
-pub(super) type ChunkSpec = (usize, usize, u32, u32);
-
-/// The data split into chunks of at most `per_chunk` points: `(start, end, workgroups,
-/// first partial row)` each, and the partial rows of all of them together. Every workgroup
-/// writes one row of `row_bytes`, and all rows share one binding of at most `binding` bytes:
-/// when the chunks would want more rows than that holds, each gets fewer workgroups (the
-/// kernels loop over their points, so fewer workgroups is only less parallel).
-pub(super) fn chunk_layout(
-    ctx: &GpuContext,
-    points: usize,
-    per_chunk: usize,
-    row_bytes: u64,
-    binding: u64,
-) -> Result<(Vec<ChunkSpec>, u32)> {
-    let per_chunk = per_chunk.max(1);
-    let chunks = points.div_ceil(per_chunk).max(1);
-    let max_rows = (binding / row_bytes.max(1)).min(u64::from(u32::MAX)) as usize;
-    if max_rows < chunks {
-        return Err(Error::Unsupported(format!(
-            "the data needs {chunks} chunks of partial sums of {row_bytes} bytes each, more \
-             than one storage binding of {binding} bytes holds: the network is too large for \
-             this adapter"
-        )));
-    }
-    let rows_per_chunk = (max_rows / chunks).max(1);
-    let mut specs = Vec::new();
-    let mut row = 0u32;
-    for start in (0..points).step_by(per_chunk) {
-        let end = (start + per_chunk).min(points);
-        let groups = groups_for(ctx, end - start).min(rows_per_chunk as u32);
-        specs.push((start, end, groups, row));
-        row += groups;
-    }
-    Ok((specs, row))
-}
-
-fn groups_for(ctx: &GpuContext, points: usize) -> u32 {
-    let per_thread = if ctx.adapter.software {
-        SOFTWARE_POINTS_PER_THREAD
-    } else {
-        POINTS_PER_THREAD
-    };
-    let wanted = points.div_ceil(POINT_WG as usize * per_thread).max(1);
-    wanted.min(ctx.limits.max_compute_workgroups_per_dimension as usize) as u32
 }
 
 /// Gradient descent on a GPU device.
@@ -148,13 +64,13 @@ impl GpuEngine {
         let pp = shape.params + 1;
         let params32: Vec<f32> = net.params().iter().map(|&p| p as f32).collect();
 
-        let per_chunk = chunk_points(&ctx, data.inputs() + data.outputs(), options);
-        let (specs, rows) = chunk_layout(
+        let cut = chunks::cut(
             &ctx,
             data.len(),
-            per_chunk,
+            data.inputs() + data.outputs(),
+            chunks::points_per_group(&ctx),
             pp as u64 * 4,
-            binding_bytes(&ctx, options),
+            options,
         )?;
         let engine = ctx.checked("allocating GPU buffers", || {
             use wgpu::BufferUsages as U;
@@ -174,28 +90,26 @@ impl GpuEngine {
             let partials = buffers::empty(
                 &ctx,
                 "partials",
-                u64::from(rows) * pp as u64 * 4,
+                u64::from(cut.rows) * pp as u64 * 4,
                 U::STORAGE,
             );
             let totals = buffers::empty(&ctx, "totals", pp as u64 * 4, U::STORAGE | U::COPY_SRC);
             let state = buffers::empty(&ctx, "state", 16, U::STORAGE | U::COPY_SRC | U::COPY_DST);
-            let chunks: Vec<DataChunk> = specs
-                .into_iter()
-                .map(|(start, end, groups, partial_row)| {
-                    let data_buffer = buffers::upload_columns(&ctx, &columns, start, end);
-                    let uniform = ChunkUniform {
-                        points: (end - start) as u32,
-                        stride: (end - start) as u32,
-                        partial_row,
-                        _pad: 0,
-                    };
-                    let uniform =
-                        buffers::init(&ctx, "chunk", bytemuck::bytes_of(&uniform), U::UNIFORM);
+            let chunks: Vec<DataChunk> = cut
+                .chunks
+                .iter()
+                .zip(cut.upload(&ctx, &columns))
+                .map(|(chunk, data_buffer)| {
+                    let uniform = buffers::init(
+                        &ctx,
+                        "chunk",
+                        bytemuck::bytes_of(&chunk.uniform()),
+                        U::UNIFORM,
+                    );
                     let bind_group =
                         fused.bind(&ctx, &[&data_buffer, &params, &partials, &uniform, &state]);
                     DataChunk {
-                        points: end - start,
-                        groups,
+                        groups: chunk.groups,
                         bind_group,
                         _data: data_buffer,
                         _uniform: uniform,
@@ -206,7 +120,7 @@ impl GpuEngine {
                 &ctx,
                 "rows",
                 bytemuck::bytes_of(&RowsUniform {
-                    count: rows,
+                    count: cut.rows,
                     _pad: [0; 3],
                 }),
                 U::UNIFORM,
@@ -250,7 +164,7 @@ impl GpuEngine {
         log::info!(
             "GPU data in {} chunk(s) of up to {} points",
             engine.chunks.len(),
-            engine.chunks.iter().map(|c| c.points).max().unwrap_or(0)
+            cut.largest()
         );
         Ok(engine)
     }
@@ -456,32 +370,39 @@ pub fn predict(
     let standard = inputs.as_standard_layout();
     let columns = row_slices(standard.view());
     let points = inputs.ncols();
-    let per_chunk = chunk_points(ctx, shape.inputs.max(shape.outputs), options);
+    // The outputs of a chunk go into a buffer of the same binding limit as its inputs.
+    let cut = chunks::cut(
+        ctx,
+        points,
+        shape.inputs.max(shape.outputs),
+        chunks::points_per_group(ctx),
+        0,
+        options,
+    )?;
     let params32: Vec<f32> = net.params().iter().map(|&p| p as f32).collect();
     let mut out = Array2::<f32>::zeros((shape.outputs, points));
-    for start in (0..points).step_by(per_chunk) {
-        let end = (start + per_chunk).min(points);
-        let n = end - start;
+    // Chunk by chunk, uploaded and read back in turn: only one chunk is on the device at once.
+    for chunk in &cut.chunks {
+        let (start, end, n) = (chunk.start, chunk.end, chunk.points());
         let bytes = (shape.outputs * n * 4) as u64;
         let result = ctx.checked("running the predict kernel", || {
             use wgpu::BufferUsages as U;
             let data = buffers::upload_columns(ctx, &columns, start, end);
             let params = buffers::init(ctx, "params", bytemuck::cast_slice(&params32), U::STORAGE);
             let output = buffers::empty(ctx, "predictions", bytes, U::STORAGE | U::COPY_SRC);
-            let uniform = ChunkUniform {
-                points: n as u32,
-                stride: n as u32,
-                partial_row: 0,
-                _pad: 0,
-            };
-            let uniform = buffers::init(ctx, "chunk", bytemuck::bytes_of(&uniform), U::UNIFORM);
+            let uniform = buffers::init(
+                ctx,
+                "chunk",
+                bytemuck::bytes_of(&chunk.uniform()),
+                U::UNIFORM,
+            );
             let group = kernel.bind(ctx, &[&data, &params, &output, &uniform]);
             let mut encoder = ctx.device.create_command_encoder(&Default::default());
             {
                 let mut pass = encoder.begin_compute_pass(&Default::default());
                 pass.set_pipeline(&kernel.pipeline);
                 pass.set_bind_group(0, &group, &[]);
-                pass.dispatch_workgroups(groups_for(ctx, n), 1, 1);
+                pass.dispatch_workgroups(chunk.groups, 1, 1);
             }
             ctx.queue.submit([encoder.finish()]);
             output

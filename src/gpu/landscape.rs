@@ -1,11 +1,10 @@
 //! The loss landscape on the GPU: the SSE of many parameter vectors in one dispatch per data
 //! chunk (shaders/landscape.wgsl), a batch of vectors at a time.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::buffers;
+use super::buffers::ChunkUniform;
+use super::chunks::{self, GpuOptions};
 use super::context::GpuContext;
-use super::engine::{chunk_points, GpuOptions};
 use super::pipelines;
 use super::shaders::{Shape, POINT_WG};
 use crate::data::Dataset;
@@ -15,15 +14,6 @@ use crate::network::Network;
 /// Points each thread takes per parameter vector: enough that a vector's workgroups do not
 /// outnumber its points many times over on small data.
 const POINTS_PER_THREAD: usize = 64;
-
-/// `Chunk` in landscape.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-struct ChunkUniform {
-    points: u32,
-    stride: u32,
-    _pad: [u32; 2],
-}
 
 /// The data uploaded and the kernel built once, for any number of batches of parameter
 /// vectors of one shape.
@@ -47,27 +37,20 @@ impl SseOfMany {
         shape.check().map_err(Error::Unsupported)?;
         let kernel = pipelines::landscape(ctx, &shape)?;
         let columns = data.column_slices();
-        let per_chunk = chunk_points(ctx, columns.len(), options);
-        let max_groups = ctx.limits.max_compute_workgroups_per_dimension as usize;
+        // Each workgroup writes one partial per vector, into a buffer of its own per batch.
+        let cut = chunks::cut(
+            ctx,
+            data.len(),
+            columns.len(),
+            POINT_WG as usize * POINTS_PER_THREAD,
+            0,
+            options,
+        )?;
         let chunks = ctx.checked("uploading the landscape's data", || {
-            (0..data.len())
-                .step_by(per_chunk.max(1))
-                .map(|start| {
-                    let end = (start + per_chunk).min(data.len());
-                    let groups_x = (end - start)
-                        .div_ceil(POINT_WG as usize * POINTS_PER_THREAD)
-                        .clamp(1, max_groups);
-                    let uniform = ChunkUniform {
-                        points: (end - start) as u32,
-                        stride: (end - start) as u32,
-                        _pad: [0; 2],
-                    };
-                    (
-                        buffers::upload_columns(ctx, &columns, start, end),
-                        uniform,
-                        groups_x,
-                    )
-                })
+            cut.upload(ctx, &columns)
+                .into_iter()
+                .zip(&cut.chunks)
+                .map(|(buffer, chunk)| (buffer, chunk.uniform(), chunk.groups as usize))
                 .collect()
         })?;
         Ok(SseOfMany {

@@ -4,6 +4,7 @@
 //! shape; `pipelines` compiles them; [`engine`] owns the buffers and runs descent.
 
 mod buffers;
+mod chunks;
 pub mod context;
 pub mod engine;
 pub mod landscape;
@@ -11,5 +12,6 @@ mod pipelines;
 pub mod probe;
 pub mod shaders;
 
+pub use chunks::GpuOptions;
 pub use context::{list_adapters, preferred_adapter, AdapterChoice, AdapterSummary, GpuContext};
-pub use engine::{GpuEngine, GpuOptions};
+pub use engine::GpuEngine;

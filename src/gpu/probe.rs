@@ -3,23 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use bytemuck::{Pod, Zeroable};
-
 use super::buffers;
+use super::buffers::CountUniform;
+use super::chunks::{self, GpuOptions};
 use super::context::GpuContext;
-use super::engine::{binding_bytes, chunk_layout, chunk_points, GpuOptions};
 use super::pipelines;
 use crate::data::Dataset;
 use crate::error::Result;
-
-/// `Count` in read_once.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-struct CountUniform {
-    values: u32,
-    partial_row: u32,
-    _pad: [u32; 2],
-}
 
 /// The data uploaded once, with the read-only kernel bound to every chunk.
 pub struct ReadOnce {
@@ -37,9 +27,15 @@ impl ReadOnce {
     pub fn new(ctx: GpuContext, data: &Dataset, options: GpuOptions) -> Result<Self> {
         let kernel = pipelines::read_once(&ctx)?;
         let columns = data.column_slices();
-        let per_chunk = chunk_points(&ctx, columns.len(), options);
-        let (specs, rows) =
-            chunk_layout(&ctx, data.len(), per_chunk, 4, binding_bytes(&ctx, options))?;
+        let cut = chunks::cut(
+            &ctx,
+            data.len(),
+            columns.len(),
+            chunks::points_per_group(&ctx),
+            4,
+            options,
+        )?;
+        let rows = cut.rows;
         ctx.checked("allocating the read-only probe's buffers", || {
             use wgpu::BufferUsages as U;
             let partials = buffers::empty(
@@ -50,16 +46,15 @@ impl ReadOnce {
             );
             let mut chunks = Vec::new();
             let mut kept = Vec::new();
-            for (start, end, groups, partial_row) in specs {
-                let data_buffer = buffers::upload_columns(&ctx, &columns, start, end);
+            for (chunk, data_buffer) in cut.chunks.iter().zip(cut.upload(&ctx, &columns)) {
                 let count = CountUniform {
-                    values: ((end - start) * columns.len()) as u32,
-                    partial_row,
+                    values: (chunk.points() * columns.len()) as u32,
+                    partial_row: chunk.first_row,
                     _pad: [0; 2],
                 };
                 let uniform = buffers::init(&ctx, "count", bytemuck::bytes_of(&count), U::UNIFORM);
                 let group = kernel.bind(&ctx, &[&data_buffer, &partials, &uniform]);
-                chunks.push((group, groups));
+                chunks.push((group, chunk.groups));
                 kept.extend([data_buffer, uniform]);
             }
             ReadOnce {
