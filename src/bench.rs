@@ -2,7 +2,7 @@
 //! timed side by side on the same data, and set against what this machine can do at best.
 //!
 //! Two yardsticks are measured by the command itself rather than quoted: the memory bandwidth
-//! (a read-only pass over a large buffer, [`probe::read_once`]) and the single-precision
+//! (a read-only pass over a large buffer, [`Target::read_once_seconds`]) and the single-precision
 //! arithmetic peak ([`probe::fma_peak`]). A step must read every point once and do
 //! [`Network::step_flops_per_point`] operations per point, so its floor is the larger of the
 //! two times; which one is larger says what bounds the workload. The GPU path is measured
@@ -12,19 +12,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::cpu::{probe, CpuEngine, CpuVariant};
+use crate::cpu::{probe, CpuVariant};
 use crate::data::{self, Dataset};
 use crate::descent::{Engine, StepRule};
-use crate::device::DeviceChoice;
+use crate::device::{DeviceChoice, Target};
 use crate::error::{Error, Result};
-#[cfg(feature = "gpu")]
-use crate::gpu::probe::ReadOnce;
-#[cfg(feature = "gpu")]
-use crate::gpu::{AdapterChoice, GpuContext, GpuEngine, GpuOptions};
-
-/// Stands in for the GPU context in a build without the GPU path: it cannot exist.
-#[cfg(not(feature = "gpu"))]
-enum GpuContext {}
 use crate::loss::LossKind;
 use crate::network::{Activation, Network};
 
@@ -141,13 +133,18 @@ pub fn run(settings: &BenchSettings, progress: &mut dyn FnMut(&str)) -> Result<B
             data::check_size(points, widths[0], widths[widths.len() - 1])?;
         }
     }
-    let gpu = open_gpu(settings.device)?;
+    // Any adapter, a software one too: its row says what it is. No fallback to the CPU.
+    let gpu = match settings.device {
+        DeviceChoice::Cpu => None,
+        DeviceChoice::Auto => Target::any_gpu(false)?,
+        DeviceChoice::Gpu => Target::any_gpu(true)?,
+    };
     progress("measuring this machine's memory bandwidth and arithmetic peak");
     let machine = Machine {
         cpu_threads: rayon::current_num_threads(),
         cpu_read_gb_per_s: cpu_bandwidth(),
         cpu_peak_gflop_per_s: probe::fma_peak() / 1e9,
-        gpu_adapter: gpu.as_ref().map(adapter_name),
+        gpu_adapter: gpu.as_ref().and_then(Target::adapter),
     };
     let mut report = BenchReport {
         machine,
@@ -181,13 +178,9 @@ fn cpu_bandwidth() -> f64 {
     // Filled with ones, not zeros: untouched zeroed pages would all map to one shared page.
     let columns = ndarray::Array2::<f32>::ones((2, BANDWIDTH_PROBE_VALUES / 2));
     let set = Dataset::from_columns(columns, 1).expect("two columns make a dataset");
-    let best = (0..PROBE_REPEATS)
-        .map(|_| {
-            let start = Instant::now();
-            std::hint::black_box(probe::read_once(&set));
-            start.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min);
+    let best = Target::cpu(CpuVariant::Fused)
+        .read_once_seconds(&set, PROBE_REPEATS)
+        .expect("the CPU's read-only pass cannot fail");
     set.bytes() as f64 / best / 1e9
 }
 
@@ -195,7 +188,7 @@ fn measure_size(
     settings: &BenchSettings,
     widths: &[usize],
     points: usize,
-    gpu: Option<&GpuContext>,
+    gpu: Option<&Target>,
     report: &mut BenchReport,
     progress: &mut dyn FnMut(&str),
 ) -> Result<()> {
@@ -246,15 +239,15 @@ fn measure_size(
         }
     }
     for variant in paths {
-        let mut engine = CpuEngine::new(student.clone(), &set, variant)?;
+        let mut engine = Target::cpu(variant).engine(student.clone(), &set)?.boxed();
         let name = format!("cpu {}", variant.kernel().name());
         progress(&format!("{workload} at {points} points: {name}"));
-        let timing = time_engine(&mut engine, settings, &rule)?;
+        let timing = time_engine(engine.as_mut(), settings, &rule)?;
         timings.push((name, timing, cpu_floor, cpu_bound));
     }
-    if let Some(ctx) = gpu {
-        let name = format!("gpu ({})", adapter_name(ctx));
-        match time_gpu(ctx, &student, &set, settings, &rule, &mut || {
+    if let Some(gpu) = gpu {
+        let name = gpu.name();
+        match time_gpu(gpu, &student, &set, settings, &rule, &mut || {
             progress(&format!("{workload} at {points} points: {name}"))
         }) {
             Ok((timing, floor)) => timings.push((name, timing, floor, "memory")),
@@ -293,75 +286,21 @@ fn measure_size(
     Ok(())
 }
 
-/// The adapter the GPU rows use: any adapter under `auto` (a software one is measured too),
-/// `None` under `cpu`.
-#[cfg(feature = "gpu")]
-fn open_gpu(device: DeviceChoice) -> Result<Option<GpuContext>> {
-    match device {
-        DeviceChoice::Cpu => Ok(None),
-        DeviceChoice::Auto => GpuContext::open(AdapterChoice::Any),
-        DeviceChoice::Gpu => GpuContext::open(AdapterChoice::Any)?
-            .ok_or_else(|| {
-                Error::DeviceUnavailable(
-                    "--device gpu: no GPU adapter was found (install a Vulkan driver, or use \
-                     --device cpu)"
-                        .into(),
-                )
-            })
-            .map(Some),
-    }
-}
-
-#[cfg(not(feature = "gpu"))]
-fn open_gpu(device: DeviceChoice) -> Result<Option<GpuContext>> {
-    match device {
-        DeviceChoice::Gpu => Err(Error::DeviceUnavailable(
-            "--device gpu: this build of downhill has no GPU path (built without the `gpu` \
-             feature)"
-                .into(),
-        )),
-        _ => Ok(None),
-    }
-}
-
-#[cfg(feature = "gpu")]
-fn adapter_name(ctx: &GpuContext) -> String {
-    ctx.adapter.name.clone()
-}
-
-#[cfg(not(feature = "gpu"))]
-fn adapter_name(ctx: &GpuContext) -> String {
-    match *ctx {}
-}
-
 /// The GPU path timed like the CPU paths, and the time its adapter takes to read the same
 /// data once (its floor). `announce` is called once the engine could be built.
-#[cfg(feature = "gpu")]
 fn time_gpu(
-    ctx: &GpuContext,
+    gpu: &Target,
     student: &Network,
     set: &Dataset,
     settings: &BenchSettings,
     rule: &StepRule,
     announce: &mut dyn FnMut(),
 ) -> Result<(Timing, f64)> {
-    let mut engine = GpuEngine::new(ctx.clone(), student.clone(), set, GpuOptions::default())?;
+    let mut engine = gpu.engine(student.clone(), set)?.boxed();
     announce();
-    let timing = time_engine(&mut engine, settings, rule)?;
+    let timing = time_engine(engine.as_mut(), settings, rule)?;
     drop(engine);
-    Ok((timing, gpu_read_time(ctx, set, settings.repeats)?))
-}
-
-#[cfg(not(feature = "gpu"))]
-fn time_gpu(
-    ctx: &GpuContext,
-    _: &Network,
-    _: &Dataset,
-    _: &BenchSettings,
-    _: &StepRule,
-    _: &mut dyn FnMut(),
-) -> Result<(Timing, f64)> {
-    match *ctx {}
+    Ok((timing, gpu.read_once_seconds(set, settings.repeats)?))
 }
 
 /// Per-step times of the timed repetitions and the loss after them.
@@ -404,9 +343,9 @@ fn time_engine(
     let mut next = 1;
     let mut run = |engine: &mut dyn Engine| -> Result<f64> {
         let start = Instant::now();
-        let chunk = engine.run_steps(next, settings.steps, rule)?;
+        let round = engine.run_steps(next, settings.steps, rule)?;
         let elapsed = start.elapsed().as_secs_f64();
-        if let Some(stop) = chunk.stop {
+        if let Some(stop) = round.stop {
             let what = match stop {
                 crate::descent::EngineStop::Flat { step, .. } => {
                     format!("came to a flat spot at step {step}")
@@ -431,16 +370,4 @@ fn time_engine(
         ms_per_step,
         final_loss,
     })
-}
-
-#[cfg(feature = "gpu")]
-/// Seconds the adapter needs to read `set` once (median of `repeats` runs of several passes).
-fn gpu_read_time(ctx: &GpuContext, set: &Dataset, repeats: usize) -> Result<f64> {
-    let probe = ReadOnce::new(ctx.clone(), set, GpuOptions::default())?;
-    probe.time_pass(1)?; // warm-up
-    let mut times = (0..repeats.max(1))
-        .map(|_| probe.time_pass(8).map(|d| d.as_secs_f64()))
-        .collect::<Result<Vec<_>>>()?;
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
 }

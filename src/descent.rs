@@ -5,6 +5,7 @@
 //! apply the step rule (CPU or GPU, see [`Engine`]). An engine runs steps in rounds; between
 //! rounds the loop records history, calls observers and decides whether to go on.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::error::{number, Error, Result};
@@ -87,7 +88,7 @@ pub enum StopReason {
     /// All requested steps were taken.
     MaxSteps,
     /// The gradient norm fell below the tolerance: the lesson's "somewhere flat".
-    Flat { gradient_norm: f64 },
+    Flat { gradient_norm: f64, tolerance: f64 },
     /// The loss became non-finite or exploded at `step`.
     Diverged { step: usize, loss: f64 },
     /// The engine failed at `step` (for example, the GPU device was lost); the outcome holds
@@ -109,27 +110,33 @@ impl StopReason {
         }
     }
 
-    /// What happened, in words: `flat: the gradient norm 9.661e-6 fell below --tol 1e-5`.
-    pub fn describe(&self, tolerance: f64) -> String {
-        match self {
-            StopReason::MaxSteps => "reached the step limit".into(),
-            StopReason::Flat { gradient_norm } => format!(
-                "flat: the gradient norm {gradient_norm:.3e} fell below --tol {}",
-                number(tolerance)
-            ),
-            StopReason::Diverged { step, loss } => {
-                format!("diverged at step {step} (loss {loss:e})")
-            }
-            StopReason::Failed { step } => format!("the device failed at step {step}"),
-            StopReason::Interrupted => "interrupted".into(),
-        }
-    }
-
     /// The error to report for a run that diverged, if it did.
     pub fn failure(&self) -> Option<Error> {
         match *self {
             StopReason::Diverged { step, loss } => Some(Error::Diverged { step, loss }),
             _ => None,
+        }
+    }
+}
+
+/// What the report says: `flat: the gradient norm 9.1e-7 fell below --tol 1e-6`.
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::MaxSteps => f.write_str("reached the step limit"),
+            StopReason::Flat {
+                gradient_norm,
+                tolerance,
+            } => write!(
+                f,
+                "flat: the gradient norm {gradient_norm:.3e} fell below --tol {}",
+                number(*tolerance)
+            ),
+            StopReason::Diverged { step, loss } => {
+                write!(f, "diverged at step {step} (loss {loss:e})")
+            }
+            StopReason::Failed { step } => write!(f, "the device failed at step {step}"),
+            StopReason::Interrupted => f.write_str("interrupted"),
         }
     }
 }
@@ -286,7 +293,10 @@ impl Descent {
             let interrupted = observers.iter().any(|o| o.stop_requested());
             match result.stop {
                 Some(EngineStop::Flat { gradient_norm, .. }) => {
-                    stopped = StopReason::Flat { gradient_norm };
+                    stopped = StopReason::Flat {
+                        gradient_norm,
+                        tolerance: self.tolerance,
+                    };
                     break;
                 }
                 Some(EngineStop::Diverged { step, loss }) => {

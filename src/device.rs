@@ -1,19 +1,24 @@
 //! Choosing where the math runs: `auto`, `cpu` or `gpu`. [`Target`] is the one door to
-//! compute: training engines, evaluations, predictions and the landscape's many-weights
-//! evaluator all come from it, on the GPU or the CPU. Built without the `gpu` feature, `gpu`
-//! is an error and `auto` is the CPU.
+//! compute: training engines, evaluations, predictions, the landscape's many-weights evaluator
+//! and the read-once floor all come from it, on the GPU or the CPU, for every command (`bench`
+//! and `--verify` included). Built without the `gpu` feature, `gpu` is an error and `auto` is
+//! the CPU.
 
 use std::fmt;
 use std::str::FromStr;
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::cpu::{CpuEngine, CpuKernel, CpuVariant, Fused};
+use std::time::Instant;
+
+use crate::cpu::{probe, CpuEngine, CpuKernel, CpuVariant};
 use crate::data::Dataset;
 use crate::descent::Engine;
 use crate::error::{Error, Result};
 #[cfg(feature = "gpu")]
-use crate::gpu::{engine as gpu_engine, AdapterChoice, GpuContext, GpuEngine, GpuOptions};
+use crate::gpu::{
+    engine as gpu_engine, probe::ReadOnce, AdapterChoice, GpuContext, GpuEngine, GpuOptions,
+};
 use crate::loss::Evaluation;
 use crate::network::Network;
 
@@ -90,6 +95,8 @@ pub struct Target {
     choice: DeviceChoice,
     #[cfg(feature = "gpu")]
     ctx: Option<GpuContext>,
+    /// The CPU path's kernel: the fused one, or the f64 reference for checks and benchmarks.
+    cpu_kernel: CpuVariant,
 }
 
 impl Target {
@@ -107,7 +114,42 @@ impl Target {
             choice,
             #[cfg(feature = "gpu")]
             ctx: context_for(choice)?,
+            cpu_kernel: CpuVariant::Fused,
         })
+    }
+
+    /// The CPU path with `kernel`.
+    pub fn cpu(kernel: CpuVariant) -> Self {
+        Target {
+            choice: DeviceChoice::Cpu,
+            #[cfg(feature = "gpu")]
+            ctx: None,
+            cpu_kernel: kernel,
+        }
+    }
+
+    /// Any GPU adapter, a software one included, with no fallback to the CPU (what `bench`
+    /// measures): `Ok(None)` when there is none, or an error if `required`.
+    pub fn any_gpu(required: bool) -> Result<Option<Self>> {
+        #[cfg(feature = "gpu")]
+        {
+            let target = |ctx| Target {
+                choice: DeviceChoice::Gpu,
+                ctx: Some(ctx),
+                cpu_kernel: CpuVariant::Fused,
+            };
+            match GpuContext::open(AdapterChoice::Any)? {
+                Some(ctx) => Ok(Some(target(ctx))),
+                None if required => Err(no_adapter()),
+                None => Ok(None),
+            }
+        }
+        #[cfg(not(feature = "gpu"))]
+        if required {
+            Target::resolve(DeviceChoice::Gpu).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// Whether the GPU path is used.
@@ -120,11 +162,42 @@ impl Target {
 
     /// `cpu` or `gpu (adapter name)`.
     pub fn name(&self) -> String {
+        match self.adapter() {
+            Some(adapter) => format!("gpu ({adapter})"),
+            None => "cpu".into(),
+        }
+    }
+
+    /// The GPU adapter's name, on the GPU path.
+    pub fn adapter(&self) -> Option<String> {
         #[cfg(feature = "gpu")]
         if let Some(ctx) = &self.ctx {
-            return format!("gpu ({})", ctx.adapter.name);
+            return Some(ctx.adapter.name.clone());
         }
-        "cpu".into()
+        None
+    }
+
+    /// Seconds this device needs just to read `data` once, the least any training step
+    /// costs: the median of `repeats` timings on the GPU (its read-only kernel, the data
+    /// chunked as for training), the best of them on the CPU (a parallel read-only pass).
+    pub fn read_once_seconds(&self, data: &Dataset, repeats: usize) -> Result<f64> {
+        #[cfg(feature = "gpu")]
+        if let Some(ctx) = &self.ctx {
+            let probe = ReadOnce::new(ctx.clone(), data, GpuOptions::default())?;
+            probe.time_pass(1)?; // warm-up
+            let mut times = (0..repeats.max(1))
+                .map(|_| probe.time_pass(8).map(|d| d.as_secs_f64()))
+                .collect::<Result<Vec<_>>>()?;
+            times.sort_by(f64::total_cmp);
+            return Ok(times[times.len() / 2]);
+        }
+        Ok((0..repeats.max(1))
+            .map(|_| {
+                let start = Instant::now();
+                std::hint::black_box(probe::read_once(data));
+                start.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min))
     }
 
     /// Under `auto`, whether `error` from the GPU path sends the work to the CPU (a shape or
@@ -150,11 +223,7 @@ impl Target {
                 Err(e) => return Err(e),
             }
         }
-        Ok(OpenEngine::Cpu(CpuEngine::new(
-            net,
-            data,
-            CpuVariant::Fused,
-        )?))
+        Ok(OpenEngine::Cpu(CpuEngine::new(net, data, self.cpu_kernel)?))
     }
 
     /// The SSE and its gradient of `net` over `data`.
@@ -170,7 +239,7 @@ impl Target {
         Ok(match self.engine(net.clone(), data)? {
             #[cfg(feature = "gpu")]
             OpenEngine::Gpu(engine) => Evaluator::Gpu(engine),
-            OpenEngine::Cpu(_) => Evaluator::Cpu(data, Fused::default()),
+            OpenEngine::Cpu(_) => Evaluator::Cpu(data, self.cpu_kernel.kernel()),
         })
     }
 
@@ -183,7 +252,7 @@ impl Target {
                 other => return other,
             }
         }
-        Ok(Fused::default().predict(net, inputs))
+        Ok(self.cpu_kernel.kernel().predict(net, inputs))
     }
 
     /// The SSE of each of `nets` (all of one shape) over `data`: the loss landscape's grid.
@@ -217,7 +286,7 @@ impl Target {
 
 /// See [`Target::evaluator`].
 pub enum Evaluator<'a> {
-    Cpu(&'a Dataset, Fused),
+    Cpu(&'a Dataset, Box<dyn CpuKernel>),
     #[cfg(feature = "gpu")]
     Gpu(Box<GpuEngine>),
 }
@@ -249,6 +318,17 @@ impl<'a> OpenEngine<'a> {
     /// Whether this is the GPU engine (which holds its own copy of the data).
     pub fn is_gpu(&self) -> bool {
         !matches!(self, OpenEngine::Cpu(_))
+    }
+
+    /// What a `--verify` run checks this engine against: the GPU engine against the fused
+    /// CPU kernel, the fused CPU kernel against the f64 reference (checking a kernel against
+    /// itself could never fail).
+    pub fn checker(&self) -> Target {
+        Target::cpu(if self.is_gpu() {
+            CpuVariant::Fused
+        } else {
+            CpuVariant::Reference
+        })
     }
 
     /// The engine behind the common interface.

@@ -138,3 +138,30 @@ impl Error {
         }
     }
 }
+
+/// Characters of a bad cell or line quoted in an error message.
+const QUOTED_CHARS: usize = 40;
+
+/// Text from a file or the command line as an error message quotes it: control characters
+/// escaped (a damaged file must not drive the terminal), and a long text by its start and
+/// its length.
+pub fn shown(text: &str) -> String {
+    let count = text.chars().count();
+    let start: String = text
+        .chars()
+        .take(QUOTED_CHARS)
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
+    if count > QUOTED_CHARS {
+        format!("{start}... ({count} characters)")
+    } else {
+        start
+    }
+}

@@ -422,7 +422,7 @@ pub fn parse_widths(text: &str) -> Result<Vec<usize>> {
                 Error::InvalidArgument(format!(
                     "layer widths must be positive integers separated by commas, such as 2,2,1 \
                      (got '{}')",
-                    crate::data::shown(text)
+                    crate::error::shown(text)
                 ))
             })
         })

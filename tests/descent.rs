@@ -63,10 +63,20 @@ fn stops_when_flat_without_a_further_update() {
         ..Descent::default()
     };
     let outcome = descent.run(&mut engine, &mut []).unwrap();
-    let StopReason::Flat { gradient_norm } = outcome.stopped else {
+    let StopReason::Flat {
+        gradient_norm,
+        tolerance,
+    } = outcome.stopped
+    else {
         panic!("expected a flat stop, got {:?}", outcome.stopped)
     };
     assert!(gradient_norm < 1e-2);
+    assert_eq!(tolerance, 1e-2);
+    let said = outcome.stopped.to_string();
+    assert!(
+        said.starts_with("flat: the gradient norm ") && said.ends_with("fell below --tol 0.01"),
+        "{said}"
+    );
     assert!(outcome.history.iter().all(|r| r.gradient_norm >= 1e-2));
     assert!(outcome.steps() < 100_000);
 }

@@ -6,7 +6,7 @@ use clap::Args;
 use downhill::bench::{self, BenchReport, BenchSettings};
 use downhill::{network, DeviceChoice, Result};
 
-use super::{parse_count, parse_device, print_json, thousands};
+use super::common::{parse_count, parse_device, print_json, thousands};
 
 const EXAMPLES: &str = "\
 Examples:

@@ -8,7 +8,7 @@ use downhill::data::{save_predictions, Table};
 use downhill::{device, model_file, LossKind, Result};
 use serde_json::json;
 
-use super::{parse_loss, print_json, ModelDataArgs};
+use super::common::{parse_loss, print_json, ModelDataArgs};
 
 const EVAL_EXAMPLES: &str = "\
 Examples:

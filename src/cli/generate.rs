@@ -7,7 +7,7 @@ use clap::Args;
 use downhill::output::check_writable;
 use downhill::{data, model_file, network, Activation, Network, Result};
 
-use super::{parse_count, thousands, ShapeArgs};
+use super::common::{parse_count, thousands, ShapeArgs};
 
 const EXAMPLES: &str = "\
 Examples:

@@ -14,7 +14,7 @@ use downhill::plot::{self, ImageKind};
 use downhill::{model_file, Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{parse_count, thousands, ModelDataArgs};
+use super::common::{parse_count, thousands, ModelDataArgs};
 
 /// Grid points per axis when --grid is not given.
 const DEFAULT_GRID_1D: usize = 201;

@@ -14,10 +14,10 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
+use super::kernel::CpuKernel;
 use super::layout::{KernelLayout, LayerPlan};
 use super::simd::{keep_where_positive, load_padded, pairwise_sum, Isa, Level, SimdJob};
 use super::tile::{dot, gradient_tile, matmul_tile, Lane, LaneSums, LANES, TILE};
-use super::CpuKernel;
 use crate::data::{row_slices, Dataset};
 use crate::loss::Evaluation;
 use crate::network::{Activation, Network};

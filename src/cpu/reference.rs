@@ -4,7 +4,7 @@
 
 use ndarray::{Array2, ArrayView2, Axis};
 
-use super::CpuKernel;
+use super::kernel::CpuKernel;
 use crate::data::Dataset;
 use crate::loss::Evaluation;
 use crate::network::Network;

@@ -314,7 +314,7 @@ fn small_level() -> Level {
 
 fn fastest_level() -> Level {
     const POINTS: usize = 1 << 18;
-    let net = crate::Network::random(&[2, 2, 1], Activation::Relu, true, 1)
+    let net = crate::network::Network::random(&[2, 2, 1], Activation::Relu, true, 1)
         .expect("2-2-1 is a valid shape");
     let layout = KernelLayout::new(&net);
     let columns: Vec<Vec<f32>> = (0..3)

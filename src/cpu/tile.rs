@@ -21,13 +21,13 @@ pub(super) type Lane = [f32; TILE];
 /// stay in registers while each input value is loaded once.
 const ROWS: usize = 4;
 /// Rows and columns of the weight blocks whose per-lane gradient sums stay in registers.
-pub(super) const GRAD_BLOCK: usize = 4;
+const GRAD_BLOCK: usize = 4;
 /// Points per register block in the matrix-times-tile products (two AVX-512 registers).
 const RUN: usize = 32;
 /// Lanes of the per-weight partial sums in the gradient products (one AVX-512 register).
 pub(super) const LANES: usize = 16;
-/// Rows taken together by the AVX-512 build of the products.
-pub(super) const WIDE_ROWS: usize = 8;
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(avx512::BLOCK == GRAD_BLOCK && avx512::LANES_OF_SUMS == LANES);
 
 /// One weight's per-lane f32 gradient sums.
 pub(super) type LaneSums = [f32; LANES];
@@ -58,9 +58,9 @@ pub(super) fn matmul_tile<S: Isa>(
     let mut r = 0;
     #[cfg(target_arch = "x86_64")]
     if let Some(proof) = isa.avx512() {
-        while r + WIDE_ROWS <= rows {
+        while r + avx512::ROWS <= rows {
             avx512::rows8(proof, w_by_col, r, rows, cols, bias, input, out);
-            r += WIDE_ROWS;
+            r += avx512::ROWS;
         }
     }
     let _ = isa;

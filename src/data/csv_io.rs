@@ -190,7 +190,7 @@ fn parse_cell(path: &Path, line: u64, column: usize, cell: &str) -> Result<f32> 
         message,
     };
     // Quote a long cell by its start only, control characters escaped.
-    let shown = super::shown(cell);
+    let shown = crate::error::shown(cell);
     let original = cell;
     let cell = shown.as_str();
     let value: f64 = original
@@ -220,7 +220,10 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
         },
         other => Error::bad_data(
             path,
-            format!("line {line}: {}", super::shown(&format!("{other:?}"))),
+            format!(
+                "line {line}: {}",
+                crate::error::shown(&format!("{other:?}"))
+            ),
         ),
     }
 }

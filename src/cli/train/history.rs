@@ -55,7 +55,7 @@ pub fn read(path: &Path) -> Result<PastHistory> {
                     column: 1,
                     message: format!(
                         "expected a step number above {last_step}, found '{}'",
-                        downhill::data::shown(line)
+                        downhill::error::shown(line)
                     ),
                 })
             }

@@ -1,13 +1,14 @@
 //! `downhill train`.
 
+mod args;
 mod history;
 mod report;
+
+pub use args::TrainArgs;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Args;
-use downhill::cpu::{CpuEngine, CpuVariant};
 use downhill::data::{generate, Table};
 use downhill::descent::Observer;
 use downhill::device::{OpenEngine, Target};
@@ -18,95 +19,14 @@ use downhill::plot;
 use downhill::progress::ProgressObserver;
 use downhill::verify::Verified;
 use downhill::{
-    model_file, network, Activation, Dataset, Descent, DeviceChoice, Engine, Error, LossKind,
-    Network, Result, StopReason,
+    model_file, network, Activation, Dataset, Descent, Engine, Error, Network, Result, StopReason,
 };
 
+use super::common::{print_json, thousands};
 use super::interrupt::Interrupts;
-use super::{parse_count, parse_device, parse_loss, print_json, thousands, ShapeArgs};
 
 /// Points in the default synthetic set.
 const DEFAULT_POINTS: usize = 1_000_000;
-
-const EXAMPLES: &str = "\
-Examples:
-  downhill train                                  # the lesson's 2-2-1 network on 1M synthetic points
-  downhill train --points 1e5 --lr 0.3 --steps 500 --out model.json --history loss.csv
-  downhill train --data points.csv --layers 2,8,1 --lr 0.1 --out model.json
-  downhill train --init model.json --data points.csv --steps 100   # continue from a model
-  downhill train --points 1000 --loss sse --lr 1e-4 --no-bias --tol 0 --json
-  downhill train --points 1e5 --plot loss.png --plot-log
-  downhill train --points 1e5 --device gpu --verify";
-
-#[derive(Args, Debug)]
-#[command(after_help = EXAMPLES)]
-pub struct TrainArgs {
-    /// Training data (.csv or .npy; inputs first, the last columns are targets).
-    #[arg(long, value_name = "FILE", conflicts_with = "points")]
-    data: Option<PathBuf>,
-    /// Size of the synthetic training set when no --data is given (1e6 style accepted).
-    #[arg(long, value_name = "N", value_parser = parse_count)]
-    points: Option<usize>,
-    #[command(flatten)]
-    shape: ShapeArgs,
-    /// Start from this model's weights (the layer shapes and activations come from the file).
-    #[arg(long, value_name = "MODEL.json", conflicts_with_all = ["layers", "no_bias", "hidden_activation"])]
-    init: Option<PathBuf>,
-    /// Seed for the initial weights and the synthetic data.
-    #[arg(long, default_value_t = 6)]
-    seed: u64,
-    /// Standard deviation of the gaussian noise on synthetic targets.
-    #[arg(long, value_name = "F", default_value_t = 0.05)]
-    noise: f64,
-    /// Learning rate: the step is `-lr * gradient`.
-    #[arg(
-        long,
-        value_name = "F",
-        default_value_t = 0.3,
-        allow_hyphen_values = true
-    )]
-    lr: f64,
-    /// Maximum number of steps.
-    #[arg(long, value_name = "K", default_value = "200", value_parser = parse_count)]
-    steps: usize,
-    /// Stop once the gradient norm is below this ("until flat"); 0 disables the rule.
-    #[arg(
-        long,
-        value_name = "F",
-        default_value_t = 1e-5,
-        allow_hyphen_values = true
-    )]
-    tol: f64,
-    /// The loss to minimise. The SSE grows with the number of points, and so does its
-    /// gradient: with sse the learning rate must shrink in proportion (1e-4 for 1,000 points
-    /// is about what 0.2 is for the MSE).
-    #[arg(long, value_name = "mse|sse", default_value = "mse", value_parser = parse_loss)]
-    loss: LossKind,
-    /// Where the math runs.
-    #[arg(long, value_name = "auto|cpu|gpu", default_value = "auto", value_parser = parse_device)]
-    device: DeviceChoice,
-    /// Write the trained model here (JSON).
-    #[arg(long, value_name = "MODEL.json")]
-    out: Option<PathBuf>,
-    /// Write the loss history here (CSV: step, loss, gradient_norm: the state before each
-    /// step, then the final state). With --init, an existing history is continued.
-    #[arg(long, value_name = "LOSS.csv")]
-    history: Option<PathBuf>,
-    /// Draw the loss against the step into this picture (.png or .svg).
-    #[arg(long, value_name = "FILE.png|FILE.svg")]
-    plot: Option<PathBuf>,
-    /// Draw the --plot loss axis on a log scale.
-    #[arg(long, requires = "plot")]
-    plot_log: bool,
-    /// Run a second path in lockstep and compare (the GPU against the fused CPU kernel, the
-    /// fused CPU kernel against the f64 reference): every step's loss and gradient norm, where
-    /// and why each stopped, and the weights at the end; exit code 1 if they disagree.
-    #[arg(long)]
-    verify: bool,
-    /// Print one JSON object on stdout instead of text.
-    #[arg(long)]
-    json: bool,
-}
 
 /// Where the training data came from, for the report.
 enum Source {
@@ -171,35 +91,26 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     let offset = resume.as_ref().map_or(0, history::PastHistory::offset);
     let mut progress = ProgressObserver::new(args.steps);
     let opened = target.engine(net.clone(), &data)?;
-    let on_gpu = opened.is_gpu();
     let perturbed = perturbation_for_tests()?;
     // From here to the end of the descent a first Ctrl-C stops after the steps in flight and
     // the weights reached are written; before and after, it ends the command at once.
     interrupts.set_graceful(true);
     let mut observers = [&mut progress as &mut dyn Observer, &mut interrupts];
-    let (outcome, device_name, verification) = match (opened, args.verify) {
+    let mut run = |engine: &mut dyn Engine| -> Result<(downhill::Outcome, String)> {
+        let device_name = engine.device();
+        Ok((descent.run(engine, &mut observers)?, device_name))
+    };
+    let ((outcome, device_name), verification) = match (opened, args.verify) {
         #[cfg(feature = "gpu")]
         (OpenEngine::Gpu(mut engine), false) => {
             // The data now lives on the device; free the host copy (on a software adapter,
             // device memory is host memory too, and 100M points would be held twice).
             drop(data);
-            let device_name = engine.device();
-            (
-                descent.run(engine.as_mut(), &mut observers)?,
-                device_name,
-                None,
-            )
+            (run(engine.as_mut())?, None)
         }
-        (opened, false) => {
-            let mut engine = opened.boxed();
-            let device_name = engine.device();
-            (
-                descent.run(engine.as_mut(), &mut observers)?,
-                device_name,
-                None,
-            )
-        }
+        (opened, false) => (run(opened.boxed().as_mut())?, None),
         (opened, true) => {
+            let against = opened.checker().engine(net.clone(), &data)?.boxed();
             let checked = match perturbed {
                 Some(amount) => Box::new(Perturbed {
                     inner: opened.boxed(),
@@ -207,18 +118,8 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
                 }),
                 None => opened.boxed(),
             };
-            // The GPU is checked against the fused CPU kernel; that kernel against the f64
-            // reference (checking it against itself could never fail).
-            let variant = if on_gpu {
-                CpuVariant::Fused
-            } else {
-                CpuVariant::Reference
-            };
-            let against = Box::new(CpuEngine::new(net.clone(), &data, variant)?);
             let mut verified = Verified::new(checked, against);
-            let device_name = verified.device();
-            let outcome = descent.run(&mut verified, &mut observers)?;
-            (outcome, device_name, Some(verified.report()?))
+            (run(&mut verified)?, Some(verified.report()?))
         }
     };
 

@@ -6,8 +6,8 @@ use downhill::verify::{self, Report};
 use downhill::{model_file, Outcome};
 use serde_json::json;
 
-use super::super::thousands;
-use super::TrainArgs;
+use super::args::TrainArgs;
+use crate::cli::common::thousands;
 
 /// Everything the report tells, besides the outcome.
 pub struct Context<'a> {
@@ -73,7 +73,7 @@ pub fn print_text(cx: &Context, outcome: &Outcome, verification: Option<&Report>
         outcome.final_loss,
         outcome.steps(),
         if outcome.steps() == 1 { "" } else { "s" },
-        outcome.stopped.describe(args.tol)
+        outcome.stopped
     );
     let ms = outcome.ms_per_step();
     if ms > 0.0 {

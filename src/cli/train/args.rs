@@ -1,0 +1,88 @@
+//! `train`'s options (clap).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use downhill::{DeviceChoice, LossKind};
+
+use crate::cli::common::{parse_count, parse_device, parse_loss, ShapeArgs};
+
+const EXAMPLES: &str = "\
+Examples:
+  downhill train                                  # the lesson's 2-2-1 network on 1M synthetic points
+  downhill train --points 1e5 --lr 0.3 --steps 500 --out model.json --history loss.csv
+  downhill train --data points.csv --layers 2,8,1 --lr 0.1 --out model.json
+  downhill train --init model.json --data points.csv --steps 100   # continue from a model
+  downhill train --points 1000 --loss sse --lr 1e-4 --no-bias --tol 0 --json
+  downhill train --points 1e5 --plot loss.png --plot-log
+  downhill train --points 1e5 --device gpu --verify";
+
+#[derive(Args, Debug)]
+#[command(after_help = EXAMPLES)]
+pub struct TrainArgs {
+    /// Training data (.csv or .npy; inputs first, the last columns are targets).
+    #[arg(long, value_name = "FILE", conflicts_with = "points")]
+    pub data: Option<PathBuf>,
+    /// Size of the synthetic training set when no --data is given (1e6 style accepted).
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub points: Option<usize>,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
+    /// Start from this model's weights (the layer shapes and activations come from the file).
+    #[arg(long, value_name = "MODEL.json", conflicts_with_all = ["layers", "no_bias", "hidden_activation"])]
+    pub init: Option<PathBuf>,
+    /// Seed for the initial weights and the synthetic data.
+    #[arg(long, default_value_t = 6)]
+    pub seed: u64,
+    /// Standard deviation of the gaussian noise on synthetic targets.
+    #[arg(long, value_name = "F", default_value_t = 0.05)]
+    pub noise: f64,
+    /// Learning rate: the step is `-lr * gradient`.
+    #[arg(
+        long,
+        value_name = "F",
+        default_value_t = 0.3,
+        allow_hyphen_values = true
+    )]
+    pub lr: f64,
+    /// Maximum number of steps.
+    #[arg(long, value_name = "K", default_value = "200", value_parser = parse_count)]
+    pub steps: usize,
+    /// Stop once the gradient norm is below this ("until flat"); 0 disables the rule.
+    #[arg(
+        long,
+        value_name = "F",
+        default_value_t = 1e-5,
+        allow_hyphen_values = true
+    )]
+    pub tol: f64,
+    /// The loss to minimise. The SSE grows with the number of points, and so does its
+    /// gradient: with sse the learning rate must shrink in proportion (1e-4 for 1,000 points
+    /// is about what 0.2 is for the MSE).
+    #[arg(long, value_name = "mse|sse", default_value = "mse", value_parser = parse_loss)]
+    pub loss: LossKind,
+    /// Where the math runs.
+    #[arg(long, value_name = "auto|cpu|gpu", default_value = "auto", value_parser = parse_device)]
+    pub device: DeviceChoice,
+    /// Write the trained model here (JSON).
+    #[arg(long, value_name = "MODEL.json")]
+    pub out: Option<PathBuf>,
+    /// Write the loss history here (CSV: step, loss, gradient_norm: the state before each
+    /// step, then the final state). With --init, an existing history is continued.
+    #[arg(long, value_name = "LOSS.csv")]
+    pub history: Option<PathBuf>,
+    /// Draw the loss against the step into this picture (.png or .svg).
+    #[arg(long, value_name = "FILE.png|FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Draw the --plot loss axis on a log scale.
+    #[arg(long, requires = "plot")]
+    pub plot_log: bool,
+    /// Run a second path in lockstep and compare (the GPU against the fused CPU kernel, the
+    /// fused CPU kernel against the f64 reference): every step's loss and gradient norm, where
+    /// and why each stopped, and the weights at the end; exit code 1 if they disagree.
+    #[arg(long)]
+    pub verify: bool,
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}

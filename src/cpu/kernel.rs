@@ -1,0 +1,18 @@
+//! The interface both CPU kernels implement.
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::data::Dataset;
+use crate::loss::Evaluation;
+use crate::network::Network;
+
+/// A CPU implementation of the math.
+pub trait CpuKernel: Send {
+    /// `fused` or `reference`.
+    fn name(&self) -> &'static str;
+    /// The SSE and its gradient over `data` at `net`'s weights.
+    fn evaluate(&mut self, net: &Network, data: &Dataset) -> Evaluation;
+    /// Predictions for inputs given column by column: `(inputs, points)` in,
+    /// `(outputs, points)` out.
+    fn predict(&mut self, net: &Network, inputs: ArrayView2<f32>) -> Array2<f32>;
+}
