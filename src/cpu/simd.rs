@@ -8,11 +8,31 @@
 //! that lacks its instructions, and no caller needs `unsafe` to pick one.
 
 /// An instruction set a kernel is built for. Its value proves the CPU has it.
+///
+/// [`Isa::F32s`] is one vector register of f32 with the few operations the register-resident
+/// small kernel needs: values of it are SSA values the compiler keeps in registers, where
+/// arrays of f32 (even when vectorised) stay in memory and every accumulation waits on a
+/// store.
 pub(super) trait Isa: Copy {
     /// Whether `a * b + c` is one fused instruction (a software `mul_add` would be slow).
     const FMA: bool;
     /// f32 per vector register.
     const LANES: usize;
+    /// One register of `LANES` f32.
+    type F32s: Copy;
+    /// Every lane `v`.
+    fn splat(self, v: f32) -> Self::F32s;
+    /// `LANES` values from `values[at..]` (which must hold them).
+    fn load(self, values: &[f32], at: usize) -> Self::F32s;
+    fn add(self, a: Self::F32s, b: Self::F32s) -> Self::F32s;
+    fn sub(self, a: Self::F32s, b: Self::F32s) -> Self::F32s;
+    fn mul(self, a: Self::F32s, b: Self::F32s) -> Self::F32s;
+    /// `a * b + c`, fused where the instruction set has FMA.
+    fn mul_add(self, a: Self::F32s, b: Self::F32s, c: Self::F32s) -> Self::F32s;
+    /// `v` in the lanes where `a > 0`, else 0 (the ReLU and its slope).
+    fn keep_where_positive(self, v: Self::F32s, a: Self::F32s) -> Self::F32s;
+    /// The sum of the lanes, pairwise in f32.
+    fn sum(self, v: Self::F32s) -> f32;
     /// Compiles `job` for this instruction set, on its own (not inlined into the caller), and
     /// runs it.
     fn run<J: SimdJob>(self, job: J) -> J::Output;
@@ -30,6 +50,113 @@ pub(super) trait SimdJob {
     fn run<S: Isa>(self, isa: S) -> Self::Output;
 }
 
+/// The register operations on plain arrays of `N` f32: the baseline's (which the compiler
+/// vectorises with SSE2), and the x86 types' stand-ins where they cannot exist.
+macro_rules! array_ops {
+    ($n:literal) => {
+        #[inline(always)]
+        fn splat(self, v: f32) -> [f32; $n] {
+            [v; $n]
+        }
+        #[inline(always)]
+        fn load(self, values: &[f32], at: usize) -> [f32; $n] {
+            *<&[f32; $n]>::try_from(&values[at..at + $n]).expect("the slice is N long")
+        }
+        #[inline(always)]
+        fn add(self, a: [f32; $n], b: [f32; $n]) -> [f32; $n] {
+            std::array::from_fn(|l| a[l] + b[l])
+        }
+        #[inline(always)]
+        fn sub(self, a: [f32; $n], b: [f32; $n]) -> [f32; $n] {
+            std::array::from_fn(|l| a[l] - b[l])
+        }
+        #[inline(always)]
+        fn mul(self, a: [f32; $n], b: [f32; $n]) -> [f32; $n] {
+            std::array::from_fn(|l| a[l] * b[l])
+        }
+        #[inline(always)]
+        fn mul_add(self, a: [f32; $n], b: [f32; $n], c: [f32; $n]) -> [f32; $n] {
+            std::array::from_fn(|l| madd::<Self>(a[l], b[l], c[l]))
+        }
+        #[inline(always)]
+        fn keep_where_positive(self, v: [f32; $n], a: [f32; $n]) -> [f32; $n] {
+            std::array::from_fn(|l| keep_if_positive(v[l], a[l]))
+        }
+        #[inline(always)]
+        fn sum(self, v: [f32; $n]) -> f32 {
+            pairwise_sum(&v)
+        }
+    };
+}
+
+/// The register operations with the intrinsics of `avx512` or `avx2`. Each is an `unsafe`
+/// call made safe by `self`, the proof that the CPU has the instructions.
+#[cfg(target_arch = "x86_64")]
+macro_rules! x86_ops {
+    (avx512) => {
+        x86_ops!(@ops __m512, 16,
+            _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps,
+            _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_fmadd_ps);
+        #[inline(always)]
+        fn keep_where_positive(self, v: Self::F32s, a: Self::F32s) -> Self::F32s {
+            use std::arch::x86_64::*;
+            // SAFETY: `self` proves the CPU has AVX-512.
+            unsafe {
+                let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, _mm512_setzero_ps());
+                _mm512_maskz_mov_ps(positive, v)
+            }
+        }
+    };
+    (avx2) => {
+        x86_ops!(@ops __m256, 8,
+            _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps,
+            _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_fmadd_ps);
+        #[inline(always)]
+        fn keep_where_positive(self, v: Self::F32s, a: Self::F32s) -> Self::F32s {
+            use std::arch::x86_64::*;
+            // SAFETY: `self` proves the CPU has AVX2.
+            unsafe { _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_GT_OQ>(a, _mm256_setzero_ps())) }
+        }
+    };
+    (@ops $t:ident, $n:literal, $set1:ident, $loadu:ident, $storeu:ident,
+     $add:ident, $sub:ident, $mul:ident, $fmadd:ident) => {
+        #[inline(always)]
+        fn splat(self, v: f32) -> Self::F32s {
+            // SAFETY (of this and every intrinsic below): `self` proves the CPU has them.
+            unsafe { std::arch::x86_64::$set1(v) }
+        }
+        #[inline(always)]
+        fn load(self, values: &[f32], at: usize) -> Self::F32s {
+            let lanes = &values[at..at + $n];
+            // SAFETY: `lanes` holds the $n values read.
+            unsafe { std::arch::x86_64::$loadu(lanes.as_ptr()) }
+        }
+        #[inline(always)]
+        fn add(self, a: Self::F32s, b: Self::F32s) -> Self::F32s {
+            unsafe { std::arch::x86_64::$add(a, b) }
+        }
+        #[inline(always)]
+        fn sub(self, a: Self::F32s, b: Self::F32s) -> Self::F32s {
+            unsafe { std::arch::x86_64::$sub(a, b) }
+        }
+        #[inline(always)]
+        fn mul(self, a: Self::F32s, b: Self::F32s) -> Self::F32s {
+            unsafe { std::arch::x86_64::$mul(a, b) }
+        }
+        #[inline(always)]
+        fn mul_add(self, a: Self::F32s, b: Self::F32s, c: Self::F32s) -> Self::F32s {
+            unsafe { std::arch::x86_64::$fmadd(a, b, c) }
+        }
+        #[inline(always)]
+        fn sum(self, v: Self::F32s) -> f32 {
+            let mut lanes = [0.0f32; $n];
+            // SAFETY: `lanes` holds the $n values written.
+            unsafe { std::arch::x86_64::$storeu(lanes.as_mut_ptr(), v) };
+            pairwise_sum(&lanes)
+        }
+    };
+}
+
 /// AVX-512 (F, BW, DQ, VL) with FMA: 32 registers of 16 f32.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Avx512(());
@@ -45,6 +172,14 @@ pub(super) struct Baseline;
 impl Isa for Avx512 {
     const FMA: bool = true;
     const LANES: usize = 16;
+    #[cfg(target_arch = "x86_64")]
+    type F32s = std::arch::x86_64::__m512;
+    #[cfg(not(target_arch = "x86_64"))]
+    type F32s = [f32; 16];
+    #[cfg(target_arch = "x86_64")]
+    x86_ops!(avx512);
+    #[cfg(not(target_arch = "x86_64"))]
+    array_ops!(16);
 
     #[inline(always)]
     fn run<J: SimdJob>(self, job: J) -> J::Output {
@@ -74,6 +209,14 @@ impl Isa for Avx512 {
 impl Isa for Avx2 {
     const FMA: bool = true;
     const LANES: usize = 8;
+    #[cfg(target_arch = "x86_64")]
+    type F32s = std::arch::x86_64::__m256;
+    #[cfg(not(target_arch = "x86_64"))]
+    type F32s = [f32; 8];
+    #[cfg(target_arch = "x86_64")]
+    x86_ops!(avx2);
+    #[cfg(not(target_arch = "x86_64"))]
+    array_ops!(8);
 
     #[inline(always)]
     fn run<J: SimdJob>(self, job: J) -> J::Output {
@@ -98,6 +241,8 @@ impl Isa for Avx2 {
 impl Isa for Baseline {
     const FMA: bool = false;
     const LANES: usize = 4;
+    type F32s = [f32; 4];
+    array_ops!(4);
 
     #[inline(always)]
     fn run<J: SimdJob>(self, job: J) -> J::Output {
@@ -245,29 +390,6 @@ pub(super) fn load_padded<const N: usize>(
     }
 }
 
-/// [`load_padded`] into fresh rows, returned by value (the small kernel's registers): the
-/// padding is already zero, and a group built this way compiles to less than one zeroed and
-/// then filled (measured: 30% of the 2-2-1 step).
-#[inline(always)]
-pub(super) fn loaded<const N: usize, const M: usize>(
-    columns: &[&[f32]],
-    start: usize,
-    len: usize,
-) -> [[f32; N]; M] {
-    let mut rows = [[0.0; N]; M];
-    for (row, column) in rows.iter_mut().zip(columns) {
-        if len == N {
-            let full: &[f32; N] = column[start..start + N]
-                .try_into()
-                .expect("the slice is N long");
-            *row = *full;
-        } else {
-            row[..len].copy_from_slice(&column[start..start + len]);
-        }
-    }
-    rows
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +413,57 @@ mod tests {
         assert!(Level::available().contains(&Level::detect()));
     }
 
+    /// Each register operation, on every level this CPU runs, against the same arithmetic
+    /// lane by lane.
+    struct Ops<'a>(&'a [f32], &'a [f32], &'a [f32]);
+
+    impl SimdJob for Ops<'_> {
+        type Output = [f32; 6];
+        #[inline(always)]
+        fn run<S: Isa>(self, isa: S) -> [f32; 6] {
+            let (a, b, c) = (
+                isa.load(self.0, 1),
+                isa.load(self.1, 1),
+                isa.load(self.2, 1),
+            );
+            [
+                isa.sum(isa.mul_add(a, b, c)),
+                isa.sum(isa.sub(a, b)),
+                isa.sum(isa.mul(a, isa.add(b, isa.splat(1.0)))),
+                isa.sum(isa.keep_where_positive(a, b)),
+                isa.sum(isa.keep_where_positive(a, a)),
+                S::LANES as f32,
+            ]
+        }
+    }
+
+    #[test]
+    fn every_register_operation_matches_the_lane_by_lane_arithmetic() {
+        let a: Vec<f32> = (0..17).map(|v| v as f32 * 0.5 - 4.0).collect();
+        let b: Vec<f32> = (0..17).map(|v| 3.0 - v as f32 * 0.25).collect();
+        let c: Vec<f32> = (0..17).map(|v| (v % 5) as f32).collect();
+        for level in Level::available() {
+            let got = level.run(Ops(&a, &b, &c));
+            let n = got[5] as usize;
+            assert_eq!(n, level.lanes());
+            let lanes = 1..1 + n;
+            let sum = |f: &dyn Fn(usize) -> f32| lanes.clone().map(f).sum::<f32>();
+            let want = [
+                sum(&|l| a[l] * b[l] + c[l]),
+                sum(&|l| a[l] - b[l]),
+                sum(&|l| a[l] * (b[l] + 1.0)),
+                sum(&|l| if b[l] > 0.0 { a[l] } else { 0.0 }),
+                sum(&|l| a[l].max(0.0)),
+            ];
+            for (g, w) in got.iter().zip(want) {
+                assert!(
+                    (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                    "{level:?}: {g} vs {w}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_helpers_mask_sum_and_pad() {
         let mut v = [1.0f32, -2.0, 3.0, 4.0];
@@ -301,6 +474,5 @@ mod tests {
         let (a, b) = ([1.0f32, 2.0, 3.0], [4.0f32, 5.0, 6.0]);
         load_padded(&mut rows, &[&a, &b], 1, 2);
         assert_eq!(rows, [[2.0, 3.0, 0.0, 0.0], [5.0, 6.0, 0.0, 0.0]]);
-        assert_eq!(loaded::<4, 2>(&[&a, &b], 1, 2), rows);
     }
 }

@@ -2,145 +2,130 @@
 //! output, up to 4 inputs, 4 hidden nodes and 2 outputs (`I-H-O`).
 //!
 //! The widths are compile-time constants, so the whole forward and backward pass of a group of
-//! [`V`] points unrolls into straight-line vector code with every value in registers; the
-//! general tile kernel has to go through memory between layers, which costs about three times
-//! the instructions on a network this small. Gradients are summed per lane in f32 for
+//! points (one register's worth: 16 with AVX-512) unrolls into straight-line code on register
+//! values (`Isa::F32s`): the weights, the activations and every gradient sum stay in
+//! registers, and each point is read once. (Written on arrays of f32 instead, the same loops
+//! vectorise but keep the sums in memory, and every group's additions wait on a store: that
+//! was 1.5x slower at 10M points and 1.9x at 1M.) Gradients are summed per lane in f32 for
 //! [`FLUSH`] groups at a time, then in f64. Each shape is built for every instruction set the
 //! CPU runs (through `simd`), and the one measured fastest on this machine is used.
 
-// Index loops mirror the math (`z[j] += w[j][i] * a[i]`) and are the shape the vectoriser
-// handles best; iterator chains over several arrays at once would obscure both.
+// Index loops mirror the math (`z[j] += w[j][i] * a[i]`) and are the clearest way to write
+// it; iterator chains over several arrays at once would obscure it.
 #![allow(clippy::needless_range_loop)]
 
 use super::layout::KernelLayout;
-use super::simd::{keep_where_positive, loaded, madd, pairwise_sum, Isa, Level, SimdJob};
+use super::simd::{Isa, Level, SimdJob};
 use crate::network::Activation;
 
-/// Points per vector group: one AVX-512 register of f32 (two AVX2 ones). With AVX-512's 32
-/// registers the gradient sums of a 2-2-1 network never leave registers.
-const V: usize = 16;
-/// Groups summed in f32 before their sums move to the f64 totals.
+/// Groups summed in f32 before their sums move to the f64 totals (1,024 points with AVX-512).
 const FLUSH: usize = 64;
+/// The widest register's lanes: the size of the buffer a short last group is padded in.
+const MAX_LANES: usize = 16;
 
-type Vf = [f32; V];
-
-/// The parameters of an `I-H-O` network in f32.
-struct Params<const I: usize, const H: usize, const O: usize> {
-    w0: [[f32; I]; H],
-    b0: [f32; H],
-    w1: [[f32; H]; O],
-    b1: [f32; O],
+/// The parameters of an `I-H-O` network, each in every lane of a register.
+struct Params<S: Isa, const I: usize, const H: usize, const O: usize> {
+    w0: [[S::F32s; I]; H],
+    b0: [S::F32s; H],
+    w1: [[S::F32s; H]; O],
+    b1: [S::F32s; O],
 }
 
 /// Per-lane f32 sums of the gradient (in the network's own shapes) and the SSE.
-struct Sums<const I: usize, const H: usize, const O: usize> {
-    w0: [[Vf; I]; H],
-    b0: [Vf; H],
-    w1: [[Vf; H]; O],
-    b1: [Vf; O],
-    sse: Vf,
+#[derive(Clone, Copy)]
+struct Sums<S: Isa, const I: usize, const H: usize, const O: usize> {
+    w0: [[S::F32s; I]; H],
+    b0: [S::F32s; H],
+    w1: [[S::F32s; H]; O],
+    b1: [S::F32s; O],
+    sse: S::F32s,
 }
 
-impl<const I: usize, const H: usize, const O: usize> Sums<I, H, O> {
-    fn zero() -> Self {
+impl<S: Isa, const I: usize, const H: usize, const O: usize> Sums<S, I, H, O> {
+    #[inline(always)]
+    fn zero(isa: S) -> Self {
+        let z = isa.splat(0.0);
         Sums {
-            w0: [[[0.0; V]; I]; H],
-            b0: [[0.0; V]; H],
-            w1: [[[0.0; V]; H]; O],
-            b1: [[0.0; V]; O],
-            sse: [0.0; V],
+            w0: [[z; I]; H],
+            b0: [z; H],
+            w1: [[z; H]; O],
+            b1: [z; O],
+            sse: z,
         }
     }
 }
 
 /// Forward pass of one group: the hidden activations and the outputs.
 #[inline(always)]
-fn forward<const I: usize, const H: usize, const O: usize, const RELU: bool, S: Isa>(
-    p: &Params<I, H, O>,
-    x: &[Vf; I],
-) -> ([Vf; H], [Vf; O]) {
-    let mut h = [[0.0f32; V]; H];
+fn forward<S: Isa, const I: usize, const H: usize, const O: usize, const RELU: bool>(
+    isa: S,
+    p: &Params<S, I, H, O>,
+    x: &[S::F32s; I],
+) -> ([S::F32s; H], [S::F32s; O]) {
+    let mut h = p.b0;
     for j in 0..H {
-        for l in 0..V {
-            let mut z = p.b0[j];
-            for i in 0..I {
-                z = madd::<S>(p.w0[j][i], x[i][l], z);
-            }
-            h[j][l] = z;
+        for i in 0..I {
+            h[j] = isa.mul_add(p.w0[j][i], x[i], h[j]);
         }
         if RELU {
-            let z = h[j];
-            keep_where_positive(&mut h[j], &z);
+            h[j] = isa.keep_where_positive(h[j], h[j]);
         }
     }
-    let mut y = [[0.0f32; V]; O];
+    let mut y = p.b1;
     for k in 0..O {
-        for l in 0..V {
-            let mut z = p.b1[k];
-            for j in 0..H {
-                z = madd::<S>(p.w1[k][j], h[j][l], z);
-            }
-            y[k][l] = z;
+        for j in 0..H {
+            y[k] = isa.mul_add(p.w1[k][j], h[j], y[k]);
         }
     }
     (h, y)
 }
 
-/// Forward, error and backward pass of one group; `valid` is 1 for lanes that hold real
-/// points and 0 for the padding of a short last group.
+/// Forward, error and backward pass of one group; `valid` is 1 in the lanes that hold real
+/// points and 0 in the padding of a short last group.
 #[inline(always)]
-fn group<const I: usize, const H: usize, const O: usize, const RELU: bool, S: Isa>(
-    p: &Params<I, H, O>,
-    x: &[Vf; I],
-    t: &[Vf; O],
-    valid: &Vf,
-    s: &mut Sums<I, H, O>,
+fn group<S: Isa, const I: usize, const H: usize, const O: usize, const RELU: bool>(
+    isa: S,
+    p: &Params<S, I, H, O>,
+    x: &[S::F32s; I],
+    t: &[S::F32s; O],
+    valid: Option<S::F32s>,
+    s: &mut Sums<S, I, H, O>,
 ) {
-    let (h, y) = forward::<I, H, O, RELU, S>(p, x);
-    let mut d = [[0.0f32; V]; O];
+    let (h, y) = forward::<S, I, H, O, RELU>(isa, p, x);
+    let two = isa.splat(2.0);
+    let mut d = y;
     for k in 0..O {
-        for l in 0..V {
-            let e = (y[k][l] - t[k][l]) * valid[l];
-            s.sse[l] = madd::<S>(e, e, s.sse[l]);
-            d[k][l] = 2.0 * e;
+        let mut e = isa.sub(y[k], t[k]);
+        if let Some(valid) = valid {
+            e = isa.mul(e, valid);
         }
-        for l in 0..V {
-            s.b1[k][l] += d[k][l];
-        }
+        s.sse = isa.mul_add(e, e, s.sse);
+        d[k] = isa.mul(two, e);
+        s.b1[k] = isa.add(s.b1[k], d[k]);
         for j in 0..H {
-            for l in 0..V {
-                s.w1[k][j][l] = madd::<S>(d[k][l], h[j][l], s.w1[k][j][l]);
-            }
+            s.w1[k][j] = isa.mul_add(d[k], h[j], s.w1[k][j]);
         }
     }
     for j in 0..H {
-        let mut dh = [0.0f32; V];
-        for l in 0..V {
-            for k in 0..O {
-                dh[l] = madd::<S>(p.w1[k][j], d[k][l], dh[l]);
-            }
+        let mut dh = isa.mul(p.w1[0][j], d[0]);
+        for k in 1..O {
+            dh = isa.mul_add(p.w1[k][j], d[k], dh);
         }
         if RELU {
-            keep_where_positive(&mut dh, &h[j]);
+            dh = isa.keep_where_positive(dh, h[j]);
         }
-        for l in 0..V {
-            s.b0[j][l] += dh[l];
-        }
+        s.b0[j] = isa.add(s.b0[j], dh);
         for i in 0..I {
-            for l in 0..V {
-                s.w0[j][i][l] = madd::<S>(dh[l], x[i][l], s.w0[j][i][l]);
-            }
+            s.w0[j][i] = isa.mul_add(dh, x[i], s.w0[j][i]);
         }
     }
 }
 
 /// Moves the f32 lane sums into the f64 gradient (flat layout) and returns their SSE.
-/// Takes the sums by value and is not inlined, so the hot loop never takes their address:
-/// a reference into them (indexed by loops the compiler does not unroll in this cold code)
-/// would keep every sum in memory, and each group's additions would wait on a store.
-#[inline(never)]
-fn flush<const I: usize, const H: usize, const O: usize>(
-    s: Sums<I, H, O>,
+#[inline(always)]
+fn flush<S: Isa, const I: usize, const H: usize, const O: usize>(
+    isa: S,
+    s: &Sums<S, I, H, O>,
     layout: &KernelLayout,
     gradient: &mut [f64],
 ) -> f64 {
@@ -149,36 +134,50 @@ fn flush<const I: usize, const H: usize, const O: usize>(
     };
     for j in 0..H {
         for i in 0..I {
-            gradient[first.weights + j * I + i] += f64::from(pairwise_sum(&s.w0[j][i]));
+            gradient[first.weights + j * I + i] += f64::from(isa.sum(s.w0[j][i]));
         }
         if let Some(b) = first.bias {
-            gradient[b + j] += f64::from(pairwise_sum(&s.b0[j]));
+            gradient[b + j] += f64::from(isa.sum(s.b0[j]));
         }
     }
     for k in 0..O {
         for j in 0..H {
-            gradient[second.weights + k * H + j] += f64::from(pairwise_sum(&s.w1[k][j]));
+            gradient[second.weights + k * H + j] += f64::from(isa.sum(s.w1[k][j]));
         }
         if let Some(b) = second.bias {
-            gradient[b + k] += f64::from(pairwise_sum(&s.b1[k]));
+            gradient[b + k] += f64::from(isa.sum(s.b1[k]));
         }
     }
-    f64::from(pairwise_sum(&s.sse))
+    f64::from(isa.sum(s.sse))
 }
 
-fn params<const I: usize, const H: usize, const O: usize>(
+fn params<S: Isa, const I: usize, const H: usize, const O: usize>(
+    isa: S,
     layout: &KernelLayout,
-) -> Params<I, H, O> {
+) -> Params<S, I, H, O> {
     let [first, second] = &layout.layers[..] else {
         unreachable!("the small kernel is only chosen for two layers")
     };
     let p = &layout.params;
-    Params {
-        w0: std::array::from_fn(|j| std::array::from_fn(|i| p[first.weights + j * I + i])),
-        b0: std::array::from_fn(|j| first.bias.map_or(0.0, |b| p[b + j])),
-        w1: std::array::from_fn(|k| std::array::from_fn(|j| p[second.weights + k * H + j])),
-        b1: std::array::from_fn(|k| second.bias.map_or(0.0, |b| p[b + k])),
+    let mut params = Params {
+        w0: [[isa.splat(0.0); I]; H],
+        b0: [isa.splat(0.0); H],
+        w1: [[isa.splat(0.0); H]; O],
+        b1: [isa.splat(0.0); O],
+    };
+    for j in 0..H {
+        for i in 0..I {
+            params.w0[j][i] = isa.splat(p[first.weights + j * I + i]);
+        }
+        params.b0[j] = isa.splat(first.bias.map_or(0.0, |b| p[b + j]));
     }
+    for k in 0..O {
+        for j in 0..H {
+            params.w1[k][j] = isa.splat(p[second.weights + k * H + j]);
+        }
+        params.b1[k] = isa.splat(second.bias.map_or(0.0, |b| p[b + k]));
+    }
+    params
 }
 
 /// The SSE of points `start..end` of an `I-H-O` network, adding their gradient to `gradient`.
@@ -196,10 +195,11 @@ impl<const I: usize, const H: usize, const O: usize, const RELU: bool> SimdJob
     type Output = f64;
 
     #[inline(always)]
-    fn run<S: Isa>(self, _: S) -> f64 {
+    fn run<S: Isa>(self, isa: S) -> f64 {
         // The fields as arguments of their own function: LLVM knows that references passed
         // as arguments do not alias (and keeps that when inlining), not those held in a struct.
-        block_body::<I, H, O, RELU, S>(
+        block_body::<S, I, H, O, RELU>(
+            isa,
             self.layout,
             self.columns,
             self.start,
@@ -209,39 +209,50 @@ impl<const I: usize, const H: usize, const O: usize, const RELU: bool> SimdJob
     }
 }
 
-/// The body of [`Block`].
+/// The body of [`Block`]: full groups of `S::LANES` points, then one short group padded with
+/// zeros (and masked out of the error).
 #[inline(always)]
-fn block_body<const I: usize, const H: usize, const O: usize, const RELU: bool, S: Isa>(
+fn block_body<S: Isa, const I: usize, const H: usize, const O: usize, const RELU: bool>(
+    isa: S,
     layout: &KernelLayout,
     columns: &[&[f32]],
     start: usize,
     end: usize,
     gradient: &mut [f64],
 ) -> f64 {
-    let p = params::<I, H, O>(layout);
+    let lanes = S::LANES;
+    let p = params::<S, I, H, O>(isa, layout);
     let (inputs, targets) = columns.split_at(I);
     let mut sse = 0.0;
-    let mut sums = Sums::zero();
-    let mut pending = 0;
-    const ALL: Vf = [1.0; V];
-    for at in (start..end).step_by(V) {
-        let valid = V.min(end - at);
-        let x: [Vf; I] = loaded(inputs, at, valid);
-        let t: [Vf; O] = loaded(targets, at, valid);
-        let mask = if valid == V {
-            ALL
-        } else {
-            std::array::from_fn(|l| if l < valid { 1.0 } else { 0.0 })
-        };
-        group::<I, H, O, RELU, S>(&p, &x, &t, &mask, &mut sums);
-        pending += 1;
-        if pending == FLUSH {
-            sse += flush(sums, layout, gradient);
-            sums = Sums::zero();
-            pending = 0;
+    let full_end = start + (end - start) / lanes * lanes;
+    let mut at = start;
+    while at < full_end {
+        let flush_end = full_end.min(at + FLUSH * lanes);
+        let mut sums = Sums::zero(isa);
+        while at < flush_end {
+            let x: [S::F32s; I] = std::array::from_fn(|i| isa.load(inputs[i], at));
+            let t: [S::F32s; O] = std::array::from_fn(|k| isa.load(targets[k], at));
+            group::<S, I, H, O, RELU>(isa, &p, &x, &t, None, &mut sums);
+            at += lanes;
         }
+        sse += flush(isa, &sums, layout, gradient);
     }
-    sse + flush(sums, layout, gradient)
+    if at < end {
+        let valid = end - at;
+        let padded = |column: &[f32]| {
+            let mut buffer = [0.0f32; MAX_LANES];
+            buffer[..valid].copy_from_slice(&column[at..end]);
+            isa.load(&buffer, 0)
+        };
+        let x: [S::F32s; I] = std::array::from_fn(|i| padded(inputs[i]));
+        let t: [S::F32s; O] = std::array::from_fn(|k| padded(targets[k]));
+        let mut ones = [0.0f32; MAX_LANES];
+        ones[..valid].fill(1.0);
+        let mut sums = Sums::zero(isa);
+        group::<S, I, H, O, RELU>(isa, &p, &x, &t, Some(isa.load(&ones, 0)), &mut sums);
+        sse += flush(isa, &sums, layout, gradient);
+    }
+    sse
 }
 
 /// The small kernel for one shape, built for one instruction set.
@@ -397,7 +408,17 @@ mod tests {
             };
             let teacher = Network::random(&[3, 4, 2], Activation::Relu, true, 1).unwrap();
             let student = Network::random(&[3, 4, 2], hidden, true, 2).unwrap();
-            for points in [1, V - 1, V + 1, V * FLUSH + 3] {
+            // Ends mid-group and mid-flush for 4, 8 and 16 lanes, and right at a flush.
+            for points in [
+                1,
+                3,
+                7,
+                9,
+                15,
+                17,
+                MAX_LANES * FLUSH,
+                MAX_LANES * FLUSH * 2 + 13,
+            ] {
                 let set = data::generate(&teacher, points, 0.1, 3).unwrap();
                 let want = Reference.evaluate(&student, &set);
                 let layout = KernelLayout::new(&student);
