@@ -2,12 +2,12 @@
 """The import graph between downhill's modules, and any loop in it.
 
 Reads every file under src/, resolves each `crate::`, `super::` and `downhill::` path (and a
-mod.rs file's bare `child::` paths) to the module it names, and prints the loops; with
-`--edges`, every edge too. Re-exports (`pub use`) are a module's facade, not a dependency, and
+mod.rs file's bare `child::` paths) to the module it names, and prints the loops and the
+upward imports (against the README's layers, below); with `--edges`, every edge too. Re-exports (`pub use`) are a module's facade, not a dependency, and
 are left out, as are `#[cfg(test)] mod tests`. The library (src/lib.rs) and the command
 (src/main.rs, src/cli/) are two crates: `crate::` means the one the file belongs to.
 
-    python3 scripts/import_graph.py            # exits 1 if there is a loop
+    python3 scripts/import_graph.py            # exits 1 on a loop or an upward import
     python3 scripts/import_graph.py --edges
 """
 
@@ -15,6 +15,25 @@ import os
 import re
 import sys
 from collections import defaultdict
+
+# The README's layers (its "Layout" section): a module may import only from its own layer or
+# the ones below.
+LAYERS = {
+    "error": 1, "limits": 1, "output": 1,
+    "network": 2, "model_file": 2, "data": 2, "loss": 2, "descent": 2,
+    "cpu": 3, "gpu": 3,
+    "device": 4,
+    "verify": 5, "landscape": 5, "bench": 5, "progress": 5, "plot": 5,
+}
+COMMAND_LAYER = 6
+
+
+def layer(node):
+    crate, module = node
+    if crate == "bin":
+        return COMMAND_LAYER
+    return LAYERS.get(module.split("/")[0], 0)
+
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 
@@ -50,6 +69,16 @@ def main():
         here = module.split("/") if module else []
         is_dir = os.path.basename(path) in ("mod.rs", "lib.rs", "main.rs")
         code = code_of(path)
+        # `use super::{a, b::c}` names `super::a` and `super::b::c`.
+        code = re.sub(
+            r"\b((?:crate|super|downhill)(?:::\w+)*)::\{([^{}]*)\}",
+            lambda m: " ".join(
+                f"{m.group(1)}::{item.strip()}"
+                for item in m.group(2).split(",")
+                if item.strip() and item.strip() != "self"
+            ) + (f" {m.group(1)}::__self" if "self" in m.group(2).split(",") else ""),
+            code,
+        )
         for reference in re.findall(r"\b((?:crate|super|downhill)(?:::\w+)+)", code):
             parts = reference.split("::")
             target_crate = crate
@@ -100,11 +129,20 @@ def main():
     for node in sorted(modules):
         if node not in state:
             visit(node)
+    upward = [
+        (node, target)
+        for node, targets in sorted(edges.items())
+        for target in sorted(targets)
+        if target[1] and layer(target) > layer(node)
+    ]
     print(f"{len(modules)} modules, {sum(len(t) for t in edges.values())} imports, "
-          f"{len(loops)} loops")
+          f"{len(loops)} loops, {len(upward)} upward imports")
     for loop in loops:
         print("  loop:", " -> ".join(name(n) for n in loop))
-    return 1 if loops else 0
+    for node, target in upward:
+        print(f"  upward: {name(node)} (layer {layer(node)}) -> {name(target)} "
+              f"(layer {layer(target)})")
+    return 1 if loops or upward else 0
 
 
 if __name__ == "__main__":

@@ -358,17 +358,3 @@ impl SseOfMany<'_> {
         }
     }
 }
-
-/// The SSE and its gradient of `net` over `data`, on the chosen device.
-pub fn evaluate(choice: DeviceChoice, net: &Network, data: &Dataset) -> Result<Evaluation> {
-    Target::resolve(choice)?.evaluate(net, data)
-}
-
-/// Predictions for inputs given column by column, on the chosen device.
-pub fn predict(
-    choice: DeviceChoice,
-    net: &Network,
-    inputs: ArrayView2<f32>,
-) -> Result<Array2<f32>> {
-    Target::resolve(choice)?.predict(net, inputs)
-}

@@ -6,16 +6,18 @@
 //! until flat.
 //!
 //! ```
-//! use downhill::{Activation, Dataset, Descent, Network};
-//! use downhill::cpu::{CpuEngine, CpuVariant};
+//! use downhill::device::Target;
+//! use downhill::{Activation, Descent, DeviceChoice, Network};
 //!
-//! // Points from the lesson's baseline network, then a random student trained on them.
+//! // Points from the lesson's baseline network, then a random student trained on them on
+//! // the CPU (`DeviceChoice::Auto` would take a GPU when there is one).
 //! let teacher = Network::lesson_baseline(Activation::Identity);
 //! let data = downhill::data::generate(&teacher, 1000, 0.0, 7).unwrap();
 //! let student = Network::random(&[2, 2, 1], Activation::Identity, false, 1).unwrap();
-//! let mut engine = CpuEngine::new(student, &data, CpuVariant::Fused).unwrap();
+//! let target = Target::resolve(DeviceChoice::Cpu).unwrap();
+//! let mut engine = target.engine(student, &data).unwrap().boxed();
 //! let descent = Descent { learning_rate: 0.05, max_steps: 200, ..Descent::default() };
-//! let outcome = descent.run(&mut engine, &mut []).unwrap();
+//! let outcome = descent.run(engine.as_mut(), &mut []).unwrap();
 //! assert!(outcome.final_loss < outcome.history[0].loss);
 //! ```
 

@@ -16,7 +16,7 @@ mod common;
 use common::{gpu, gradient_gap, random_case};
 
 use downhill::cpu::{CpuEngine, CpuKernel, CpuVariant, Reference};
-use downhill::gpu::engine::{evaluate, predict};
+use downhill::gpu::engine::predict;
 use downhill::gpu::{GpuContext, GpuEngine, GpuOptions};
 use downhill::{data, Activation, Dataset, Descent, Engine, Layer, LossKind, Network, StopReason};
 use ndarray::{arr2, Array2};
@@ -32,6 +32,16 @@ const SHAPES: &[&[usize]] = &[
     &[3, 5, 2],
 ];
 const SIZES: &[usize] = &[1, 63, 64, 65, 1000, 4097];
+
+/// The loss and gradient of `net` over `set` from a GPU engine built for them.
+fn evaluate(
+    ctx: GpuContext,
+    net: &Network,
+    set: &Dataset,
+    options: GpuOptions,
+) -> downhill::Result<downhill::Evaluation> {
+    GpuEngine::new(ctx, net.clone(), set, options)?.evaluate()
+}
 
 fn compare(ctx: &GpuContext, options: GpuOptions, case: &str, net: &Network, set: &Dataset) {
     let want = Reference.evaluate(net, set);

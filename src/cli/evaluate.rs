@@ -107,7 +107,7 @@ pub fn run_predict(args: PredictArgs) -> Result<ExitCode> {
         &format!("predictions for {} points", inputs.ncols()),
         downhill::limits::bytes_for(inputs.ncols(), net.outputs() * 4),
     )?;
-    let predictions = device::predict(*device, &net, inputs.view())?;
+    let predictions = device::Target::resolve(*device)?.predict(&net, inputs.view())?;
     match &args.out {
         Some(out) => {
             save_predictions(out, predictions.view())?;

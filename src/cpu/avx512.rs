@@ -87,7 +87,7 @@ fn rows8_build<const N: usize>(
     }
 }
 
-/// A full `GRAD_BLOCK x GRAD_BLOCK` block of `tile::gradient_tile`: 16 vector sums (one per
+/// A full `BLOCK x BLOCK` block of `tile::gradient_tile`: 16 vector sums (one per
 /// weight, 16 lanes each) that never leave registers, added to the weights' lane sums once
 /// per tile.
 #[inline(always)]

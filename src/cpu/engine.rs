@@ -51,11 +51,13 @@ impl<'a> CpuEngine<'a> {
                 reference::memory_needed(&net, data.len()),
             )?;
         }
+        let mut kernel = variant.kernel();
+        kernel.prepare(&net);
         Ok(CpuEngine {
             net,
             previous: None,
             data,
-            kernel: variant.kernel(),
+            kernel,
         })
     }
 }

@@ -305,6 +305,12 @@ impl CpuKernel for Fused {
         }
     }
 
+    fn prepare(&mut self, net: &Network) {
+        if self.specialise {
+            super::small::block_for(&KernelLayout::new(net));
+        }
+    }
+
     fn predict(&mut self, net: &Network, inputs: ArrayView2<f32>) -> Array2<f32> {
         let plan = KernelLayout::new(net);
         let points = inputs.ncols();

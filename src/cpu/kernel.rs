@@ -15,4 +15,7 @@ pub trait CpuKernel: Send {
     /// Predictions for inputs given column by column: `(inputs, points)` in,
     /// `(outputs, points)` out.
     fn predict(&mut self, net: &Network, inputs: ArrayView2<f32>) -> Array2<f32>;
+    /// Makes every once-per-process choice for `net`'s shape now (the fused kernel times its
+    /// builds once), so that it is not counted in the first step's time.
+    fn prepare(&mut self, _net: &Network) {}
 }

@@ -94,7 +94,7 @@ macro_rules! array_ops {
 #[cfg(target_arch = "x86_64")]
 macro_rules! x86_ops {
     (avx512) => {
-        x86_ops!(@ops __m512, 16,
+        x86_ops!(@ops 16,
             _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps,
             _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_fmadd_ps);
         #[inline(always)]
@@ -108,7 +108,7 @@ macro_rules! x86_ops {
         }
     };
     (avx2) => {
-        x86_ops!(@ops __m256, 8,
+        x86_ops!(@ops 8,
             _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps,
             _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_fmadd_ps);
         #[inline(always)]
@@ -118,39 +118,44 @@ macro_rules! x86_ops {
             unsafe { _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_GT_OQ>(a, _mm256_setzero_ps())) }
         }
     };
-    (@ops $t:ident, $n:literal, $set1:ident, $loadu:ident, $storeu:ident,
+    (@ops $n:literal, $set1:ident, $loadu:ident, $storeu:ident,
      $add:ident, $sub:ident, $mul:ident, $fmadd:ident) => {
         #[inline(always)]
         fn splat(self, v: f32) -> Self::F32s {
-            // SAFETY (of this and every intrinsic below): `self` proves the CPU has them.
+            // SAFETY: `self` proves the CPU has the instruction.
             unsafe { std::arch::x86_64::$set1(v) }
         }
         #[inline(always)]
         fn load(self, values: &[f32], at: usize) -> Self::F32s {
             let lanes = &values[at..at + $n];
-            // SAFETY: `lanes` holds the $n values read.
+            // SAFETY: `self` proves the CPU has the instruction; `lanes` holds the values read.
             unsafe { std::arch::x86_64::$loadu(lanes.as_ptr()) }
         }
         #[inline(always)]
         fn add(self, a: Self::F32s, b: Self::F32s) -> Self::F32s {
+            // SAFETY: `self` proves the CPU has the instruction.
             unsafe { std::arch::x86_64::$add(a, b) }
         }
         #[inline(always)]
         fn sub(self, a: Self::F32s, b: Self::F32s) -> Self::F32s {
+            // SAFETY: `self` proves the CPU has the instruction.
             unsafe { std::arch::x86_64::$sub(a, b) }
         }
         #[inline(always)]
         fn mul(self, a: Self::F32s, b: Self::F32s) -> Self::F32s {
+            // SAFETY: `self` proves the CPU has the instruction.
             unsafe { std::arch::x86_64::$mul(a, b) }
         }
         #[inline(always)]
         fn mul_add(self, a: Self::F32s, b: Self::F32s, c: Self::F32s) -> Self::F32s {
+            // SAFETY: `self` proves the CPU has the instruction.
             unsafe { std::arch::x86_64::$fmadd(a, b, c) }
         }
         #[inline(always)]
         fn sum(self, v: Self::F32s) -> f32 {
             let mut lanes = [0.0f32; $n];
-            // SAFETY: `lanes` holds the $n values written.
+            // SAFETY: `self` proves the CPU has the instruction; `lanes` holds the values
+            // written.
             unsafe { std::arch::x86_64::$storeu(lanes.as_mut_ptr(), v) };
             pairwise_sum(&lanes)
         }
@@ -280,7 +285,13 @@ impl Level {
             "avx512" => Found::Avx512,
             "avx2" => Found::Avx2,
             "baseline" => Found::Baseline,
-            _ => return None,
+            other => {
+                log::warn!(
+                    "DOWNHILL_CPU_BUILD={other:?} is not a build (avx512, avx2 or baseline); \
+                     choosing as if it were not set"
+                );
+                return None;
+            }
         };
         Some(Level(asked.min(Level::widest().0)))
     }

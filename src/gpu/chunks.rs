@@ -93,7 +93,14 @@ pub(super) fn cut(
     options: GpuOptions,
 ) -> Result<Chunks> {
     let binding = binding_bytes(ctx, options);
-    let by_binding = (binding / (columns.max(1) as u64 * 4)).max(1) as usize;
+    let point_bytes = columns.max(1) as u64 * 4;
+    if binding < point_bytes {
+        return Err(Error::Unsupported(format!(
+            "one point's {columns} values ({point_bytes} bytes) do not fit in one storage \
+             binding of {binding} bytes on this adapter"
+        )));
+    }
+    let by_binding = (binding / point_bytes) as usize;
     let per_chunk = options
         .max_chunk_points
         .unwrap_or(usize::MAX)

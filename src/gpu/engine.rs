@@ -416,13 +416,3 @@ pub fn predict(
     }
     Ok(out)
 }
-
-/// The loss and gradient of `net` over `data` on the GPU.
-pub fn evaluate(
-    ctx: GpuContext,
-    net: &Network,
-    data: &Dataset,
-    options: GpuOptions,
-) -> Result<Evaluation> {
-    GpuEngine::new(ctx, net.clone(), data, options)?.evaluate()
-}
