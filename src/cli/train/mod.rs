@@ -61,33 +61,10 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
 
     let net = initial_network(&args)?;
     let target = Target::resolve(args.device)?;
-    if args.verify && !target.is_gpu() && args.data.is_none() {
-        // The f64 reference holds every layer for every point: refuse before making the data.
-        let points = args.points.unwrap_or(DEFAULT_POINTS);
-        check_memory(
-            &format!(
-                "--verify with the f64 reference kernel on {} points of {}",
-                thousands(points),
-                net.describe()
-            ),
-            downhill::cpu::reference::memory_needed(&net, points),
-        )?;
-    }
+    check_reference_memory(&args, &net, &target)?;
     let (data, source) = training_data(&args, &net)?;
     let points = data.len();
-    // Continuing (--init) an existing history: append to it, numbering on from its end.
-    let resume = match (&args.init, &args.history) {
-        (Some(_), Some(path)) if path.exists() => Some(history::read(path)?),
-        (None, Some(path)) if path.is_file() => {
-            eprintln!(
-                "downhill: {} exists and will be replaced (only a run with --init continues a \
-                 history)",
-                path.display()
-            );
-            None
-        }
-        _ => None,
-    };
+    let resume = past_history(&args)?;
     let offset = resume.as_ref().map_or(0, history::PastHistory::offset);
     let mut progress = ProgressObserver::new(args.steps);
     let opened = target.engine(net.clone(), &data)?;
@@ -124,36 +101,14 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     };
 
     interrupts.set_graceful(false);
-    // Every output is written in full before any is put in place.
-    let mut outputs = Outputs::new();
-    if let Some(path) = &args.out {
-        model_file::write(&mut outputs, &outcome.network, path)?;
-    }
-    if let Some(path) = &args.history {
-        history::write(&mut outputs, path, resume.as_ref(), &outcome)?;
-    }
-    if let Some(path) = &args.plot {
-        let title = format!(
-            "Loss during training: {}, {} points, learning rate {}, {}",
-            outcome.network.describe(),
-            thousands(points),
-            number(args.lr),
-            device_name
-        );
-        let picture = plot::loss_curve_bytes(
-            path,
-            &outcome.history,
-            offset,
-            &title,
-            args.plot_log,
-            plot::DEFAULT_SIZE,
-        )?;
-        outputs.write(path, |w| {
-            use std::io::Write;
-            w.write_all(&picture).map_err(|e| Error::io(path, e))
-        })?;
-    }
-    outputs.commit()?;
+    let title = format!(
+        "Loss during training: {}, {} points, learning rate {}, {}",
+        outcome.network.describe(),
+        thousands(points),
+        number(args.lr),
+        device_name
+    );
+    write_outputs(&args, &outcome, resume.as_ref(), offset, &title)?;
 
     let cx = report::Context {
         args: &args,
@@ -167,16 +122,7 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     } else {
         report::print_text(&cx, &outcome, verification.as_ref());
     }
-    let mut wrote: Vec<String> = Vec::new();
-    if let Some(path) = &args.out {
-        wrote.push(format!("the model to {}", path.display()));
-    }
-    if let Some(path) = &args.history {
-        wrote.push(format!("the loss history to {}", path.display()));
-    }
-    if let Some(path) = &args.plot {
-        wrote.push(format!("the loss curve to {}", path.display()));
-    }
+    let wrote = written(&args);
     let interrupted = matches!(outcome.stopped, StopReason::Interrupted);
     if let Some(code) = interrupts.exit_code().filter(|_| interrupted) {
         let last = outcome.history.last().map_or(offset, |r| r.step + offset);
@@ -208,6 +154,88 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
 
 /// Every output path checked before any work: each can be written, none is another or the
 /// training data.
+/// With `--verify` on the CPU, the f64 reference holds every layer for every point: refuse a
+/// synthetic set it cannot hold before making the data.
+fn check_reference_memory(args: &TrainArgs, net: &Network, target: &Target) -> Result<()> {
+    if !args.verify || target.is_gpu() || args.data.is_some() {
+        return Ok(());
+    }
+    let points = args.points.unwrap_or(DEFAULT_POINTS);
+    check_memory(
+        &format!(
+            "--verify with the f64 reference kernel on {} points of {}",
+            thousands(points),
+            net.describe()
+        ),
+        downhill::cpu::reference::memory_needed(net, points),
+    )
+}
+
+/// The history a run continues (`--init` with an existing `--history`): appended to,
+/// numbering on from its end.
+fn past_history(args: &TrainArgs) -> Result<Option<history::PastHistory>> {
+    Ok(match (&args.init, &args.history) {
+        (Some(_), Some(path)) if path.exists() => Some(history::read(path)?),
+        (None, Some(path)) if path.is_file() => {
+            eprintln!(
+                "downhill: {} exists and will be replaced (only a run with --init continues a \
+                 history)",
+                path.display()
+            );
+            None
+        }
+        _ => None,
+    })
+}
+
+/// The model, the history and the picture: every output written in full before any is put
+/// in place.
+fn write_outputs(
+    args: &TrainArgs,
+    outcome: &downhill::Outcome,
+    resume: Option<&history::PastHistory>,
+    offset: usize,
+    title: &str,
+) -> Result<()> {
+    let mut outputs = Outputs::new();
+    if let Some(path) = &args.out {
+        model_file::write(&mut outputs, &outcome.network, path)?;
+    }
+    if let Some(path) = &args.history {
+        history::write(&mut outputs, path, resume, outcome)?;
+    }
+    if let Some(path) = &args.plot {
+        let picture = plot::loss_curve_bytes(
+            path,
+            &outcome.history,
+            offset,
+            title,
+            args.plot_log,
+            plot::DEFAULT_SIZE,
+        )?;
+        outputs.write(path, |w| {
+            use std::io::Write;
+            w.write_all(&picture).map_err(|e| Error::io(path, e))
+        })?;
+    }
+    outputs.commit()
+}
+
+/// What the run wrote, in words.
+fn written(args: &TrainArgs) -> Vec<String> {
+    let mut wrote = Vec::new();
+    if let Some(path) = &args.out {
+        wrote.push(format!("the model to {}", path.display()));
+    }
+    if let Some(path) = &args.history {
+        wrote.push(format!("the loss history to {}", path.display()));
+    }
+    if let Some(path) = &args.plot {
+        wrote.push(format!("the loss curve to {}", path.display()));
+    }
+    wrote
+}
+
 fn check_outputs(args: &TrainArgs) -> Result<()> {
     if let Some(path) = &args.plot {
         plot::ImageKind::of(path)?;
