@@ -114,11 +114,19 @@ fn all_identical_points_and_a_single_point_train_normally_on_each_path() {
     }
 }
 
+/// A network beyond the per-point kernels trains on the GPU (the layered kernels); predicting
+/// with it there, which only the per-point kernels do, is a clear error under `gpu` naming the
+/// limit, and runs on the CPU under `auto`.
 #[test]
-fn a_network_beyond_the_gpu_kernels_limits_is_a_clear_error_under_gpu_and_the_cpu_under_auto() {
+fn a_wide_network_trains_on_the_gpu_and_its_gpu_prediction_names_the_limit() {
     if !has_gpu() {
         return;
     }
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("wide.json");
+    let points = dir.path().join("points.csv");
+    let model = model.to_str().unwrap();
+    let points = points.to_str().unwrap();
     let out = downhill(&[
         "train",
         "--layers",
@@ -126,27 +134,32 @@ fn a_network_beyond_the_gpu_kernels_limits_is_a_clear_error_under_gpu_and_the_cp
         "--points",
         "500",
         "--steps",
-        "1",
+        "3",
         "--device",
         "gpu",
+        "--out",
+        model,
     ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("device gpu"));
+    let out = downhill(&[
+        "generate", "--layers", "8,1", "--points", "50", "--out", points,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let predict = |device| {
+        downhill(&[
+            "predict", "--model", model, "--data", points, "--device", device,
+        ])
+    };
+    let out = predict("gpu");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("at most 1024") && err.contains("--device cpu"),
         "{err}"
     );
-    let out = downhill(&[
-        "train",
-        "--layers",
-        "8,64,64,1",
-        "--points",
-        "500",
-        "--steps",
-        "1",
-        "--device",
-        "auto",
-    ]);
+    let out = predict("auto");
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -66,6 +66,39 @@ fn every_kernel_validates_for_every_kind_of_shape() {
     validate("read_once.wgsl", &Shape::read_once_source());
 }
 
+/// The layered kernels (every entry point, for every layer) for wide, deep, many-output and
+/// relu-output shapes, with and without biases.
+#[test]
+fn the_layered_kernels_validate_for_every_layer_of_wide_and_deep_shapes() {
+    let deep: Vec<usize> = std::iter::once(4)
+        .chain(std::iter::repeat_n(32, 10))
+        .chain(std::iter::once(1))
+        .collect();
+    let mut nets = vec![relu_output_network()];
+    for widths in [
+        &[8usize, 64, 64, 1][..],
+        &[16, 256, 256, 1],
+        &[3, 300, 1],
+        &[2, 1000, 1],
+        &deep,
+        &[64, 1],
+        &[5, 20, 3],
+    ] {
+        for (hidden, bias) in [(Activation::Relu, true), (Activation::Identity, false)] {
+            nets.push(Network::random(widths, hidden, bias, 1).unwrap());
+        }
+    }
+    for net in &nets {
+        let shape = Shape::of(net);
+        for l in 0..shape.layer_count() {
+            validate(
+                &format!("layered.wgsl for layer {l} of {}", net.describe()),
+                &shape.layered_source(l, 8192),
+            );
+        }
+    }
+}
+
 #[test]
 fn shapes_beyond_the_kernel_limits_are_refused_with_the_limit_named() {
     let wide = Network::random(&[8, 64, 64, 1], Activation::Relu, true, 1).unwrap();

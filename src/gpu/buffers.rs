@@ -18,6 +18,16 @@ pub struct ChunkUniform {
     pub _pad: u32,
 }
 
+/// `Batch` in layered.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct BatchUniform {
+    pub start: u32,
+    pub count: u32,
+    pub stride: u32,
+    pub _pad: u32,
+}
+
 /// `Count` in read_once.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -167,6 +177,7 @@ mod tests {
     fn uniform_structs_are_16_bytes_as_in_wgsl() {
         assert_eq!(std::mem::size_of::<ChunkUniform>(), 16);
         assert_eq!(std::mem::size_of::<CountUniform>(), 16);
+        assert_eq!(std::mem::size_of::<BatchUniform>(), 16);
         assert_eq!(std::mem::size_of::<RowsUniform>(), 16);
         assert_eq!(std::mem::size_of::<StepUniform>(), 16);
         assert_eq!(std::mem::size_of::<StateBlock>(), 16);

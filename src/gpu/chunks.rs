@@ -35,6 +35,9 @@ pub struct GpuOptions {
     /// At most this many bytes in one storage binding; `None`: the adapter's limit. Tests
     /// lower it so that the chunking of the data and of the partial sums runs on small sets.
     pub max_binding_bytes: Option<u64>,
+    /// Train with the layered kernels whatever the shape, not only where the per-point kernel
+    /// cannot take it (tests run both families on one shape).
+    pub layered: bool,
 }
 
 /// The largest storage binding (and buffer) on this adapter, as `options` may lower it.

@@ -5,9 +5,11 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use super::buffers::{self, RowsUniform, StateBlock, StepUniform};
+use super::buffers::{self, StateBlock, StepUniform};
 use super::chunks::{self, GpuOptions};
 use super::context::GpuContext;
+use super::layered::LayeredPass;
+use super::per_point::PerPointPass;
 use super::pipelines::{self, Kernel};
 use super::shaders::Shape;
 use crate::data::{row_slices, Dataset};
@@ -19,12 +21,10 @@ use crate::network::Network;
 /// Steps recorded per submission (and the history buffer's capacity).
 const STEPS_PER_SUBMIT: usize = 64;
 
-/// One slice of the data in its own storage binding.
-struct DataChunk {
-    groups: u32,
-    bind_group: wgpu::BindGroup,
-    _data: wgpu::Buffer,
-    _uniform: wgpu::Buffer,
+/// How a step's gradient is computed: by one of two families of kernels.
+enum GradientPass {
+    PerPoint(PerPointPass),
+    Layered(LayeredPass),
 }
 
 /// Gradient descent on a GPU device.
@@ -34,11 +34,8 @@ pub struct GpuEngine {
     shape: Shape,
     points: usize,
     outputs: usize,
-    fused: wgpu::ComputePipeline,
-    reduce: wgpu::ComputePipeline,
+    gradient: GradientPass,
     update: wgpu::ComputePipeline,
-    chunks: Vec<DataChunk>,
-    reduce_group: wgpu::BindGroup,
     update_group: wgpu::BindGroup,
     params: wgpu::Buffer,
     /// Bound in `update_group`; kept so the engine visibly owns every buffer it uses.
@@ -57,75 +54,41 @@ impl GpuEngine {
     pub fn new(ctx: GpuContext, net: Network, data: &Dataset, options: GpuOptions) -> Result<Self> {
         data.check_shape(net.inputs(), net.outputs(), "training data")?;
         let shape = Shape::of(&net);
-        shape.check().map_err(Error::Unsupported)?;
-        let fused = pipelines::fused(&ctx, &shape)?;
-        let reduce = pipelines::reduce(&ctx, &shape)?;
         let update = pipelines::update(&ctx, &shape)?;
         let pp = shape.params + 1;
         let params32: Vec<f32> = net.params().iter().map(|&p| p as f32).collect();
-
-        let cut = chunks::cut(
-            &ctx,
-            data.len(),
-            data.inputs() + data.outputs(),
-            chunks::points_per_group(&ctx),
-            pp as u64 * 4,
-            options,
-        )?;
+        let (params, previous, totals, state) = ctx.checked("allocating GPU buffers", || {
+            use wgpu::BufferUsages as U;
+            (
+                buffers::init(
+                    &ctx,
+                    "params",
+                    bytemuck::cast_slice(&params32),
+                    U::STORAGE | U::COPY_SRC | U::COPY_DST,
+                ),
+                buffers::init(
+                    &ctx,
+                    "previous",
+                    bytemuck::cast_slice(&params32),
+                    U::STORAGE | U::COPY_DST,
+                ),
+                buffers::empty(&ctx, "totals", pp as u64 * 4, U::STORAGE | U::COPY_SRC),
+                buffers::empty(&ctx, "state", 16, U::STORAGE | U::COPY_SRC | U::COPY_DST),
+            )
+        })?;
+        // The per-point kernel where it takes the shape (it is the fastest for narrow
+        // networks), the layered kernels for every other shape.
+        let gradient = if shape.check().is_ok() && !options.layered {
+            GradientPass::PerPoint(PerPointPass::new(
+                &ctx, &shape, data, options, &params, &totals, &state,
+            )?)
+        } else {
+            GradientPass::Layered(LayeredPass::new(
+                &ctx, &shape, data, options, &params, &totals, &state,
+            )?)
+        };
         let engine = ctx.checked("allocating GPU buffers", || {
             use wgpu::BufferUsages as U;
-            let params = buffers::init(
-                &ctx,
-                "params",
-                bytemuck::cast_slice(&params32),
-                U::STORAGE | U::COPY_SRC | U::COPY_DST,
-            );
-            let previous = buffers::init(
-                &ctx,
-                "previous",
-                bytemuck::cast_slice(&params32),
-                U::STORAGE | U::COPY_DST,
-            );
-            let columns = data.column_slices();
-            let partials = buffers::empty(
-                &ctx,
-                "partials",
-                u64::from(cut.rows) * pp as u64 * 4,
-                U::STORAGE,
-            );
-            let totals = buffers::empty(&ctx, "totals", pp as u64 * 4, U::STORAGE | U::COPY_SRC);
-            let state = buffers::empty(&ctx, "state", 16, U::STORAGE | U::COPY_SRC | U::COPY_DST);
-            let chunks: Vec<DataChunk> = cut
-                .chunks
-                .iter()
-                .zip(cut.upload(&ctx, &columns))
-                .map(|(chunk, data_buffer)| {
-                    let uniform = buffers::init(
-                        &ctx,
-                        "chunk",
-                        bytemuck::bytes_of(&chunk.uniform()),
-                        U::UNIFORM,
-                    );
-                    let bind_group =
-                        fused.bind(&ctx, &[&data_buffer, &params, &partials, &uniform, &state]);
-                    DataChunk {
-                        groups: chunk.groups,
-                        bind_group,
-                        _data: data_buffer,
-                        _uniform: uniform,
-                    }
-                })
-                .collect();
-            let rows = buffers::init(
-                &ctx,
-                "rows",
-                bytemuck::bytes_of(&RowsUniform {
-                    count: cut.rows,
-                    _pad: [0; 3],
-                }),
-                U::UNIFORM,
-            );
-            let reduce_group = reduce.bind(&ctx, &[&partials, &totals, &rows]);
             let history = buffers::empty(
                 &ctx,
                 "history",
@@ -144,11 +107,8 @@ impl GpuEngine {
                 outputs: data.outputs(),
                 template: net,
                 shape,
-                fused: fused.pipeline,
-                reduce: reduce.pipeline,
+                gradient,
                 update: update.pipeline,
-                chunks,
-                reduce_group,
                 update_group,
                 params,
                 _previous: previous,
@@ -161,17 +121,20 @@ impl GpuEngine {
                 ctx: ctx.clone(),
             }
         })?;
-        log::info!(
-            "GPU data in {} chunk(s) of up to {} points",
-            engine.chunks.len(),
-            cut.largest()
-        );
         Ok(engine)
     }
 
-    /// Number of data chunks (one storage binding and one fused dispatch each).
+    /// Number of data chunks (one storage binding each).
     pub fn chunk_count(&self) -> usize {
-        self.chunks.len()
+        match &self.gradient {
+            GradientPass::PerPoint(pass) => pass.chunk_count(),
+            GradientPass::Layered(pass) => pass.chunk_count(),
+        }
+    }
+
+    /// Whether the engine runs the layered kernels (a network too wide for the per-point one).
+    pub fn is_layered(&self) -> bool {
+        matches!(self.gradient, GradientPass::Layered(_))
     }
 
     /// Puts `net`'s weights (of the engine's shape) on the device, for the next steps or
@@ -193,9 +156,13 @@ impl GpuEngine {
         Ok(())
     }
 
-    /// Workgroups of the fused pass over all chunks (one row of partial sums each).
+    /// Workgroups of the per-point pass over all chunks (one row of partial sums each); 0
+    /// with the layered kernels.
     pub fn workgroups(&self) -> u32 {
-        self.chunks.iter().map(|c| c.groups).sum()
+        match &self.gradient {
+            GradientPass::PerPoint(pass) => pass.workgroups(),
+            GradientPass::Layered(_) => 0,
+        }
     }
 
     /// The name of the adapter.
@@ -203,16 +170,12 @@ impl GpuEngine {
         &self.ctx.adapter.name
     }
 
-    /// Records the fused pass over every chunk and the reduce pass.
+    /// Records one step's gradient pass: the gradient of the SSE and the SSE in `totals`.
     fn record_gradient(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.fused);
-        for chunk in &self.chunks {
-            pass.set_bind_group(0, &chunk.bind_group, &[]);
-            pass.dispatch_workgroups(chunk.groups, 1, 1);
+        match &self.gradient {
+            GradientPass::PerPoint(gradient) => gradient.record(pass),
+            GradientPass::Layered(gradient) => gradient.record(pass),
         }
-        pass.set_pipeline(&self.reduce);
-        pass.set_bind_group(0, &self.reduce_group, &[]);
-        pass.dispatch_workgroups(self.shape.params as u32 + 1, 1, 1);
     }
 
     /// Runs `count` steps in one submission; returns the state, the history entries, and keeps

@@ -8,6 +8,8 @@ mod chunks;
 pub mod context;
 pub mod engine;
 pub mod landscape;
+mod layered;
+mod per_point;
 mod pipelines;
 pub mod probe;
 pub mod shaders;

@@ -45,12 +45,24 @@ impl Kernel {
         source: &str,
         entries: &[wgpu::BindGroupLayoutEntry],
     ) -> Result<Kernel> {
-        // The generated source names the kernel and the shape completely: it is the key.
-        let key = format!("{name}\n{source}");
+        Self::build_entry(ctx, name, "main", source, entries)
+    }
+
+    /// [`Kernel::build`] for the entry point `entry` of `source`.
+    fn build_entry(
+        ctx: &GpuContext,
+        name: &str,
+        entry: &str,
+        source: &str,
+        entries: &[wgpu::BindGroupLayoutEntry],
+    ) -> Result<Kernel> {
+        // The generated source and the entry point name the kernel and the shape completely:
+        // they are the key.
+        let key = format!("{name}\n{entry}\n{source}");
         if let Some((pipeline, layout)) = ctx.cached_kernel(&key) {
             return Ok(Kernel { pipeline, layout });
         }
-        let kernel = Self::compile(ctx, name, source, entries)?;
+        let kernel = Self::compile(ctx, name, entry, source, entries)?;
         ctx.cache_kernel(key, (kernel.pipeline.clone(), kernel.layout.clone()));
         Ok(kernel)
     }
@@ -58,6 +70,7 @@ impl Kernel {
     fn compile(
         ctx: &GpuContext,
         name: &str,
+        entry: &str,
         source: &str,
         entries: &[wgpu::BindGroupLayoutEntry],
     ) -> Result<Kernel> {
@@ -80,7 +93,7 @@ impl Kernel {
                 label: Some(name),
                 layout: Some(&pipeline_layout),
                 module: &module,
-                entry_point: Some("main"),
+                entry_point: Some(entry),
                 compilation_options: Default::default(),
                 cache: None,
             });
@@ -193,6 +206,32 @@ pub fn landscape(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
             storage(1, true),  // sets: the batch's parameter vectors
             storage(2, false), // partials: one per workgroup
             uniform(3),        // chunk: points, stride
+        ],
+    )
+}
+
+/// One entry point of the layered kernels (shaders/layered.wgsl) with layer `layer`'s
+/// constants, for batches of `batch` points. Every entry point shares one layout.
+pub fn layered(
+    ctx: &GpuContext,
+    shape: &Shape,
+    layer: usize,
+    batch: u32,
+    entry: &str,
+) -> Result<Kernel> {
+    Kernel::build_entry(
+        ctx,
+        "layered",
+        entry,
+        &shape.layered_source(layer, batch),
+        &[
+            storage(0, true),  // data: the chunk's columns
+            storage(1, true),  // params
+            storage(2, false), // acts: every node's activation over the batch
+            storage(3, false), // deltas: every node's error, then the squared errors
+            storage(4, false), // totals: gradient of the SSE, then the SSE
+            uniform(5),        // batch: start, count, stride
+            storage(6, true),  // state: a stopped run skips the work
         ],
     )
 }

@@ -22,6 +22,7 @@ const PREDICT: &str = include_str!("../../shaders/predict.wgsl");
 const TREE_SUM: &str = include_str!("../../shaders/tree_sum.wgsl");
 const READ_ONCE: &str = include_str!("../../shaders/read_once.wgsl");
 const LANDSCAPE: &str = include_str!("../../shaders/landscape.wgsl");
+const LAYERED: &str = include_str!("../../shaders/layered.wgsl");
 
 /// Offsets of one layer in the flat parameters and in the per-thread activation array.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,19 +79,58 @@ impl Shape {
         }
     }
 
-    /// Whether the kernels can take this shape; the message names the limit when not.
+    /// The network's layers.
+    pub fn layer_count(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Layer `l`'s inputs and nodes, and whether it has biases.
+    pub fn layer_size(&self, l: usize) -> (usize, usize, bool) {
+        let layer = &self.layers[l];
+        (layer.inputs, layer.nodes, layer.bias.is_some())
+    }
+
+    /// The layered kernels (shaders/layered.wgsl) with layer `l`'s constants, for batches of
+    /// `batch` points. The kernels that belong to no layer read only the shape's constants.
+    pub fn layered_source(&self, l: usize, batch: u32) -> String {
+        let layer = &self.layers[l];
+        let last = self.layers.last().expect("a network has a layer");
+        let below_relu = l > 0 && self.layers[l - 1].relu;
+        LAYERED
+            .replace("{{B}}", &batch.to_string())
+            .replace("{{P}}", &self.params.to_string())
+            .replace("{{NODES}}", &self.nodes.to_string())
+            .replace("{{INPUTS}}", &self.inputs.to_string())
+            .replace("{{OUTPUTS}}", &self.outputs.to_string())
+            .replace("{{OUTPUT_RELU}}", &last.relu.to_string())
+            .replace("{{OUTPUT_AT}}", &last.output_at.to_string())
+            .replace("{{I}}", &layer.inputs.to_string())
+            .replace("{{J}}", &layer.nodes.to_string())
+            .replace("{{W}}", &layer.weights.to_string())
+            .replace("{{HAS_BIAS}}", &layer.bias.is_some().to_string())
+            .replace("{{BIAS}}", &layer.bias.unwrap_or(0).to_string())
+            .replace("{{RELU}}", &layer.relu.to_string())
+            .replace("{{IN_AT}}", &layer.input_at.to_string())
+            .replace("{{OUT_AT}}", &layer.output_at.to_string())
+            .replace("{{INPUT_RELU}}", &below_relu.to_string())
+    }
+
+    /// Whether the per-point kernels (training, prediction, the landscape) can take this
+    /// shape; the message names the limit when not. Training takes every shape: the layered
+    /// kernels take the ones the per-point kernels cannot.
     pub fn check(&self) -> Result<(), String> {
         if self.params > MAX_PARAMS {
             return Err(format!(
-                "the network has {} parameters; the GPU kernels take at most {MAX_PARAMS} \
-                 (each GPU thread keeps its own gradient sums); use --device cpu",
+                "the network has {} parameters; the GPU's per-point kernels (prediction, the \
+                 landscape) take at most {MAX_PARAMS} (each GPU thread keeps its own gradient \
+                 sums); use --device cpu",
                 self.params
             ));
         }
         if self.nodes > MAX_NODES {
             return Err(format!(
-                "the network has {} nodes (inputs included); the GPU kernels take at most \
-                 {MAX_NODES}; use --device cpu",
+                "the network has {} nodes (inputs included); the GPU's per-point kernels \
+                 (prediction, the landscape) take at most {MAX_NODES}; use --device cpu",
                 self.nodes
             ));
         }

@@ -1,0 +1,201 @@
+//! The gradient pass for networks too wide for the per-point kernel (more than
+//! `shaders::MAX_PARAMS` parameters or `shaders::MAX_NODES` nodes): the data goes through the
+//! network a batch of points and a layer at a time (shaders/layered.wgsl), with every layer's
+//! activations and errors in device buffers, and each weight's gradient summed over a batch
+//! by one thread of a tiled product. It leaves the step's totals (the gradient of the SSE,
+//! then the SSE) where the update pass reads them, as the per-point pass and its reduction do.
+
+use super::buffers::{self, BatchUniform};
+use super::chunks::{self, GpuOptions};
+use super::context::GpuContext;
+use super::pipelines::{self, Kernel};
+use super::shaders::Shape;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+
+/// Points per batch at most: the rows of the activation and error buffers. Small enough that
+/// those buffers stay small for wide networks, and that a weight's f32 sum over a batch stays
+/// short; large enough that a batch's dispatches keep an adapter busy.
+const MAX_BATCH: usize = 8192;
+/// Threads per workgroup of the per-point kernels in layered.wgsl (`WG`).
+const POINT_THREADS: u32 = 64;
+/// The side of the gradient's weight tiles (`TILE`) and the reductions' workgroup (`SUM_WG`).
+const TILE: u32 = 8;
+const SUM_THREADS: u32 = 256;
+
+/// The kernels of one layer.
+struct LayerKernels {
+    inputs: u32,
+    nodes: u32,
+    bias: bool,
+    forward: Kernel,
+    backward: Kernel,
+    gradient: Kernel,
+}
+
+/// One batch of points of one data chunk, bound to every kernel.
+struct BoundBatch {
+    count: u32,
+    group: wgpu::BindGroup,
+}
+
+/// The layered gradient pass over all the data.
+pub(super) struct LayeredPass {
+    params: u32,
+    chunks: usize,
+    inputs: u32,
+    zero: Kernel,
+    load: Kernel,
+    error: Kernel,
+    sum: Kernel,
+    layers: Vec<LayerKernels>,
+    batches: Vec<BoundBatch>,
+    /// Held for the bind groups: the data chunks, the batches' uniforms, the work buffers.
+    _buffers: Vec<wgpu::Buffer>,
+}
+
+impl LayeredPass {
+    /// Builds the kernels for `shape`, uploads `data` and binds every batch to `params`,
+    /// `totals` and `state`.
+    pub fn new(
+        ctx: &GpuContext,
+        shape: &Shape,
+        data: &Dataset,
+        options: GpuOptions,
+        params: &wgpu::Buffer,
+        totals: &wgpu::Buffer,
+        state: &wgpu::Buffer,
+    ) -> Result<Self> {
+        let binding = chunks::binding_bytes(ctx, options);
+        // One row per node plus the squared errors' row, in each of the two work buffers.
+        let row_bytes = (shape.nodes as u64 + 1) * 4;
+        let batch = (binding / row_bytes).min(MAX_BATCH as u64) as usize;
+        if batch == 0 {
+            return Err(Error::Unsupported(format!(
+                "one point's activations ({row_bytes} bytes) do not fit in one storage binding \
+                 of {binding} bytes on this adapter"
+            )));
+        }
+        let max_groups = ctx.limits.max_compute_workgroups_per_dimension;
+        let widest = (0..shape.layer_count())
+            .map(|l| shape.layer_size(l))
+            .map(|(inputs, nodes, _)| inputs.max(nodes))
+            .max()
+            .unwrap_or(1);
+        if widest as u64 > u64::from(max_groups) {
+            return Err(Error::Unsupported(format!(
+                "a layer of {widest} nodes needs more workgroups than this adapter dispatches"
+            )));
+        }
+        let entry = |layer, name| pipelines::layered(ctx, shape, layer, batch as u32, name);
+        let layers = (0..shape.layer_count())
+            .map(|l| {
+                let (inputs, nodes, bias) = shape.layer_size(l);
+                Ok(LayerKernels {
+                    inputs: inputs as u32,
+                    nodes: nodes as u32,
+                    bias,
+                    forward: entry(l, "forward")?,
+                    backward: entry(l, "backward")?,
+                    gradient: entry(l, "gradient")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (zero, load, error, sum) = (
+            entry(0, "zero_totals")?,
+            entry(0, "load_inputs")?,
+            entry(0, "output_error")?,
+            entry(0, "sum_squares")?,
+        );
+
+        let cut = chunks::cut(
+            ctx,
+            data.len(),
+            data.inputs() + data.outputs(),
+            POINT_THREADS as usize,
+            0,
+            options,
+        )?;
+        let columns = data.column_slices();
+        ctx.checked("allocating the layered kernels' buffers", || {
+            use wgpu::BufferUsages as U;
+            let work = batch as u64 * row_bytes;
+            let acts = buffers::empty(ctx, "activations", work, U::STORAGE);
+            let deltas = buffers::empty(ctx, "errors", work, U::STORAGE);
+            let mut kept = Vec::new();
+            let mut batches = Vec::new();
+            for (chunk, chunk_data) in cut.chunks.iter().zip(cut.upload(ctx, &columns)) {
+                for start in (0..chunk.points()).step_by(batch) {
+                    let count = batch.min(chunk.points() - start);
+                    let uniform = BatchUniform {
+                        start: start as u32,
+                        count: count as u32,
+                        stride: chunk.points() as u32,
+                        _pad: 0,
+                    };
+                    let uniform =
+                        buffers::init(ctx, "batch", bytemuck::bytes_of(&uniform), U::UNIFORM);
+                    let group = load.bind(
+                        ctx,
+                        &[&chunk_data, params, &acts, &deltas, totals, &uniform, state],
+                    );
+                    batches.push(BoundBatch {
+                        count: count as u32,
+                        group,
+                    });
+                    kept.push(uniform);
+                }
+                kept.push(chunk_data);
+            }
+            kept.extend([acts, deltas]);
+            LayeredPass {
+                params: shape.params as u32,
+                chunks: cut.chunks.len(),
+                inputs: shape.inputs as u32,
+                zero: zero.clone(),
+                load: load.clone(),
+                error: error.clone(),
+                sum: sum.clone(),
+                layers,
+                batches,
+                _buffers: kept,
+            }
+        })
+    }
+
+    /// Data chunks (one storage binding each).
+    pub fn chunk_count(&self) -> usize {
+        self.chunks
+    }
+
+    /// Records one step's gradient: the totals zeroed, then every batch through every layer
+    /// and back.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.zero.pipeline);
+        pass.set_bind_group(0, &self.batches[0].group, &[]);
+        pass.dispatch_workgroups((self.params + 1).div_ceil(SUM_THREADS), 1, 1);
+        for batch in &self.batches {
+            let points = batch.count.div_ceil(POINT_THREADS);
+            pass.set_bind_group(0, &batch.group, &[]);
+            pass.set_pipeline(&self.load.pipeline);
+            pass.dispatch_workgroups(points, self.inputs, 1);
+            for layer in &self.layers {
+                pass.set_pipeline(&layer.forward.pipeline);
+                pass.dispatch_workgroups(points, layer.nodes, 1);
+            }
+            pass.set_pipeline(&self.error.pipeline);
+            pass.dispatch_workgroups(points, 1, 1);
+            pass.set_pipeline(&self.sum.pipeline);
+            pass.dispatch_workgroups(1, 1, 1);
+            for (l, layer) in self.layers.iter().enumerate().rev() {
+                pass.set_pipeline(&layer.gradient.pipeline);
+                let columns = layer.inputs + u32::from(layer.bias);
+                pass.dispatch_workgroups(columns.div_ceil(TILE), layer.nodes.div_ceil(TILE), 1);
+                if l > 0 {
+                    pass.set_pipeline(&layer.backward.pipeline);
+                    pass.dispatch_workgroups(points, layer.inputs, 1);
+                }
+            }
+        }
+    }
+}

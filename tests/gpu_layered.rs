@@ -1,0 +1,172 @@
+//! The GPU's layered kernels (for networks too wide for the per-point kernel, and forced on
+//! narrow ones with `GpuOptions::layered`) against the f64 reference: the loss and gradient on
+//! seeded random networks of wide, deep and many-output shapes, relu and identity, with and
+//! without biases, at awkward sizes, over several batches and several data chunks; and a
+//! descent that follows the CPU's. Skipped without an adapter (`DOWNHILL_REQUIRE_GPU=1`
+//! makes that a failure).
+
+#![cfg(feature = "gpu")]
+
+mod common;
+
+use common::{gpu, gradient_gap, random_case};
+use downhill::cpu::{CpuEngine, CpuKernel, CpuVariant, Reference};
+use downhill::gpu::{GpuContext, GpuEngine, GpuOptions};
+use downhill::{Activation, Descent, Engine};
+
+/// f32 sums over batches of up to 8,192 points against f64: the same tolerance as the
+/// per-point kernel's tests.
+const TOLERANCE: f64 = 1e-4;
+
+const LAYERED: GpuOptions = GpuOptions {
+    max_chunk_points: None,
+    max_binding_bytes: None,
+    layered: true,
+};
+
+/// The loss and gradient of a layered GPU engine match the reference's.
+fn check(
+    ctx: &GpuContext,
+    widths: &[usize],
+    hidden: Activation,
+    bias: bool,
+    points: usize,
+    options: GpuOptions,
+) {
+    let case = format!("{widths:?} {hidden:?} bias={bias} n={points} {options:?}");
+    let (net, set) = random_case(widths, hidden, bias, points, widths.len() as u64 + 3);
+    let want = Reference.evaluate(&net, &set);
+    let mut engine = GpuEngine::new(ctx.clone(), net, &set, options).unwrap();
+    assert!(engine.is_layered(), "{case}");
+    let got = engine.evaluate().unwrap();
+    let sse_gap = (got.sse - want.sse).abs() / want.sse.max(1e-12);
+    assert!(
+        sse_gap <= TOLERANCE,
+        "{case}: sse {} vs {}",
+        got.sse,
+        want.sse
+    );
+    let gap = gradient_gap(&got.sse_gradient, &want.sse_gradient);
+    assert!(gap <= TOLERANCE, "{case}: gradient gap {gap:e}");
+}
+
+fn deep() -> Vec<usize> {
+    std::iter::once(4)
+        .chain(std::iter::repeat_n(32, 10))
+        .chain(std::iter::once(1))
+        .collect()
+}
+
+#[test]
+fn wide_deep_and_many_output_networks_match_the_reference() {
+    let Some(ctx) = gpu() else {
+        return;
+    };
+    let deep = deep();
+    let shapes: [&[usize]; 6] = [
+        &[8, 64, 64, 1],
+        &[3, 300, 1],
+        &[2, 1000, 1],
+        &deep,
+        &[64, 1],
+        &[5, 20, 3],
+    ];
+    for (k, widths) in shapes.into_iter().enumerate() {
+        // Each shape with two of the four activation and bias combinations, in turn.
+        let combos = [
+            (Activation::Relu, true),
+            (Activation::Identity, false),
+            (Activation::Relu, false),
+            (Activation::Identity, true),
+        ];
+        for &(hidden, bias) in combos.iter().skip(k % 2 * 2).take(2) {
+            for points in [1, 63, 64, 65, 4097] {
+                check(&ctx, widths, hidden, bias, points, LAYERED);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_widest_lesson_shape_matches_the_reference() {
+    let Some(ctx) = gpu() else {
+        return;
+    };
+    for points in [1, 300] {
+        check(
+            &ctx,
+            &[16, 256, 256, 1],
+            Activation::Relu,
+            true,
+            points,
+            LAYERED,
+        );
+    }
+}
+
+/// Several batches per chunk (8,192 points each at most) and several chunks.
+#[test]
+fn batches_and_chunks_add_up_to_the_whole_data() {
+    let Some(ctx) = gpu() else {
+        return;
+    };
+    for limit in [None, Some(5000), Some(64)] {
+        let options = GpuOptions {
+            max_chunk_points: limit,
+            ..LAYERED
+        };
+        check(
+            &ctx,
+            &[8, 64, 64, 1],
+            Activation::Relu,
+            true,
+            20_000,
+            options,
+        );
+    }
+}
+
+/// Networks beyond the per-point kernel take the layered kernels without being told.
+#[test]
+fn networks_too_wide_for_the_per_point_kernel_take_the_layered_kernels() {
+    let Some(ctx) = gpu() else {
+        return;
+    };
+    let (net, set) = random_case(&[8, 64, 64, 1], Activation::Relu, true, 100, 1);
+    let engine = GpuEngine::new(ctx.clone(), net, &set, GpuOptions::default()).unwrap();
+    assert!(engine.is_layered());
+    let (narrow, set) = random_case(&[2, 2, 1], Activation::Relu, true, 100, 1);
+    let engine = GpuEngine::new(ctx, narrow, &set, GpuOptions::default()).unwrap();
+    assert!(!engine.is_layered());
+}
+
+/// Thirty steps of 8-64-64-1 on the GPU follow the fused CPU kernel's steps.
+#[test]
+fn a_descent_of_a_wide_network_follows_the_cpu() {
+    let Some(ctx) = gpu() else {
+        return;
+    };
+    let (net, set) = random_case(&[8, 64, 64, 1], Activation::Relu, true, 3000, 5);
+    let descent = Descent {
+        learning_rate: 0.01,
+        max_steps: 30,
+        tolerance: 0.0,
+        ..Descent::default()
+    };
+    let mut gpu_engine = GpuEngine::new(ctx, net.clone(), &set, GpuOptions::default()).unwrap();
+    let on_gpu = descent.run(&mut gpu_engine, &mut []).unwrap();
+    let mut cpu_engine = CpuEngine::new(net, &set, CpuVariant::Fused).unwrap();
+    let on_cpu = descent.run(&mut cpu_engine, &mut []).unwrap();
+    assert_eq!(on_gpu.history.len(), on_cpu.history.len());
+    for (g, c) in on_gpu.history.iter().zip(&on_cpu.history) {
+        assert!(
+            (g.loss - c.loss).abs() <= 1e-3 * c.loss,
+            "step {}: {} vs {}",
+            g.step,
+            g.loss,
+            c.loss
+        );
+    }
+    assert!(on_gpu.final_loss < on_gpu.history[0].loss);
+    assert!(gpu_engine.device().starts_with("gpu"));
+}
