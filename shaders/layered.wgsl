@@ -56,14 +56,19 @@ const OUT_AT: u32 = {{OUT_AT}}u;   // its nodes' first row
 const INPUT_RELU: bool = {{INPUT_RELU}};  // whether its inputs came out of a ReLU
 
 const WG: u32 = 64u;
-// The gradient's tiles: TILE x TILE weights per workgroup, TILE_POINTS points at a time.
+// Nodes per thread of forward and backward, and weights per thread (BLOCK x BLOCK) of the
+// gradient: each value loaded then feeds BLOCK multiply-adds.
+const BLOCK: u32 = 4u;
+// The gradient's tiles: TILE x TILE threads, each with BLOCK x BLOCK weights, so SPAN x SPAN
+// weights per workgroup; TILE_POINTS points at a time.
 const TILE: u32 = 8u;
-const TILE_POINTS: u32 = 64u;
+const SPAN: u32 = TILE * BLOCK;
+const TILE_POINTS: u32 = 32u;
 const SUM_WG: u32 = 256u;
 
 var<workgroup> stopped: u32;
-var<workgroup> delta_tile: array<array<f32, TILE_POINTS>, TILE>;
-var<workgroup> act_tile: array<array<f32, TILE_POINTS>, TILE>;
+var<workgroup> delta_tile: array<array<f32, TILE_POINTS>, SPAN>;
+var<workgroup> act_tile: array<array<f32, TILE_POINTS>, SPAN>;
 var<workgroup> scratch: array<f32, SUM_WG>;
 
 // Thread (0, 0) reads whether the run has stopped; every thread of the workgroup sees it.
@@ -93,25 +98,38 @@ fn load_inputs(@builtin(global_invocation_id) gid: vec3<u32>) {
     acts[i * B + q] = data[i * batch.stride + batch.start + q];
 }
 
-// The layer's activations: thread (point, node).
+// The layer's activations: thread (point, BLOCK nodes), so that each input value read feeds
+// BLOCK multiply-adds.
 @compute @workgroup_size(WG)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let q = gid.x;
-    let j = gid.y;
+    let j0 = gid.y * BLOCK;
     if (q >= batch.count || state.stop != 0u) {
         return;
     }
-    var z = 0.0;
-    if (HAS_BIAS) {
-        z = params[BIAS + j];
+    var z: array<f32, BLOCK>;
+    for (var b = 0u; b < BLOCK; b++) {
+        if (HAS_BIAS && j0 + b < J) {
+            z[b] = params[BIAS + j0 + b];
+        }
     }
     for (var i = 0u; i < I; i++) {
-        z += params[W + j * I + i] * acts[(IN_AT + i) * B + q];
+        let a = acts[(IN_AT + i) * B + q];
+        for (var b = 0u; b < BLOCK; b++) {
+            // Rows past the last node read weights that are not this layer's; they are
+            // never written.
+            z[b] += params[min(W + (j0 + b) * I + i, P - 1u)] * a;
+        }
     }
-    if (RELU) {
-        z = max(z, 0.0);
+    for (var b = 0u; b < BLOCK; b++) {
+        if (j0 + b < J) {
+            var value = z[b];
+            if (RELU) {
+                value = max(value, 0.0);
+            }
+            acts[(OUT_AT + j0 + b) * B + q] = value;
+        }
     }
-    acts[(OUT_AT + j) * B + q] = z;
 }
 
 // Each point's error: the output nodes' deltas (2 e, through the ReLU's slope when the
@@ -160,28 +178,38 @@ fn sum_squares(@builtin(local_invocation_id) lid: vec3<u32>) {
 }
 
 // The errors passed back to the layer's inputs (through their ReLU's slope): thread (point,
-// input).
+// BLOCK inputs).
 @compute @workgroup_size(WG)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let q = gid.x;
-    let i = gid.y;
+    let i0 = gid.y * BLOCK;
     if (q >= batch.count || state.stop != 0u) {
         return;
     }
-    var d = 0.0;
+    var d: array<f32, BLOCK>;
     for (var j = 0u; j < J; j++) {
-        d += params[W + j * I + i] * deltas[(OUT_AT + j) * B + q];
+        let e = deltas[(OUT_AT + j) * B + q];
+        for (var b = 0u; b < BLOCK; b++) {
+            d[b] += params[min(W + j * I + i0 + b, P - 1u)] * e;
+        }
     }
-    if (INPUT_RELU && acts[(IN_AT + i) * B + q] <= 0.0) {
-        d = 0.0;
+    for (var b = 0u; b < BLOCK; b++) {
+        let i = i0 + b;
+        if (i < I) {
+            var value = d[b];
+            if (INPUT_RELU && acts[(IN_AT + i) * B + q] <= 0.0) {
+                value = 0.0;
+            }
+            deltas[(IN_AT + i) * B + q] = value;
+        }
     }
-    deltas[(IN_AT + i) * B + q] = d;
 }
 
 // The layer's weight gradient, sum over the batch of (node error x input activation), and its
-// bias gradient (input column I, a constant 1): each thread owns one weight of a TILE x TILE
-// tile and adds its sum to `totals`; the tiles of errors and activations are shared in
-// workgroup memory, TILE_POINTS points at a time.
+// bias gradient (input column I, a constant 1). A workgroup of TILE x TILE threads owns a tile
+// of (TILE * BLOCK)^2 weights, each thread a BLOCK x BLOCK block of them in registers; the
+// errors and activations of TILE_POINTS points at a time are shared in workgroup memory, so
+// each value loaded feeds BLOCK multiply-adds. Each thread adds its sums to `totals`.
 @compute @workgroup_size(TILE, TILE)
 fn gradient(
     @builtin(local_invocation_id) lid: vec3<u32>,
@@ -190,40 +218,57 @@ fn gradient(
     if (run_stopped(lid)) {
         return;
     }
-    let i0 = wid.x * TILE;
-    let j0 = wid.y * TILE;
-    let flat = lid.y * TILE + lid.x;  // 0..64: this thread's point in each loaded row
-    var sum = 0.0;
+    let i0 = wid.x * SPAN;
+    let j0 = wid.y * SPAN;
+    let flat = lid.y * TILE + lid.x;
+    var sums: array<array<f32, BLOCK>, BLOCK>;
     for (var q0 = 0u; q0 < batch.count; q0 += TILE_POINTS) {
-        let q = q0 + flat;
-        let inside = q < batch.count;
-        for (var r = 0u; r < TILE; r++) {
+        // SPAN rows of TILE_POINTS values each, for the errors and the activations.
+        for (var k = flat; k < SPAN * TILE_POINTS; k += TILE * TILE) {
+            let r = k / TILE_POINTS;
+            let f = k % TILE_POINTS;
+            let q = q0 + f;
+            let inside = q < batch.count;
             var d = 0.0;
             if (inside && j0 + r < J) {
                 d = deltas[(OUT_AT + j0 + r) * B + q];
             }
-            delta_tile[r][flat] = d;
+            delta_tile[r][f] = d;
             var a = 0.0;
             if (inside && i0 + r < I) {
                 a = acts[(IN_AT + i0 + r) * B + q];
             } else if (inside && i0 + r == I) {
                 a = 1.0;
             }
-            act_tile[r][flat] = a;
+            act_tile[r][f] = a;
         }
         workgroupBarrier();
         for (var f = 0u; f < TILE_POINTS; f++) {
-            sum += delta_tile[lid.y][f] * act_tile[lid.x][f];
+            var d: array<f32, BLOCK>;
+            var a: array<f32, BLOCK>;
+            for (var b = 0u; b < BLOCK; b++) {
+                d[b] = delta_tile[lid.y * BLOCK + b][f];
+                a[b] = act_tile[lid.x * BLOCK + b][f];
+            }
+            for (var y = 0u; y < BLOCK; y++) {
+                for (var x = 0u; x < BLOCK; x++) {
+                    sums[y][x] += d[y] * a[x];
+                }
+            }
         }
         workgroupBarrier();
     }
-    let j = j0 + lid.y;
-    let i = i0 + lid.x;
-    if (j < J) {
-        if (i < I) {
-            totals[W + j * I + i] += sum;
-        } else if (i == I && HAS_BIAS) {
-            totals[BIAS + j] += sum;
+    for (var y = 0u; y < BLOCK; y++) {
+        let j = j0 + lid.y * BLOCK + y;
+        for (var x = 0u; x < BLOCK; x++) {
+            let i = i0 + lid.x * BLOCK + x;
+            if (j < J) {
+                if (i < I) {
+                    totals[W + j * I + i] += sums[y][x];
+                } else if (i == I && HAS_BIAS) {
+                    totals[BIAS + j] += sums[y][x];
+                }
+            }
         }
     }
 }

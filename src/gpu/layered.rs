@@ -19,8 +19,10 @@ use crate::error::{Error, Result};
 const MAX_BATCH: usize = 8192;
 /// Threads per workgroup of the per-point kernels in layered.wgsl (`WG`).
 const POINT_THREADS: u32 = 64;
-/// The side of the gradient's weight tiles (`TILE`) and the reductions' workgroup (`SUM_WG`).
-const TILE: u32 = 8;
+/// The side of the gradient's weight tiles (`SPAN`) and the reductions' workgroup (`SUM_WG`).
+const SPAN: u32 = 32;
+/// Nodes per thread of the forward and backward kernels (`BLOCK`).
+const BLOCK: u32 = 4;
 const SUM_THREADS: u32 = 256;
 
 /// The kernels of one layer.
@@ -181,7 +183,7 @@ impl LayeredPass {
             pass.dispatch_workgroups(points, self.inputs, 1);
             for layer in &self.layers {
                 pass.set_pipeline(&layer.forward.pipeline);
-                pass.dispatch_workgroups(points, layer.nodes, 1);
+                pass.dispatch_workgroups(points, layer.nodes.div_ceil(BLOCK), 1);
             }
             pass.set_pipeline(&self.error.pipeline);
             pass.dispatch_workgroups(points, 1, 1);
@@ -190,10 +192,10 @@ impl LayeredPass {
             for (l, layer) in self.layers.iter().enumerate().rev() {
                 pass.set_pipeline(&layer.gradient.pipeline);
                 let columns = layer.inputs + u32::from(layer.bias);
-                pass.dispatch_workgroups(columns.div_ceil(TILE), layer.nodes.div_ceil(TILE), 1);
+                pass.dispatch_workgroups(columns.div_ceil(SPAN), layer.nodes.div_ceil(SPAN), 1);
                 if l > 0 {
                     pass.set_pipeline(&layer.backward.pipeline);
-                    pass.dispatch_workgroups(points, layer.inputs, 1);
+                    pass.dispatch_workgroups(points, layer.inputs.div_ceil(BLOCK), 1);
                 }
             }
         }
