@@ -114,19 +114,17 @@ fn all_identical_points_and_a_single_point_train_normally_on_each_path() {
     }
 }
 
-/// A network beyond the per-point kernels trains on the GPU (the layered kernels); predicting
-/// with it there, which only the per-point kernels do, is a clear error under `gpu` naming the
-/// limit, and runs on the CPU under `auto`.
+/// A network beyond the per-point kernels trains and predicts on the GPU (the layered
+/// kernels), predicting as the CPU does; its landscape, which only the per-point kernel draws
+/// on the GPU, is a clear error under `gpu` naming the limit.
 #[test]
-fn a_wide_network_trains_on_the_gpu_and_its_gpu_prediction_names_the_limit() {
+fn a_wide_network_trains_and_predicts_on_the_gpu_and_its_gpu_landscape_names_the_limit() {
     if !has_gpu() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("wide.json");
-    let points = dir.path().join("points.csv");
-    let model = model.to_str().unwrap();
-    let points = points.to_str().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (model, points) = (path("wide.json"), path("points.csv"));
     let out = downhill(&[
         "train",
         "--layers",
@@ -138,33 +136,56 @@ fn a_wide_network_trains_on_the_gpu_and_its_gpu_prediction_names_the_limit() {
         "--device",
         "gpu",
         "--out",
-        model,
+        &model,
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("device gpu"));
     let out = downhill(&[
-        "generate", "--layers", "8,1", "--points", "50", "--out", points,
+        "generate", "--layers", "8,1", "--points", "50", "--out", &points,
     ]);
     assert_eq!(out.status.code(), Some(0));
-    let predict = |device| {
-        downhill(&[
-            "predict", "--model", model, "--data", points, "--device", device,
-        ])
+    let predict = |device: &str| {
+        let out = downhill(&[
+            "predict", "--model", &model, "--data", &points, "--device", device,
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .map(|l| l.parse::<f64>().unwrap())
+            .collect::<Vec<f64>>()
     };
-    let out = predict("gpu");
+    let (on_gpu, on_cpu) = (predict("gpu"), predict("cpu"));
+    assert_eq!(on_gpu.len(), 50);
+    for (g, c) in on_gpu.iter().zip(&on_cpu) {
+        assert!((g - c).abs() <= 1e-4 * (1.0 + c.abs()), "{g} vs {c}");
+    }
+    let out = downhill(&[
+        "landscape",
+        "--model",
+        &model,
+        "--data",
+        &points,
+        "--weight",
+        "l0.n0.w0",
+        "--grid",
+        "5",
+        "--device",
+        "gpu",
+        "--out",
+        &path("curve.csv"),
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
         err.contains("at most 1024") && err.contains("--device cpu"),
         "{err}"
-    );
-    let out = predict("auto");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 

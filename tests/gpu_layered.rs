@@ -11,6 +11,7 @@ mod common;
 
 use common::{gpu, gradient_gap, random_case};
 use downhill::cpu::{CpuEngine, CpuKernel, CpuVariant, Reference};
+use downhill::gpu::engine::predict;
 use downhill::gpu::{GpuContext, GpuEngine, GpuOptions};
 use downhill::{Activation, Descent, Engine};
 
@@ -169,4 +170,31 @@ fn a_descent_of_a_wide_network_follows_the_cpu() {
     }
     assert!(on_gpu.final_loss < on_gpu.history[0].loss);
     assert!(gpu_engine.device().starts_with("gpu"));
+}
+
+/// Predictions through the layered kernels' forward pass match the reference's, within one
+/// batch, over several batches (8,192 points each at most) and over several chunks.
+#[test]
+fn layered_predictions_match_the_reference() {
+    let Some(ctx) = gpu() else {
+        return;
+    };
+    for widths in [&[8usize, 64, 64, 1][..], &[5, 20, 3], &[3, 300, 1]] {
+        for (points, limit) in [(1, None), (65, None), (9000, None), (9000, Some(2500))] {
+            let (net, set) = random_case(widths, Activation::Relu, true, points, 9);
+            let options = GpuOptions {
+                max_chunk_points: limit,
+                ..LAYERED
+            };
+            let want = Reference.predict(&net, set.input_columns());
+            let got = predict(&ctx, &net, set.input_columns(), options).unwrap();
+            assert_eq!(got.dim(), want.dim());
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                    "{widths:?} n={points} {limit:?}: {g} vs {w}"
+                );
+            }
+        }
+    }
 }

@@ -8,7 +8,7 @@ use ndarray::{Array2, ArrayView2};
 use super::buffers::{self, StateBlock, StepUniform};
 use super::chunks::{self, GpuOptions};
 use super::context::GpuContext;
-use super::layered::LayeredPass;
+use super::layered::{self, LayeredPass};
 use super::per_point::PerPointPass;
 use super::pipelines::{self, Kernel};
 use super::shaders::Shape;
@@ -321,7 +321,6 @@ pub fn predict(
     options: GpuOptions,
 ) -> Result<Array2<f32>> {
     let shape = Shape::of(net);
-    shape.check().map_err(Error::Unsupported)?;
     if inputs.nrows() != shape.inputs {
         return Err(Error::ShapeMismatch {
             context: "prediction inputs".into(),
@@ -329,9 +328,13 @@ pub fn predict(
             got: format!("{} columns", inputs.nrows()),
         });
     }
-    let kernel: Kernel = pipelines::predict(ctx, &shape)?;
     let standard = inputs.as_standard_layout();
     let columns = row_slices(standard.view());
+    let params32: Vec<f32> = net.params().iter().map(|&p| p as f32).collect();
+    if shape.check().is_err() || options.layered {
+        return layered::predict(ctx, &shape, &params32, &columns, options);
+    }
+    let kernel: Kernel = pipelines::predict(ctx, &shape)?;
     let points = inputs.ncols();
     // The outputs of a chunk go into a buffer of the same binding limit as its inputs.
     let cut = chunks::cut(
@@ -342,7 +345,6 @@ pub fn predict(
         0,
         options,
     )?;
-    let params32: Vec<f32> = net.params().iter().map(|&p| p as f32).collect();
     let mut out = Array2::<f32>::zeros((shape.outputs, points));
     // Chunk by chunk, uploaded and read back in turn: only one chunk is on the device at once.
     for chunk in &cut.chunks {

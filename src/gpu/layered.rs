@@ -5,6 +5,8 @@
 //! by one thread of a tiled product. It leaves the step's totals (the gradient of the SSE,
 //! then the SSE) where the update pass reads them, as the per-point pass and its reduction do.
 
+use ndarray::Array2;
+
 use super::buffers::{self, BatchUniform};
 use super::chunks::{self, GpuOptions};
 use super::context::GpuContext;
@@ -24,6 +26,33 @@ const SPAN: u32 = 32;
 /// Nodes per thread of the forward and backward kernels (`BLOCK`).
 const BLOCK: u32 = 4;
 const SUM_THREADS: u32 = 256;
+
+/// Points per batch on this adapter, and the bytes of one point's column in the work buffers
+/// (one row per node plus the squared errors' row); refused when a point or a layer does not
+/// fit the adapter's limits.
+fn batch_points(ctx: &GpuContext, shape: &Shape, options: GpuOptions) -> Result<(usize, u64)> {
+    let binding = chunks::binding_bytes(ctx, options);
+    let row_bytes = (shape.nodes as u64 + 1) * 4;
+    let batch = (binding / row_bytes).min(MAX_BATCH as u64) as usize;
+    if batch == 0 {
+        return Err(Error::Unsupported(format!(
+            "one point's activations ({row_bytes} bytes) do not fit in one storage binding of \
+             {binding} bytes on this adapter"
+        )));
+    }
+    let max_groups = u64::from(ctx.limits.max_compute_workgroups_per_dimension);
+    let widest = (0..shape.layer_count())
+        .map(|l| shape.layer_size(l))
+        .map(|(inputs, nodes, _)| inputs.max(nodes))
+        .max()
+        .unwrap_or(1);
+    if widest as u64 > max_groups * u64::from(BLOCK) {
+        return Err(Error::Unsupported(format!(
+            "a layer of {widest} nodes needs more workgroups than this adapter dispatches"
+        )));
+    }
+    Ok((batch, row_bytes))
+}
 
 /// The kernels of one layer.
 struct LayerKernels {
@@ -68,27 +97,7 @@ impl LayeredPass {
         totals: &wgpu::Buffer,
         state: &wgpu::Buffer,
     ) -> Result<Self> {
-        let binding = chunks::binding_bytes(ctx, options);
-        // One row per node plus the squared errors' row, in each of the two work buffers.
-        let row_bytes = (shape.nodes as u64 + 1) * 4;
-        let batch = (binding / row_bytes).min(MAX_BATCH as u64) as usize;
-        if batch == 0 {
-            return Err(Error::Unsupported(format!(
-                "one point's activations ({row_bytes} bytes) do not fit in one storage binding \
-                 of {binding} bytes on this adapter"
-            )));
-        }
-        let max_groups = ctx.limits.max_compute_workgroups_per_dimension;
-        let widest = (0..shape.layer_count())
-            .map(|l| shape.layer_size(l))
-            .map(|(inputs, nodes, _)| inputs.max(nodes))
-            .max()
-            .unwrap_or(1);
-        if widest as u64 > u64::from(max_groups) {
-            return Err(Error::Unsupported(format!(
-                "a layer of {widest} nodes needs more workgroups than this adapter dispatches"
-            )));
-        }
+        let (batch, row_bytes) = batch_points(ctx, shape, options)?;
         let entry = |layer, name| pipelines::layered(ctx, shape, layer, batch as u32, name);
         let layers = (0..shape.layer_count())
             .map(|l| {
@@ -200,4 +209,110 @@ impl LayeredPass {
             }
         }
     }
+}
+
+/// Predictions of a network of any shape for inputs given column by column (`columns`, each
+/// `points` long): a batch of points at a time through the layered kernels' forward pass, the
+/// output rows copied back after each batch. Only one data chunk is on the device at once.
+pub(super) fn predict(
+    ctx: &GpuContext,
+    shape: &Shape,
+    params32: &[f32],
+    columns: &[&[f32]],
+    options: GpuOptions,
+) -> Result<Array2<f32>> {
+    let points = columns.first().map_or(0, |c| c.len());
+    let (batch, row_bytes) = batch_points(ctx, shape, options)?;
+    let load = pipelines::layered(ctx, shape, 0, batch as u32, "load_inputs")?;
+    let forwards = (0..shape.layer_count())
+        .map(|l| pipelines::layered(ctx, shape, l, batch as u32, "forward"))
+        .collect::<Result<Vec<_>>>()?;
+    let cut = chunks::cut(
+        ctx,
+        points,
+        shape.inputs,
+        POINT_THREADS as usize,
+        0,
+        options,
+    )?;
+    let outputs = shape.outputs;
+    let output_row = shape.output_row() as u64;
+    let mut out = Array2::<f32>::zeros((outputs, points));
+    let (params, acts, unused_deltas, unused_totals, state) =
+        ctx.checked("allocating the prediction's buffers", || {
+            use wgpu::BufferUsages as U;
+            (
+                buffers::init(ctx, "params", bytemuck::cast_slice(params32), U::STORAGE),
+                buffers::empty(
+                    ctx,
+                    "activations",
+                    batch as u64 * row_bytes,
+                    U::STORAGE | U::COPY_SRC,
+                ),
+                buffers::empty(ctx, "errors (unused)", 16, U::STORAGE),
+                buffers::empty(ctx, "totals (unused)", 16, U::STORAGE),
+                // All zeros: a run that has not stopped.
+                buffers::empty(ctx, "state", 16, U::STORAGE),
+            )
+        })?;
+    for chunk in &cut.chunks {
+        let data = ctx.checked("uploading the prediction's inputs", || {
+            buffers::upload_columns(ctx, columns, chunk.start, chunk.end)
+        })?;
+        for start in (0..chunk.points()).step_by(batch) {
+            let count = batch.min(chunk.points() - start);
+            let bytes = (outputs * count * 4) as u64;
+            let readback = ctx.checked("running the prediction's kernels", || {
+                use wgpu::BufferUsages as U;
+                let uniform = BatchUniform {
+                    start: start as u32,
+                    count: count as u32,
+                    stride: chunk.points() as u32,
+                    _pad: 0,
+                };
+                let uniform = buffers::init(ctx, "batch", bytemuck::bytes_of(&uniform), U::UNIFORM);
+                let group = load.bind(
+                    ctx,
+                    &[
+                        &data,
+                        &params,
+                        &acts,
+                        &unused_deltas,
+                        &unused_totals,
+                        &uniform,
+                        &state,
+                    ],
+                );
+                let readback = buffers::empty(ctx, "predictions", bytes, U::MAP_READ | U::COPY_DST);
+                let groups = (count as u32).div_ceil(POINT_THREADS);
+                let mut encoder = ctx.device.create_command_encoder(&Default::default());
+                {
+                    let mut pass = encoder.begin_compute_pass(&Default::default());
+                    pass.set_bind_group(0, &group, &[]);
+                    pass.set_pipeline(&load.pipeline);
+                    pass.dispatch_workgroups(groups, shape.inputs as u32, 1);
+                    for (l, forward) in forwards.iter().enumerate() {
+                        let (_, nodes, _) = shape.layer_size(l);
+                        pass.set_pipeline(&forward.pipeline);
+                        pass.dispatch_workgroups(groups, (nodes as u32).div_ceil(BLOCK), 1);
+                    }
+                }
+                for k in 0..outputs as u64 {
+                    let row = (output_row + k) * batch as u64 * 4;
+                    let at = k * count as u64 * 4;
+                    encoder.copy_buffer_to_buffer(&acts, row, &readback, at, count as u64 * 4);
+                }
+                ctx.queue.submit([encoder.finish()]);
+                readback
+            })?;
+            let values: Vec<f32> =
+                bytemuck::pod_collect_to_vec(&buffers::read_staging(ctx, &readback, bytes)?);
+            let first = chunk.start + start;
+            for k in 0..outputs {
+                out.row_mut(k).as_slice_mut().expect("standard layout")[first..first + count]
+                    .copy_from_slice(&values[k * count..(k + 1) * count]);
+            }
+        }
+    }
+    Ok(out)
 }

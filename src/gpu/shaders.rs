@@ -121,20 +121,24 @@ impl Shape {
     pub fn check(&self) -> Result<(), String> {
         if self.params > MAX_PARAMS {
             return Err(format!(
-                "the network has {} parameters; the GPU's per-point kernels (prediction, the \
-                 landscape) take at most {MAX_PARAMS} (each GPU thread keeps its own gradient \
-                 sums); use --device cpu",
+                "the network has {} parameters; the GPU's landscape kernel takes at most \
+                 {MAX_PARAMS} (each GPU thread keeps its own activations); use --device cpu",
                 self.params
             ));
         }
         if self.nodes > MAX_NODES {
             return Err(format!(
-                "the network has {} nodes (inputs included); the GPU's per-point kernels \
-                 (prediction, the landscape) take at most {MAX_NODES}; use --device cpu",
+                "the network has {} nodes (inputs included); the GPU's landscape kernel takes \
+                 at most {MAX_NODES}; use --device cpu",
                 self.nodes
             ));
         }
         Ok(())
+    }
+
+    /// The first row of the outputs among all nodes (inputs first).
+    pub fn output_row(&self) -> usize {
+        self.output_at()
     }
 
     fn output_at(&self) -> usize {
