@@ -276,6 +276,19 @@ impl Target {
         if let Some(ctx) = &self.ctx {
             match crate::gpu::landscape::SseOfMany::new(ctx, net, data, GpuOptions::default()) {
                 Ok(gpu) => return Ok(SseOfMany::Gpu(Box::new(gpu))),
+                // Wider than the landscape kernel: one evaluation per vector by a training
+                // engine (the layered kernels), the data uploaded once.
+                Err(Error::Unsupported(_)) => {
+                    match GpuEngine::new(ctx.clone(), net.clone(), data, GpuOptions::default()) {
+                        Ok(engine) => {
+                            return Ok(SseOfMany::GpuEngine(std::cell::RefCell::new(Box::new(
+                                engine,
+                            ))))
+                        }
+                        Err(e) if self.falls_back(&e) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
                 Err(e) if self.falls_back(&e) => {}
                 Err(e) => return Err(e),
             }
@@ -344,8 +357,12 @@ impl<'a> OpenEngine<'a> {
 /// See [`Target::sse_of_many_evaluator`].
 pub enum SseOfMany<'a> {
     Cpu(&'a Dataset),
+    /// The GPU's many-vectors kernel, for shapes it takes.
     #[cfg(feature = "gpu")]
     Gpu(Box<crate::gpu::landscape::SseOfMany>),
+    /// A GPU training engine evaluating one vector at a time, for wider networks.
+    #[cfg(feature = "gpu")]
+    GpuEngine(std::cell::RefCell<Box<GpuEngine>>),
 }
 
 impl SseOfMany<'_> {
@@ -355,6 +372,16 @@ impl SseOfMany<'_> {
             SseOfMany::Cpu(data) => Ok(crate::cpu::sse_of_many(nets, data)),
             #[cfg(feature = "gpu")]
             SseOfMany::Gpu(gpu) => gpu.sse(nets),
+            #[cfg(feature = "gpu")]
+            SseOfMany::GpuEngine(engine) => {
+                let mut engine = engine.borrow_mut();
+                nets.iter()
+                    .map(|net| {
+                        engine.load_network(net)?;
+                        Ok(engine.evaluate()?.sse)
+                    })
+                    .collect()
+            }
         }
     }
 }

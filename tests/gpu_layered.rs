@@ -198,3 +198,39 @@ fn layered_predictions_match_the_reference() {
         }
     }
 }
+
+/// The issue's own check: `train --device gpu --layers 8,64,64,1 --verify` trains on the GPU's
+/// layered kernels and verifies every round against the fused CPU kernel.
+#[cfg(feature = "cli")]
+#[test]
+fn a_verified_run_of_a_wide_network_passes() {
+    if gpu().is_none() {
+        return;
+    }
+    let out = common::downhill(&[
+        "train",
+        "--device",
+        "gpu",
+        "--layers",
+        "8,64,64,1",
+        "--verify",
+        "--points",
+        "2000",
+        "--steps",
+        "20",
+        "--lr",
+        "0.01",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("device gpu"), "{stdout}");
+    assert!(
+        stdout.contains("verify: 20 steps compared") && stdout.contains("passed"),
+        "{stdout}"
+    );
+}
