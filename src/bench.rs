@@ -70,6 +70,8 @@ pub struct Machine {
     pub cpu_peak_gflop_per_s: f64,
     /// The GPU adapter measured, if any.
     pub gpu_adapter: Option<String>,
+    /// Its peak single-precision rate (independent multiply-add chains on many threads).
+    pub gpu_peak_gflop_per_s: Option<f64>,
 }
 
 /// One path at one size.
@@ -145,6 +147,10 @@ pub fn run(settings: &BenchSettings, progress: &mut dyn FnMut(&str)) -> Result<B
         cpu_read_gb_per_s: cpu_bandwidth(),
         cpu_peak_gflop_per_s: probe::fma_peak() / 1e9,
         gpu_adapter: gpu.as_ref().and_then(Target::adapter),
+        gpu_peak_gflop_per_s: match &gpu {
+            Some(gpu) => Some(gpu.fma_peak()? / 1e9),
+            None => None,
+        },
     };
     let mut report = BenchReport {
         machine,
@@ -250,7 +256,17 @@ fn measure_size(
         match time_gpu(gpu, &student, &set, settings, &rule, &mut || {
             progress(&format!("{workload} at {points} points: {name}"))
         }) {
-            Ok((timing, floor)) => timings.push((name, timing, floor, "memory")),
+            Ok((timing, read_s)) => {
+                // The GPU's floor as the CPU's: the read, or the arithmetic at its own peak.
+                let peak = report.machine.gpu_peak_gflop_per_s.unwrap_or(f64::INFINITY);
+                let compute_s = flops / (peak * 1e9);
+                let bound = if compute_s > read_s {
+                    "arithmetic"
+                } else {
+                    "memory"
+                };
+                timings.push((name, timing, read_s.max(compute_s), bound));
+            }
             Err(Error::Unsupported(why)) => {
                 let note = format!("{workload}: GPU path not measured: {why}");
                 if !report.notes.contains(&note) {

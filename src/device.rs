@@ -177,6 +177,16 @@ impl Target {
         None
     }
 
+    /// This device's f32 arithmetic peak in flop/s, measured (independent multiply-add chains
+    /// on every CPU thread, or on many GPU threads).
+    pub fn fma_peak(&self) -> Result<f64> {
+        #[cfg(feature = "gpu")]
+        if let Some(ctx) = &self.ctx {
+            return crate::gpu::probe::fma_peak(ctx);
+        }
+        Ok(probe::fma_peak())
+    }
+
     /// Seconds this device needs just to read `data` once, the least any training step
     /// costs: the median of `repeats` timings on the GPU (its read-only kernel, the data
     /// chunked as for training), the best of them on the CPU (a parallel read-only pass).

@@ -120,6 +120,44 @@ fn bench_times_the_gpu_path_against_its_read_only_probe() {
     );
 }
 
+/// A wide network gets a GPU row (the layered kernels) measured against the adapter's own f32
+/// peak, which the machine line reports.
+#[test]
+fn bench_times_a_wide_network_on_the_gpu_against_its_arithmetic_peak() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let out = downhill(&[
+        "bench",
+        "--points",
+        "2000",
+        "--layers",
+        "8,64,64,1",
+        "--steps",
+        "1",
+        "--repeats",
+        "1",
+        "--device",
+        "gpu",
+        "--json",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["machine"]["gpu_peak_gflop_per_s"].as_f64().unwrap() > 0.0);
+    let rows = report["rows"].as_array().unwrap();
+    let gpu = rows
+        .iter()
+        .find(|r| r["path"].as_str().unwrap().starts_with("gpu"))
+        .unwrap_or_else(|| panic!("no GPU row: {report}"));
+    assert_eq!(gpu["bound"], "arithmetic", "{gpu}");
+    assert!(gpu["share_of_floor"].as_f64().unwrap() > 0.0, "{gpu}");
+    assert!(
+        gpu["loss_rel_diff_vs_cpu_fused"].as_f64().unwrap() < 1e-4,
+        "{gpu}"
+    );
+}
+
 /// The read-only probe reads every value once: its result is the sum of the data (which the
 /// kernel returns so that the reads cannot be optimised away), whatever the chunking.
 #[test]

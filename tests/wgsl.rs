@@ -64,6 +64,7 @@ fn every_kernel_validates_for_every_kind_of_shape() {
         );
     }
     validate("read_once.wgsl", &Shape::read_once_source());
+    validate("fma_peak.wgsl", &Shape::fma_peak_source());
 }
 
 /// The layered kernels (every entry point, for every layer) for wide, deep, many-output and

@@ -104,7 +104,10 @@ fn print_table(report: &BenchReport, wide: bool) {
         m.cpu_threads, m.cpu_read_gb_per_s, m.cpu_peak_gflop_per_s,
     );
     if let Some(name) = &m.gpu_adapter {
-        println!("GPU: {name}");
+        match m.gpu_peak_gflop_per_s {
+            Some(peak) => println!("GPU: {name}, f32 peak {peak:.0} GFLOP/s (measured now)"),
+            None => println!("GPU: {name}"),
+        }
     }
     println!(
         "each path: {} warm-up steps, then {} x {} timed steps from the same weights\n",
@@ -191,9 +194,9 @@ fn print_table(report: &BenchReport, wide: bool) {
     }
     let footnote = format!(
         "speed of light: the share of the fastest a step can be here: every point read once at \
-         the measured bandwidth (the GPU path: the same adapter running a read-only kernel over \
-         the same data), or the step's arithmetic at the measured f32 peak, whichever takes \
-         longer; the column names which. 100% is the limit; the f64 reference is meant to be \
+         the measured bandwidth, or the step's arithmetic at the measured f32 peak, whichever \
+         takes longer; the column names which (the GPU path: the same adapter's own bandwidth, \
+         a read-only kernel over the same data, and its own f32 peak). 100% is the limit; the f64 reference is meant to be \
          slow.{}",
         if wide {
             " 'loss diff': relative difference of the final loss from the fused CPU path's."

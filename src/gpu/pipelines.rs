@@ -195,6 +195,16 @@ pub fn read_once(ctx: &GpuContext) -> Result<Kernel> {
     )
 }
 
+/// The arithmetic yardstick (shaders/fma_peak.wgsl).
+pub fn fma_peak(ctx: &GpuContext) -> Result<Kernel> {
+    Kernel::build(
+        ctx,
+        "fma_peak",
+        &Shape::fma_peak_source(),
+        &[storage(0, false)], // values: the multiplier and addend, then one result per thread
+    )
+}
+
 /// The loss landscape's kernel (shaders/landscape.wgsl).
 pub fn landscape(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
     Kernel::build(

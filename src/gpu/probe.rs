@@ -1,5 +1,6 @@
-//! The GPU memory-bandwidth yardstick: the time the adapter needs just to read a dataset once
-//! (shaders/read_once.wgsl), chunked exactly as the training engine chunks it.
+//! The GPU's yardsticks: the time the adapter needs just to read a dataset once
+//! (shaders/read_once.wgsl), chunked exactly as the training engine chunks it; and its f32
+//! arithmetic peak (shaders/fma_peak.wgsl), measured as the CPU's is.
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +9,7 @@ use super::buffers::CountUniform;
 use super::chunks::{self, GpuOptions};
 use super::context::GpuContext;
 use super::pipelines;
+use super::shaders::{FMA_CHAINS, FMA_ROUNDS, POINT_WG};
 use crate::data::Dataset;
 use crate::error::Result;
 
@@ -95,5 +97,52 @@ impl ReadOnce {
         self.ctx.queue.submit([encoder.finish()]);
         self.ctx.wait()?;
         Ok(start.elapsed() / passes.max(1) as u32)
+    }
+}
+
+/// Threads of one arithmetic-yardstick dispatch at the most (64 MiB of results).
+const MAX_FMA_THREADS: u32 = 1 << 24;
+
+/// This adapter's f32 arithmetic peak in flop/s, measured: threads running independent chains
+/// of multiply-adds (shaders/fma_peak.wgsl), more of them each try until one dispatch takes
+/// 50 ms (or the largest allowed), the best rate of three dispatches at that size.
+pub fn fma_peak(ctx: &GpuContext) -> Result<f64> {
+    let kernel = pipelines::fma_peak(ctx)?;
+    let max_groups = ctx.limits.max_compute_workgroups_per_dimension;
+    let per_thread = f64::from(FMA_ROUNDS * FMA_CHAINS * 4 * 2);
+    let mut groups = 64u32.min(max_groups);
+    loop {
+        let threads = groups * POINT_WG;
+        let values = ctx.checked("allocating the arithmetic yardstick's buffer", || {
+            let mut init = vec![0.0f32; threads as usize + 2];
+            init[0] = 0.999_999;
+            init[1] = 1e-7;
+            buffers::init(
+                ctx,
+                "fma values",
+                bytemuck::cast_slice(&init),
+                wgpu::BufferUsages::STORAGE,
+            )
+        })?;
+        let group = kernel.bind(ctx, &[&values]);
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let start = Instant::now();
+            let mut encoder = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&kernel.pipeline);
+                pass.set_bind_group(0, &group, &[]);
+                pass.dispatch_workgroups(groups, 1, 1);
+            }
+            ctx.queue.submit([encoder.finish()]);
+            ctx.wait()?;
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+        let bigger = groups.saturating_mul(4).min(max_groups);
+        if best >= 0.05 || bigger == groups || bigger * POINT_WG > MAX_FMA_THREADS {
+            return Ok(f64::from(threads) * per_thread / best);
+        }
+        groups = bigger;
     }
 }

@@ -23,6 +23,12 @@ const TREE_SUM: &str = include_str!("../../shaders/tree_sum.wgsl");
 const READ_ONCE: &str = include_str!("../../shaders/read_once.wgsl");
 const LANDSCAPE: &str = include_str!("../../shaders/landscape.wgsl");
 const LAYERED: &str = include_str!("../../shaders/layered.wgsl");
+const FMA_PEAK: &str = include_str!("../../shaders/fma_peak.wgsl");
+
+/// Rounds of the arithmetic yardstick's chains per thread.
+pub const FMA_ROUNDS: u32 = 1024;
+/// Multiply-add chains of 4 lanes per thread in the yardstick: 2 flops each per round.
+pub const FMA_CHAINS: u32 = 8;
 
 /// Offsets of one layer in the flat parameters and in the per-thread activation array.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -261,6 +267,13 @@ impl Shape {
             );
         }
         self.fill(LANDSCAPE, POINT_WG, &body)
+    }
+
+    /// The arithmetic yardstick kernel (it does not depend on the shape).
+    pub fn fma_peak_source() -> String {
+        FMA_PEAK
+            .replace("{{WG}}", &POINT_WG.to_string())
+            .replace("{{ROUNDS}}", &FMA_ROUNDS.to_string())
     }
 
     /// The read-only yardstick kernel (it does not depend on the shape).
