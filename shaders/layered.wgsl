@@ -98,8 +98,9 @@ fn load_inputs(@builtin(global_invocation_id) gid: vec3<u32>) {
     acts[i * B + q] = data[i * batch.stride + batch.start + q];
 }
 
-// The layer's activations: thread (point, BLOCK nodes), so that each input value read feeds
-// BLOCK multiply-adds.
+// The layer's activations: thread (point, 4 nodes), so that each input value read feeds 4
+// multiply-adds. The 4 nodes are one vec4, not an array: software adapters keep small arrays
+// indexed in loops in memory, and vectors in registers.
 @compute @workgroup_size(WG)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let q = gid.x;
@@ -107,28 +108,30 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (q >= batch.count || state.stop != 0u) {
         return;
     }
-    var z: array<f32, BLOCK>;
-    for (var b = 0u; b < BLOCK; b++) {
-        if (HAS_BIAS && j0 + b < J) {
-            z[b] = params[BIAS + j0 + b];
-        }
+    // Rows past the last node read clamped offsets and are never written.
+    let r = vec4<u32>(min(j0, J - 1u), min(j0 + 1u, J - 1u), min(j0 + 2u, J - 1u), min(j0 + 3u, J - 1u));
+    var z = vec4<f32>(0.0);
+    if (HAS_BIAS) {
+        z = vec4<f32>(params[BIAS + r.x], params[BIAS + r.y], params[BIAS + r.z], params[BIAS + r.w]);
     }
+    let rows = W + r * I;
     for (var i = 0u; i < I; i++) {
         let a = acts[(IN_AT + i) * B + q];
-        for (var b = 0u; b < BLOCK; b++) {
-            // Rows past the last node read weights that are not this layer's; they are
-            // never written.
-            z[b] += params[min(W + (j0 + b) * I + i, P - 1u)] * a;
-        }
+        let w = vec4<f32>(params[rows.x + i], params[rows.y + i], params[rows.z + i], params[rows.w + i]);
+        z = fma(w, vec4<f32>(a), z);
     }
-    for (var b = 0u; b < BLOCK; b++) {
-        if (j0 + b < J) {
-            var value = z[b];
-            if (RELU) {
-                value = max(value, 0.0);
-            }
-            acts[(OUT_AT + j0 + b) * B + q] = value;
-        }
+    if (RELU) {
+        z = max(z, vec4<f32>(0.0));
+    }
+    acts[(OUT_AT + r.x) * B + q] = z.x;
+    if (j0 + 1u < J) {
+        acts[(OUT_AT + r.y) * B + q] = z.y;
+    }
+    if (j0 + 2u < J) {
+        acts[(OUT_AT + r.z) * B + q] = z.z;
+    }
+    if (j0 + 3u < J) {
+        acts[(OUT_AT + r.w) * B + q] = z.w;
     }
 }
 
@@ -178,7 +181,7 @@ fn sum_squares(@builtin(local_invocation_id) lid: vec3<u32>) {
 }
 
 // The errors passed back to the layer's inputs (through their ReLU's slope): thread (point,
-// BLOCK inputs).
+// 4 inputs, one vec4).
 @compute @workgroup_size(WG)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let q = gid.x;
@@ -186,12 +189,14 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (q >= batch.count || state.stop != 0u) {
         return;
     }
-    var d: array<f32, BLOCK>;
+    // Columns past the last input read clamped offsets and are never written.
+    let c = vec4<u32>(min(i0, I - 1u), min(i0 + 1u, I - 1u), min(i0 + 2u, I - 1u), min(i0 + 3u, I - 1u));
+    var d = vec4<f32>(0.0);
     for (var j = 0u; j < J; j++) {
         let e = deltas[(OUT_AT + j) * B + q];
-        for (var b = 0u; b < BLOCK; b++) {
-            d[b] += params[min(W + j * I + i0 + b, P - 1u)] * e;
-        }
+        let row = W + j * I;
+        let w = vec4<f32>(params[row + c.x], params[row + c.y], params[row + c.z], params[row + c.w]);
+        d = fma(w, vec4<f32>(e), d);
     }
     for (var b = 0u; b < BLOCK; b++) {
         let i = i0 + b;
@@ -207,9 +212,10 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // The layer's weight gradient, sum over the batch of (node error x input activation), and its
 // bias gradient (input column I, a constant 1). A workgroup of TILE x TILE threads owns a tile
-// of (TILE * BLOCK)^2 weights, each thread a BLOCK x BLOCK block of them in registers; the
-// errors and activations of TILE_POINTS points at a time are shared in workgroup memory, so
-// each value loaded feeds BLOCK multiply-adds. Each thread adds its sums to `totals`.
+// of SPAN x SPAN weights, each thread a 4 x 4 block of them in four vec4 sums (registers, not
+// an array: see `forward`); the errors and activations of TILE_POINTS points at a time are
+// shared in workgroup memory, so each value loaded feeds 4 multiply-adds. Each thread adds its
+// sums to `totals`.
 @compute @workgroup_size(TILE, TILE)
 fn gradient(
     @builtin(local_invocation_id) lid: vec3<u32>,
@@ -221,7 +227,12 @@ fn gradient(
     let i0 = wid.x * SPAN;
     let j0 = wid.y * SPAN;
     let flat = lid.y * TILE + lid.x;
-    var sums: array<array<f32, BLOCK>, BLOCK>;
+    let dy = lid.y * BLOCK;
+    let ax = lid.x * BLOCK;
+    var s0 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
+    var s3 = vec4<f32>(0.0);
     for (var q0 = 0u; q0 < batch.count; q0 += TILE_POINTS) {
         // SPAN rows of TILE_POINTS values each, for the errors and the activations.
         for (var k = flat; k < SPAN * TILE_POINTS; k += TILE * TILE) {
@@ -244,31 +255,30 @@ fn gradient(
         }
         workgroupBarrier();
         for (var f = 0u; f < TILE_POINTS; f++) {
-            var d: array<f32, BLOCK>;
-            var a: array<f32, BLOCK>;
-            for (var b = 0u; b < BLOCK; b++) {
-                d[b] = delta_tile[lid.y * BLOCK + b][f];
-                a[b] = act_tile[lid.x * BLOCK + b][f];
-            }
-            for (var y = 0u; y < BLOCK; y++) {
-                for (var x = 0u; x < BLOCK; x++) {
-                    sums[y][x] += d[y] * a[x];
-                }
-            }
+            let a = vec4<f32>(act_tile[ax][f], act_tile[ax + 1u][f], act_tile[ax + 2u][f], act_tile[ax + 3u][f]);
+            s0 = fma(vec4<f32>(delta_tile[dy][f]), a, s0);
+            s1 = fma(vec4<f32>(delta_tile[dy + 1u][f]), a, s1);
+            s2 = fma(vec4<f32>(delta_tile[dy + 2u][f]), a, s2);
+            s3 = fma(vec4<f32>(delta_tile[dy + 3u][f]), a, s3);
         }
         workgroupBarrier();
     }
-    for (var y = 0u; y < BLOCK; y++) {
-        let j = j0 + lid.y * BLOCK + y;
-        for (var x = 0u; x < BLOCK; x++) {
-            let i = i0 + lid.x * BLOCK + x;
-            if (j < J) {
-                if (i < I) {
-                    totals[W + j * I + i] += sums[y][x];
-                } else if (i == I && HAS_BIAS) {
-                    totals[BIAS + j] += sums[y][x];
-                }
-            }
+    add_row(j0 + dy, i0 + ax, s0);
+    add_row(j0 + dy + 1u, i0 + ax, s1);
+    add_row(j0 + dy + 2u, i0 + ax, s2);
+    add_row(j0 + dy + 3u, i0 + ax, s3);
+}
+
+// Adds a thread's sums for weights (j, i..i + 4) to `totals` (column I: the bias).
+fn add_row(j: u32, i: u32, sums: vec4<f32>) {
+    if (j >= J) {
+        return;
+    }
+    for (var x = 0u; x < BLOCK; x++) {
+        if (i + x < I) {
+            totals[W + j * I + i + x] += sums[x];
+        } else if (i + x == I && HAS_BIAS) {
+            totals[BIAS + j] += sums[x];
         }
     }
 }
