@@ -102,9 +102,14 @@ fn load_inputs(@builtin(global_invocation_id) gid: vec3<u32>) {
 // multiply-adds. The 4 nodes are one vec4, not an array: software adapters keep small arrays
 // indexed in loops in memory, and vectors in registers.
 @compute @workgroup_size(WG)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn forward(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
     let q = gid.x;
-    let j0 = gid.y * BLOCK;
+    // From the workgroup's id, not the thread's: visibly the same for the whole workgroup, so
+    // the weights are read once for all its threads (on lavapipe too).
+    let j0 = wid.y * BLOCK;
     if (q >= batch.count || state.stop != 0u) {
         return;
     }
@@ -183,9 +188,12 @@ fn sum_squares(@builtin(local_invocation_id) lid: vec3<u32>) {
 // The errors passed back to the layer's inputs (through their ReLU's slope): thread (point,
 // 4 inputs, one vec4).
 @compute @workgroup_size(WG)
-fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn backward(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+) {
     let q = gid.x;
-    let i0 = gid.y * BLOCK;
+    let i0 = wid.y * BLOCK;  // the same for the whole workgroup (see `forward`)
     if (q >= batch.count || state.stop != 0u) {
         return;
     }

@@ -147,10 +147,7 @@ pub fn run(settings: &BenchSettings, progress: &mut dyn FnMut(&str)) -> Result<B
         cpu_read_gb_per_s: cpu_bandwidth(),
         cpu_peak_gflop_per_s: probe::fma_peak() / 1e9,
         gpu_adapter: gpu.as_ref().and_then(Target::adapter),
-        gpu_peak_gflop_per_s: match &gpu {
-            Some(gpu) => Some(gpu.fma_peak()? / 1e9),
-            None => None,
-        },
+        gpu_peak_gflop_per_s: None,
     };
     let mut report = BenchReport {
         machine,
@@ -159,6 +156,15 @@ pub fn run(settings: &BenchSettings, progress: &mut dyn FnMut(&str)) -> Result<B
         rows: Vec::new(),
         notes: Vec::new(),
     };
+    // A GPU whose arithmetic cannot be measured is still timed, against its bandwidth alone.
+    if let Some(gpu) = &gpu {
+        match gpu.fma_peak() {
+            Ok(peak) => report.machine.gpu_peak_gflop_per_s = Some(peak / 1e9),
+            Err(e) => report
+                .notes
+                .push(format!("the GPU's f32 peak was not measured: {e}")),
+        }
+    }
     if settings.device == DeviceChoice::Auto && gpu.is_none() {
         report
             .notes

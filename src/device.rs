@@ -274,8 +274,9 @@ impl Target {
     }
 
     /// An evaluator of many parameter vectors of `net`'s shape over `data`, set up once (on
-    /// the GPU: the data uploaded and the kernel built) for any number of batches. Under
-    /// `auto`, a shape the GPU kernels cannot take runs on the CPU.
+    /// the GPU: the data uploaded and the kernel built) for any number of batches. A shape
+    /// too wide for the GPU's many-vectors kernel is evaluated a vector at a time by a GPU
+    /// training engine; under `auto`, what the GPU cannot take at all runs on the CPU.
     pub fn sse_of_many_evaluator<'a>(
         &self,
         net: &Network,

@@ -13,7 +13,7 @@ use common::{gpu, gradient_gap, random_case};
 use downhill::cpu::{CpuEngine, CpuKernel, CpuVariant, Reference};
 use downhill::gpu::engine::predict;
 use downhill::gpu::{GpuContext, GpuEngine, GpuOptions};
-use downhill::{Activation, Descent, Engine};
+use downhill::{Activation, Descent, Engine, Layer};
 
 /// f32 sums over batches of up to 8,192 points against f64: the same tolerance as the
 /// per-point kernel's tests.
@@ -233,4 +233,54 @@ fn a_verified_run_of_a_wide_network_passes() {
         stdout.contains("verify: 20 steps compared") && stdout.contains("passed"),
         "{stdout}"
     );
+}
+
+/// The cases the shapes above leave out: layers whose widths are not multiples of 4 (the
+/// forward and backward kernels take 4 nodes per thread), a ReLU output layer, batches inside
+/// later chunks, and batches made smaller by a lowered binding limit.
+#[test]
+fn odd_widths_relu_outputs_and_smaller_batches_match_the_reference() {
+    let Some(ctx) = gpu() else {
+        return;
+    };
+    for widths in [&[2usize, 3, 1][..], &[8, 30, 5], &[3, 7, 6, 2]] {
+        for points in [5, 4097] {
+            check(&ctx, widths, Activation::Relu, true, points, LAYERED);
+        }
+    }
+    // Two chunks of 10,000 points, each in two batches.
+    let options = GpuOptions {
+        max_chunk_points: Some(10_000),
+        ..LAYERED
+    };
+    check(&ctx, &[8, 30, 5], Activation::Relu, false, 20_000, options);
+    // A binding of 1,000 points' activations: batches of 1,000 points.
+    let nodes = 8 + 30 + 5;
+    let options = GpuOptions {
+        max_binding_bytes: Some((nodes as u64 + 1) * 4 * 1000),
+        ..LAYERED
+    };
+    check(&ctx, &[8, 30, 5], Activation::Identity, true, 4500, options);
+
+    // A ReLU output layer: its slope masks the output errors.
+    let (mut net, set) = random_case(&[3, 9, 2], Activation::Relu, true, 700, 4);
+    let layers: Vec<Layer> = net
+        .layers()
+        .iter()
+        .enumerate()
+        .map(|(l, layer)| {
+            let activation = if l == 1 {
+                Activation::Relu
+            } else {
+                layer.activation
+            };
+            Layer::new(layer.weights.clone(), layer.bias.clone(), activation).unwrap()
+        })
+        .collect();
+    net = downhill::Network::new(layers).unwrap();
+    let want = Reference.evaluate(&net, &set);
+    let mut engine = GpuEngine::new(ctx, net, &set, LAYERED).unwrap();
+    let got = engine.evaluate().unwrap();
+    assert!((got.sse - want.sse).abs() <= TOLERANCE * want.sse);
+    assert!(gradient_gap(&got.sse_gradient, &want.sse_gradient) <= TOLERANCE);
 }

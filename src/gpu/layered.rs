@@ -40,15 +40,26 @@ fn batch_points(ctx: &GpuContext, shape: &Shape, options: GpuOptions) -> Result<
              {binding} bytes on this adapter"
         )));
     }
+    // Every dispatch within the adapter's workgroup count: forward and backward take BLOCK
+    // nodes per workgroup row, loading the inputs one per row, zeroing the totals 256 per
+    // workgroup.
     let max_groups = u64::from(ctx.limits.max_compute_workgroups_per_dimension);
     let widest = (0..shape.layer_count())
         .map(|l| shape.layer_size(l))
         .map(|(inputs, nodes, _)| inputs.max(nodes))
         .max()
-        .unwrap_or(1);
-    if widest as u64 > max_groups * u64::from(BLOCK) {
+        .unwrap_or(1) as u64;
+    let most = [
+        widest.div_ceil(u64::from(BLOCK)),
+        shape.inputs as u64,
+        (shape.params as u64 + 1).div_ceil(u64::from(SUM_THREADS)),
+    ];
+    if most.iter().any(|&groups| groups > max_groups) {
         return Err(Error::Unsupported(format!(
-            "a layer of {widest} nodes needs more workgroups than this adapter dispatches"
+            "a network of {} with {} parameters needs more workgroups in one dispatch than this \
+             adapter's {max_groups}",
+            shape.describe_widths(),
+            shape.params
         )));
     }
     Ok((batch, row_bytes))

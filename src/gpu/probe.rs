@@ -104,13 +104,17 @@ impl ReadOnce {
 const MAX_FMA_THREADS: u32 = 1 << 24;
 
 /// This adapter's f32 arithmetic peak in flop/s, measured: threads running independent chains
-/// of multiply-adds (shaders/fma_peak.wgsl), more of them each try until one dispatch takes
-/// 50 ms (or the largest allowed), the best rate of three dispatches at that size.
+/// of multiply-adds (shaders/fma_peak.wgsl), more of them (then more dispatches in one
+/// submission) each try until a submission takes 50 ms, the best rate of three submissions at
+/// that size. Short submissions would time the submit and the wait, not the arithmetic.
 pub fn fma_peak(ctx: &GpuContext) -> Result<f64> {
     let kernel = pipelines::fma_peak(ctx)?;
-    let max_groups = ctx.limits.max_compute_workgroups_per_dimension;
+    let max_groups = ctx
+        .limits
+        .max_compute_workgroups_per_dimension
+        .min(MAX_FMA_THREADS / POINT_WG);
     let per_thread = f64::from(FMA_ROUNDS * FMA_CHAINS * 4 * 2);
-    let mut groups = 64u32.min(max_groups);
+    let (mut groups, mut dispatches) = (64u32.min(max_groups), 1u32);
     loop {
         let threads = groups * POINT_WG;
         let values = ctx.checked("allocating the arithmetic yardstick's buffer", || {
@@ -133,16 +137,22 @@ pub fn fma_peak(ctx: &GpuContext) -> Result<f64> {
                 let mut pass = encoder.begin_compute_pass(&Default::default());
                 pass.set_pipeline(&kernel.pipeline);
                 pass.set_bind_group(0, &group, &[]);
-                pass.dispatch_workgroups(groups, 1, 1);
+                for _ in 0..dispatches {
+                    pass.dispatch_workgroups(groups, 1, 1);
+                }
             }
             ctx.queue.submit([encoder.finish()]);
             ctx.wait()?;
             best = best.min(start.elapsed().as_secs_f64());
         }
-        let bigger = groups.saturating_mul(4).min(max_groups);
-        if best >= 0.05 || bigger == groups || bigger * POINT_WG > MAX_FMA_THREADS {
-            return Ok(f64::from(threads) * per_thread / best);
+        if best >= 0.05 || dispatches >= 1024 {
+            let flops = f64::from(threads) * f64::from(dispatches) * per_thread;
+            return Ok(flops / best);
         }
-        groups = bigger;
+        if groups < max_groups {
+            groups = groups.saturating_mul(4).min(max_groups);
+        } else {
+            dispatches *= 4;
+        }
     }
 }

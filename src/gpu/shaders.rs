@@ -85,6 +85,13 @@ impl Shape {
         }
     }
 
+    /// The widths, inputs first: `8-64-64-1`.
+    pub fn describe_widths(&self) -> String {
+        let mut widths = vec![self.inputs.to_string()];
+        widths.extend(self.layers.iter().map(|l| l.nodes.to_string()));
+        widths.join("-")
+    }
+
     /// The network's layers.
     pub fn layer_count(&self) -> usize {
         self.layers.len()
