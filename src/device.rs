@@ -389,7 +389,7 @@ impl SseOfMany<'_> {
                 nets.iter()
                     .map(|net| {
                         engine.load_network(net)?;
-                        Ok(engine.evaluate()?.sse)
+                        engine.sse()
                     })
                     .collect()
             }

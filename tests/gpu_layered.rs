@@ -40,6 +40,13 @@ fn check(
     let mut engine = GpuEngine::new(ctx.clone(), net, &set, options).unwrap();
     assert!(engine.is_layered(), "{case}");
     let got = engine.evaluate().unwrap();
+    // The loss alone (the landscape's forward-only pass) is the same SSE.
+    let loss_only = engine.sse().unwrap();
+    assert!(
+        (loss_only - want.sse).abs() <= TOLERANCE * want.sse.max(1e-12),
+        "{case}: forward-only sse {loss_only} vs {}",
+        want.sse
+    );
     let sse_gap = (got.sse - want.sse).abs() / want.sse.max(1e-12);
     assert!(
         sse_gap <= TOLERANCE,

@@ -132,6 +132,28 @@ impl GpuEngine {
         }
     }
 
+    /// The SSE alone at the weights on the device: with the layered kernels, a forward pass
+    /// without the gradient's (the landscape of a wide network needs only the losses).
+    pub fn sse(&mut self) -> Result<f64> {
+        let GradientPass::Layered(layered) = &self.gradient else {
+            return Ok(self.evaluate()?.sse);
+        };
+        self.ctx
+            .queue
+            .write_buffer(&self.state, 0, bytemuck::bytes_of(&StateBlock::default()));
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            layered.record_loss(&mut pass);
+        }
+        let at = self.shape.params as u64 * 4;
+        encoder.copy_buffer_to_buffer(&self.totals, at, &self.staging, 0, 4);
+        self.ctx.queue.submit([encoder.finish()]);
+        let sse: f32 =
+            bytemuck::pod_read_unaligned(&buffers::read_staging(&self.ctx, &self.staging, 4)?);
+        Ok(f64::from(sse))
+    }
+
     /// Whether the engine runs the layered kernels (a network too wide for the per-point one).
     pub fn is_layered(&self) -> bool {
         matches!(self.gradient, GradientPass::Layered(_))

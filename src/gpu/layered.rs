@@ -193,6 +193,15 @@ impl LayeredPass {
     /// Records one step's gradient: the totals zeroed, then every batch through every layer
     /// and back.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        self.record_pass(pass, true);
+    }
+
+    /// Records the SSE alone (into the totals' last value): every batch forward, no gradient.
+    pub fn record_loss(&self, pass: &mut wgpu::ComputePass<'_>) {
+        self.record_pass(pass, false);
+    }
+
+    fn record_pass(&self, pass: &mut wgpu::ComputePass<'_>, gradient: bool) {
         pass.set_pipeline(&self.zero.pipeline);
         pass.set_bind_group(0, &self.batches[0].group, &[]);
         pass.dispatch_workgroups((self.params + 1).div_ceil(SUM_THREADS), 1, 1);
@@ -209,6 +218,9 @@ impl LayeredPass {
             pass.dispatch_workgroups(points, 1, 1);
             pass.set_pipeline(&self.sum.pipeline);
             pass.dispatch_workgroups(1, 1, 1);
+            if !gradient {
+                continue;
+            }
             for (l, layer) in self.layers.iter().enumerate().rev() {
                 pass.set_pipeline(&layer.gradient.pipeline);
                 let columns = layer.inputs + u32::from(layer.bias);
