@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{gradient_gap, random_case};
+use common::{assert_evaluations_agree, random_case};
 
 use downhill::cpu::{CpuKernel, Fused, Reference};
 use downhill::Activation;
@@ -40,15 +40,7 @@ fn check_against_reference(fused: &mut Fused, label: &str) {
                     let want = Reference.evaluate(&net, &data);
                     let got = fused.evaluate(&net, &data);
                     let case = format!("{label} {widths:?} {hidden} bias={bias} n={points}");
-                    let sse_gap = (got.sse - want.sse).abs() / want.sse.max(1e-12);
-                    assert!(
-                        sse_gap <= FUSED_TOLERANCE,
-                        "{case}: sse {} vs {}",
-                        got.sse,
-                        want.sse
-                    );
-                    let gap = gradient_gap(&got.sse_gradient, &want.sse_gradient);
-                    assert!(gap <= FUSED_TOLERANCE, "{case}: gradient gap {gap:e}");
+                    assert_evaluations_agree(&case, &got, &want, FUSED_TOLERANCE);
                     assert_eq!(got.points, points);
                 }
             }

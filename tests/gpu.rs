@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{gpu, gradient_gap, random_case};
+use common::{assert_evaluations_agree, gpu, gradient_gap, random_case};
 
 use downhill::cpu::{CpuEngine, CpuKernel, CpuVariant, Reference};
 use downhill::gpu::engine::predict;
@@ -46,15 +46,7 @@ fn evaluate(
 fn compare(ctx: &GpuContext, options: GpuOptions, case: &str, net: &Network, set: &Dataset) {
     let want = Reference.evaluate(net, set);
     let got = evaluate(ctx.clone(), net, set, options).unwrap();
-    let sse_gap = (got.sse - want.sse).abs() / want.sse.max(1e-12);
-    assert!(
-        sse_gap <= GPU_TOLERANCE,
-        "{case}: sse {} vs {}",
-        got.sse,
-        want.sse
-    );
-    let gap = gradient_gap(&got.sse_gradient, &want.sse_gradient);
-    assert!(gap <= GPU_TOLERANCE, "{case}: gradient gap {gap:e}");
+    assert_evaluations_agree(case, &got, &want, GPU_TOLERANCE);
 }
 
 #[test]

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{gpu, gradient_gap, random_case};
+use common::{assert_evaluations_agree, gpu, gradient_gap, random_case};
 use downhill::cpu::{CpuEngine, CpuKernel, CpuVariant, Reference};
 use downhill::gpu::engine::predict;
 use downhill::gpu::{GpuContext, GpuEngine, GpuOptions};
@@ -47,15 +47,7 @@ fn check(
         "{case}: forward-only sse {loss_only} vs {}",
         want.sse
     );
-    let sse_gap = (got.sse - want.sse).abs() / want.sse.max(1e-12);
-    assert!(
-        sse_gap <= TOLERANCE,
-        "{case}: sse {} vs {}",
-        got.sse,
-        want.sse
-    );
-    let gap = gradient_gap(&got.sse_gradient, &want.sse_gradient);
-    assert!(gap <= TOLERANCE, "{case}: gradient gap {gap:e}");
+    assert_evaluations_agree(&case, &got, &want, TOLERANCE);
 }
 
 fn deep() -> Vec<usize> {

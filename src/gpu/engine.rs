@@ -135,23 +135,39 @@ impl GpuEngine {
     /// The SSE alone at the weights on the device: with the layered kernels, a forward pass
     /// without the gradient's (the landscape of a wide network needs only the losses).
     pub fn sse(&mut self) -> Result<f64> {
-        let GradientPass::Layered(layered) = &self.gradient else {
-            return Ok(self.evaluate()?.sse);
-        };
+        let totals = self.pass_totals(true)?;
+        Ok(f64::from(totals[0]))
+    }
+
+    /// One pass over the data at the weights on the device and what it leaves in the totals:
+    /// the gradient of the SSE, then the SSE; with `loss_only`, the SSE alone (computed by a
+    /// forward pass where the layered kernels run). The stop is cleared first: the passes skip
+    /// their work once a run has stopped.
+    fn pass_totals(&self, loss_only: bool) -> Result<Vec<f32>> {
         self.ctx
             .queue
             .write_buffer(&self.state, 0, bytemuck::bytes_of(&StateBlock::default()));
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            layered.record_loss(&mut pass);
+            match &self.gradient {
+                GradientPass::Layered(layered) if loss_only => layered.record_loss(&mut pass),
+                _ => self.record_gradient(&mut pass),
+            }
         }
-        let at = self.shape.params as u64 * 4;
-        encoder.copy_buffer_to_buffer(&self.totals, at, &self.staging, 0, 4);
+        let gradient_bytes = self.shape.params as u64 * 4;
+        let (from, bytes) = if loss_only {
+            (gradient_bytes, 4)
+        } else {
+            (0, gradient_bytes + 4)
+        };
+        encoder.copy_buffer_to_buffer(&self.totals, from, &self.staging, 0, bytes);
         self.ctx.queue.submit([encoder.finish()]);
-        let sse: f32 =
-            bytemuck::pod_read_unaligned(&buffers::read_staging(&self.ctx, &self.staging, 4)?);
-        Ok(f64::from(sse))
+        Ok(bytemuck::pod_collect_to_vec(&buffers::read_staging(
+            &self.ctx,
+            &self.staging,
+            bytes,
+        )?))
     }
 
     /// Whether the engine runs the layered kernels (a network too wide for the per-point one).
@@ -286,20 +302,7 @@ impl Engine for GpuEngine {
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
-        // The fused pass skips its work once a run has stopped: clear the stop first.
-        self.ctx
-            .queue
-            .write_buffer(&self.state, 0, bytemuck::bytes_of(&StateBlock::default()));
-        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            self.record_gradient(&mut pass);
-        }
-        let pp = self.shape.params as u64 + 1;
-        encoder.copy_buffer_to_buffer(&self.totals, 0, &self.staging, 0, pp * 4);
-        self.ctx.queue.submit([encoder.finish()]);
-        let totals: Vec<f32> =
-            bytemuck::pod_collect_to_vec(&buffers::read_staging(&self.ctx, &self.staging, pp * 4)?);
+        let totals = self.pass_totals(false)?;
         Ok(Evaluation {
             points: self.points,
             outputs: self.outputs,

@@ -8,7 +8,7 @@
 use ndarray::Array2;
 
 use super::buffers::{self, BatchUniform};
-use super::chunks::{self, GpuOptions};
+use super::chunks::{self, Chunk, GpuOptions};
 use super::context::GpuContext;
 use super::pipelines::{self, Kernel};
 use super::shaders::Shape;
@@ -65,12 +65,65 @@ fn batch_points(ctx: &GpuContext, shape: &Shape, options: GpuOptions) -> Result<
     Ok((batch, row_bytes))
 }
 
-/// The kernels of one layer.
+/// The forward pass of a batch: its inputs loaded, then every layer's activations. Training
+/// and prediction both record it.
+struct Forward {
+    inputs: u32,
+    load: Kernel,
+    /// Each layer's kernel and its nodes.
+    layers: Vec<(Kernel, u32)>,
+}
+
+impl Forward {
+    fn new(ctx: &GpuContext, shape: &Shape, batch: u32) -> Result<Self> {
+        Ok(Forward {
+            inputs: shape.inputs as u32,
+            load: pipelines::layered(ctx, shape, 0, batch, "load_inputs")?,
+            layers: (0..shape.layer_count())
+                .map(|l| {
+                    let (_, nodes, _) = shape.layer_size(l);
+                    Ok((
+                        pipelines::layered(ctx, shape, l, batch, "forward")?,
+                        nodes as u32,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?,
+        })
+    }
+
+    /// Records it for a batch of `count` points, whose bind group is set.
+    fn record(&self, pass: &mut wgpu::ComputePass<'_>, count: u32) {
+        let points = count.div_ceil(POINT_THREADS);
+        pass.set_pipeline(&self.load.pipeline);
+        pass.dispatch_workgroups(points, self.inputs, 1);
+        for (kernel, nodes) in &self.layers {
+            pass.set_pipeline(&kernel.pipeline);
+            pass.dispatch_workgroups(points, nodes.div_ceil(BLOCK), 1);
+        }
+    }
+}
+
+/// The batch uniform of the `count` points from `start` of `chunk`.
+fn batch_uniform(ctx: &GpuContext, chunk: &Chunk, start: usize, count: usize) -> wgpu::Buffer {
+    let uniform = BatchUniform {
+        start: start as u32,
+        count: count as u32,
+        stride: chunk.points() as u32,
+        _pad: 0,
+    };
+    buffers::init(
+        ctx,
+        "batch",
+        bytemuck::bytes_of(&uniform),
+        wgpu::BufferUsages::UNIFORM,
+    )
+}
+
+/// The backward kernels of one layer.
 struct LayerKernels {
     inputs: u32,
     nodes: u32,
     bias: bool,
-    forward: Kernel,
     backward: Kernel,
     gradient: Kernel,
 }
@@ -85,9 +138,8 @@ struct BoundBatch {
 pub(super) struct LayeredPass {
     params: u32,
     chunks: usize,
-    inputs: u32,
     zero: Kernel,
-    load: Kernel,
+    forward: Forward,
     error: Kernel,
     sum: Kernel,
     layers: Vec<LayerKernels>,
@@ -117,15 +169,14 @@ impl LayeredPass {
                     inputs: inputs as u32,
                     nodes: nodes as u32,
                     bias,
-                    forward: entry(l, "forward")?,
                     backward: entry(l, "backward")?,
                     gradient: entry(l, "gradient")?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let (zero, load, error, sum) = (
+        let forward = Forward::new(ctx, shape, batch as u32)?;
+        let (zero, error, sum) = (
             entry(0, "zero_totals")?,
-            entry(0, "load_inputs")?,
             entry(0, "output_error")?,
             entry(0, "sum_squares")?,
         );
@@ -149,15 +200,8 @@ impl LayeredPass {
             for (chunk, chunk_data) in cut.chunks.iter().zip(cut.upload(ctx, &columns)) {
                 for start in (0..chunk.points()).step_by(batch) {
                     let count = batch.min(chunk.points() - start);
-                    let uniform = BatchUniform {
-                        start: start as u32,
-                        count: count as u32,
-                        stride: chunk.points() as u32,
-                        _pad: 0,
-                    };
-                    let uniform =
-                        buffers::init(ctx, "batch", bytemuck::bytes_of(&uniform), U::UNIFORM);
-                    let group = load.bind(
+                    let uniform = batch_uniform(ctx, chunk, start, count);
+                    let group = forward.load.bind(
                         ctx,
                         &[&chunk_data, params, &acts, &deltas, totals, &uniform, state],
                     );
@@ -173,9 +217,8 @@ impl LayeredPass {
             LayeredPass {
                 params: shape.params as u32,
                 chunks: cut.chunks.len(),
-                inputs: shape.inputs as u32,
                 zero: zero.clone(),
-                load: load.clone(),
+                forward,
                 error: error.clone(),
                 sum: sum.clone(),
                 layers,
@@ -208,12 +251,7 @@ impl LayeredPass {
         for batch in &self.batches {
             let points = batch.count.div_ceil(POINT_THREADS);
             pass.set_bind_group(0, &batch.group, &[]);
-            pass.set_pipeline(&self.load.pipeline);
-            pass.dispatch_workgroups(points, self.inputs, 1);
-            for layer in &self.layers {
-                pass.set_pipeline(&layer.forward.pipeline);
-                pass.dispatch_workgroups(points, layer.nodes.div_ceil(BLOCK), 1);
-            }
+            self.forward.record(pass, batch.count);
             pass.set_pipeline(&self.error.pipeline);
             pass.dispatch_workgroups(points, 1, 1);
             pass.set_pipeline(&self.sum.pipeline);
@@ -246,10 +284,7 @@ pub(super) fn predict(
 ) -> Result<Array2<f32>> {
     let points = columns.first().map_or(0, |c| c.len());
     let (batch, row_bytes) = batch_points(ctx, shape, options)?;
-    let load = pipelines::layered(ctx, shape, 0, batch as u32, "load_inputs")?;
-    let forwards = (0..shape.layer_count())
-        .map(|l| pipelines::layered(ctx, shape, l, batch as u32, "forward"))
-        .collect::<Result<Vec<_>>>()?;
+    let forward = Forward::new(ctx, shape, batch as u32)?;
     let cut = chunks::cut(
         ctx,
         points,
@@ -287,14 +322,8 @@ pub(super) fn predict(
             let bytes = (outputs * count * 4) as u64;
             let readback = ctx.checked("running the prediction's kernels", || {
                 use wgpu::BufferUsages as U;
-                let uniform = BatchUniform {
-                    start: start as u32,
-                    count: count as u32,
-                    stride: chunk.points() as u32,
-                    _pad: 0,
-                };
-                let uniform = buffers::init(ctx, "batch", bytemuck::bytes_of(&uniform), U::UNIFORM);
-                let group = load.bind(
+                let uniform = batch_uniform(ctx, chunk, start, count);
+                let group = forward.load.bind(
                     ctx,
                     &[
                         &data,
@@ -307,18 +336,11 @@ pub(super) fn predict(
                     ],
                 );
                 let readback = buffers::empty(ctx, "predictions", bytes, U::MAP_READ | U::COPY_DST);
-                let groups = (count as u32).div_ceil(POINT_THREADS);
                 let mut encoder = ctx.device.create_command_encoder(&Default::default());
                 {
                     let mut pass = encoder.begin_compute_pass(&Default::default());
                     pass.set_bind_group(0, &group, &[]);
-                    pass.set_pipeline(&load.pipeline);
-                    pass.dispatch_workgroups(groups, shape.inputs as u32, 1);
-                    for (l, forward) in forwards.iter().enumerate() {
-                        let (_, nodes, _) = shape.layer_size(l);
-                        pass.set_pipeline(&forward.pipeline);
-                        pass.dispatch_workgroups(groups, (nodes as u32).div_ceil(BLOCK), 1);
-                    }
+                    forward.record(&mut pass, count as u32);
                 }
                 for k in 0..outputs as u64 {
                     let row = (output_row + k) * batch as u64 * 4;

@@ -39,6 +39,25 @@ pub fn gradient_gap(got: &[f64], want: &[f64]) -> f64 {
         / scale
 }
 
+/// `got`'s SSE within `tolerance` of `want`'s (relative) and its gradient within `tolerance`
+/// of `want`'s (relative to the gradient's norm); `case` names the case in a failure.
+pub fn assert_evaluations_agree(
+    case: &str,
+    got: &downhill::Evaluation,
+    want: &downhill::Evaluation,
+    tolerance: f64,
+) {
+    let sse_gap = (got.sse - want.sse).abs() / want.sse.max(1e-12);
+    assert!(
+        sse_gap <= tolerance,
+        "{case}: sse {} vs {}",
+        got.sse,
+        want.sse
+    );
+    let gap = gradient_gap(&got.sse_gradient, &want.sse_gradient);
+    assert!(gap <= tolerance, "{case}: gradient gap {gap:e}");
+}
+
 /// Runs the `downhill` binary with `args` (no RUST_LOG from the environment).
 #[cfg(feature = "cli")]
 pub fn downhill(args: &[&str]) -> Output {
