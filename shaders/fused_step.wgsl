@@ -8,14 +8,16 @@ struct Chunk {
     points: u32,       // points in this chunk
     stride: u32,       // distance between the chunk's columns in `data`
     partial_row: u32,  // first row of `partials` this dispatch writes
-    _pad: u32,
+    rows: u32,         // rows of `partials` over all chunks
 }
 
 // The chunk's columns one after another (inputs, then targets), `stride` values apart.
 @group(0) @binding(0) var<storage, read> data: array<f32>;
 // The network's parameters in downhill's flat layout.
 @group(0) @binding(1) var<storage, read> params: array<f32>;
-// One row per workgroup: the gradient of the SSE (P values), then the SSE.
+// One column per workgroup, `chunk.rows` values apart: the gradient of the SSE (P values),
+// then the SSE. Value k of every workgroup is one run of the buffer, so the reduce pass reads
+// it coalesced.
 @group(0) @binding(2) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(3) var<uniform> chunk: Chunk;
 
@@ -32,12 +34,12 @@ const WG: u32 = {{WG}}u;
 const P: u32 = {{P}}u;
 const PP: u32 = {{P}}u + 1u;
 const NODES: u32 = {{NODES}}u;
+const SUM_WG: u32 = WG;
 
 var<workgroup> w: array<f32, P>;
-var<workgroup> scratch: array<f32, WG>;
 var<workgroup> stopped: u32;
 
-{{TREE_SUM}}
+{{WORKGROUP_SUM}}
 
 @compute @workgroup_size(WG)
 fn main(
@@ -45,6 +47,7 @@ fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
+    {{SUBGROUP_INPUTS}}
 ) {
     if (lid.x == 0u) {
         stopped = state.stop;
@@ -68,11 +71,9 @@ fn main(
     }
 
     for (var k = 0u; k < PP; k++) {
-        scratch[lid.x] = g[k];
-        tree_sum(lid.x);
+        let total = workgroup_sum(g[k], lid.x, {{SUBGROUP_IDS}});
         if (lid.x == 0u) {
-            partials[(chunk.partial_row + wid.x) * PP + k] = scratch[0];
+            partials[k * chunk.rows + chunk.partial_row + wid.x] = total;
         }
-        workgroupBarrier();
     }
 }

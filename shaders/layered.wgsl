@@ -69,7 +69,8 @@ const SUM_WG: u32 = 256u;
 var<workgroup> stopped: u32;
 var<workgroup> delta_tile: array<array<f32, TILE_POINTS>, SPAN>;
 var<workgroup> act_tile: array<array<f32, TILE_POINTS>, SPAN>;
-var<workgroup> scratch: array<f32, SUM_WG>;
+
+{{WORKGROUP_SUM}}
 
 // Thread (0, 0) reads whether the run has stopped; every thread of the workgroup sees it.
 fn run_stopped(lid: vec3<u32>) -> bool {
@@ -164,7 +165,10 @@ fn output_error(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // The batch's SSE added to the step's: one workgroup.
 @compute @workgroup_size(SUM_WG)
-fn sum_squares(@builtin(local_invocation_id) lid: vec3<u32>) {
+fn sum_squares(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    {{SUBGROUP_INPUTS}}
+) {
     if (run_stopped(lid)) {
         return;
     }
@@ -172,16 +176,9 @@ fn sum_squares(@builtin(local_invocation_id) lid: vec3<u32>) {
     for (var q = lid.x; q < batch.count; q += SUM_WG) {
         sum += deltas[NODES * B + q];
     }
-    scratch[lid.x] = sum;
-    workgroupBarrier();
-    for (var width = SUM_WG / 2u; width > 0u; width /= 2u) {
-        if (lid.x < width) {
-            scratch[lid.x] += scratch[lid.x + width];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(sum, lid.x, {{SUBGROUP_IDS}});
     if (lid.x == 0u) {
-        totals[P] += scratch[0];
+        totals[P] += total;
     }
 }
 

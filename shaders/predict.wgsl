@@ -3,8 +3,8 @@
 struct Chunk {
     points: u32,       // points in this chunk
     stride: u32,       // distance between the chunk's columns in `data` and in `out`
-    partial_row: u32,  // not used by this kernel (one Rust mirror for every `Chunk`)
-    _pad: u32,
+    partial_row: u32,  // these two are not used by this kernel (one Rust mirror for every `Chunk`)
+    rows: u32,
 }
 
 // The chunk's input columns one after another, `stride` values apart.

@@ -15,10 +15,9 @@ struct Count {
 @group(0) @binding(2) var<uniform> count: Count;
 
 const WG: u32 = {{WG}}u;
+const SUM_WG: u32 = WG;
 
-var<workgroup> scratch: array<f32, WG>;
-
-{{TREE_SUM}}
+{{WORKGROUP_SUM}}
 
 @compute @workgroup_size(WG)
 fn main(
@@ -26,14 +25,14 @@ fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
+    {{SUBGROUP_INPUTS}}
 ) {
     var sum = 0.0;
     for (var i = gid.x; i < count.values; i += groups.x * WG) {
         sum += data[i];
     }
-    scratch[lid.x] = sum;
-    tree_sum(lid.x);
+    let total = workgroup_sum(sum, lid.x, {{SUBGROUP_IDS}});
     if (lid.x == 0u) {
-        partials[count.partial_row + wid.x] = scratch[0];
+        partials[count.partial_row + wid.x] = total;
     }
 }

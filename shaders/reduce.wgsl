@@ -1,6 +1,6 @@
 // Sums the per-workgroup partials of the fused pass into the gradient of the SSE and the SSE:
-// one workgroup per value, each thread summing a strided share of the rows, then a tree in
-// shared memory. Never one long serial sum.
+// one workgroup per value, each thread summing a strided share of the rows, then the
+// workgroup's sum (sum_workgroup.wgsl or sum_subgroups.wgsl). Never one long serial sum.
 
 struct Rows {
     count: u32,
@@ -9,7 +9,7 @@ struct Rows {
     _pad2: u32,
 }
 
-// Rows of PP values: gradient entries, then the SSE.
+// Value k of every row (workgroup of the fused pass) at k * rows.count + row.
 @group(0) @binding(0) var<storage, read> partials: array<f32>;
 // PP values: the summed gradient of the SSE, then the SSE.
 @group(0) @binding(1) var<storage, read_write> totals: array<f32>;
@@ -17,27 +17,27 @@ struct Rows {
 
 const WG: u32 = {{WG}}u;
 const PP: u32 = {{P}}u + 1u;
+const SUM_WG: u32 = WG;
 
-var<workgroup> scratch: array<f32, WG>;
-
-{{TREE_SUM}}
+{{WORKGROUP_SUM}}
 
 @compute @workgroup_size(WG)
 fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(workgroup_id) wid: vec3<u32>,
+    {{SUBGROUP_INPUTS}}
 ) {
     let k = wid.x;
     if (k >= PP) {
         return;
     }
+    // Consecutive threads read consecutive rows.
     var sum = 0.0;
     for (var r = lid.x; r < rows.count; r += WG) {
-        sum += partials[r * PP + k];
+        sum += partials[k * rows.count + r];
     }
-    scratch[lid.x] = sum;
-    tree_sum(lid.x);
+    let total = workgroup_sum(sum, lid.x, {{SUBGROUP_IDS}});
     if (lid.x == 0u) {
-        totals[k] = scratch[0];
+        totals[k] = total;
     }
 }

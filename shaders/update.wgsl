@@ -35,9 +35,9 @@ const SKIP: u32 = 0u;
 const UPDATE: u32 = 1u;
 const RESTORE: u32 = 2u;
 
-var<workgroup> scratch: array<f32, WG>;
+const SUM_WG: u32 = WG;
 
-{{TREE_SUM}}
+{{WORKGROUP_SUM}}
 var<workgroup> action: u32;
 
 fn is_finite(x: f32) -> bool {
@@ -46,18 +46,20 @@ fn is_finite(x: f32) -> bool {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+fn main(
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    {{SUBGROUP_INPUTS}}
+) {
     var sum = 0.0;
     for (var k = lid.x; k < P; k += WG) {
         let g = totals[k] * step.scale;
         sum += g * g;
     }
-    scratch[lid.x] = sum;
-    tree_sum(lid.x);
+    let squares = workgroup_sum(sum, lid.x, {{SUBGROUP_IDS}});
 
     if (lid.x == 0u) {
         let loss = totals[P] * step.scale;
-        let norm = sqrt(scratch[0]);
+        let norm = sqrt(squares);
         var decided = SKIP;
         if (state.stop == RUNNING) {
             if (!is_finite(loss) || !is_finite(norm) || loss > step.limit) {

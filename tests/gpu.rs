@@ -6,7 +6,7 @@
 //! Every test looks for an adapter (software ones included) and, when there is none, says so
 //! and returns; with `DOWNHILL_REQUIRE_GPU=1` (set by .ci/run) a missing adapter fails instead.
 //!
-//! Tolerance: the GPU computes in f32 with tree reductions; against the f64 reference the SSE
+//! Tolerance: the GPU computes in f32 with tree or subgroup reductions; against the f64 reference the SSE
 //! and each gradient entry (relative to the gradient's norm) agree within 1e-4.
 
 #![cfg(feature = "gpu")]

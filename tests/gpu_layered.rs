@@ -23,6 +23,7 @@ const LAYERED: GpuOptions = GpuOptions {
     max_chunk_points: None,
     max_binding_bytes: None,
     layered: true,
+    workgroup_sums: false,
 };
 
 /// The loss and gradient of a layered GPU engine match the reference's.

@@ -3,7 +3,7 @@
 
 #![cfg(feature = "gpu")]
 
-use downhill::gpu::shaders::Shape;
+use downhill::gpu::shaders::{Reduction, Shape};
 use downhill::{Activation, Layer, Network};
 use ndarray::Array2;
 
@@ -21,6 +21,9 @@ fn validate(name: &str, source: &str) {
     .validate(&module)
     .unwrap_or_else(|e| panic!("{name} does not validate: {e:?}\n{source}"));
 }
+
+/// Every kernel that sums is checked both ways.
+const BOTH_WAYS: [Reduction; 2] = [Reduction::Workgroup, Reduction::Subgroups];
 
 fn relu_output_network() -> Network {
     let layer = |nodes, inputs, act| Layer::new(Array2::ones((nodes, inputs)), None, act).unwrap();
@@ -51,19 +54,33 @@ fn every_kernel_validates_for_every_kind_of_shape() {
     for net in &nets {
         let shape = Shape::of(net);
         let what = net.describe();
-        validate(
-            &format!("fused_step.wgsl for {what}"),
-            &shape.fused_source(),
-        );
-        validate(&format!("reduce.wgsl for {what}"), &shape.reduce_source());
-        validate(&format!("update.wgsl for {what}"), &shape.update_source());
         validate(&format!("predict.wgsl for {what}"), &shape.predict_source());
+        for way in BOTH_WAYS {
+            let what = format!("{what} summing {way:?}");
+            validate(
+                &format!("fused_step.wgsl for {what}"),
+                &shape.fused_source(way),
+            );
+            validate(
+                &format!("reduce.wgsl for {what}"),
+                &shape.reduce_source(way),
+            );
+            validate(
+                &format!("update.wgsl for {what}"),
+                &shape.update_source(way),
+            );
+            validate(
+                &format!("landscape.wgsl for {what}"),
+                &shape.landscape_source(way),
+            );
+        }
+    }
+    for way in BOTH_WAYS {
         validate(
-            &format!("landscape.wgsl for {what}"),
-            &shape.landscape_source(),
+            &format!("read_once.wgsl summing {way:?}"),
+            &Shape::read_once_source(way),
         );
     }
-    validate("read_once.wgsl", &Shape::read_once_source());
     validate("fma_peak.wgsl", &Shape::fma_peak_source());
 }
 
@@ -92,10 +109,15 @@ fn the_layered_kernels_validate_for_every_layer_of_wide_and_deep_shapes() {
     for net in &nets {
         let shape = Shape::of(net);
         for l in 0..shape.layer_count() {
-            validate(
-                &format!("layered.wgsl for layer {l} of {}", net.describe()),
-                &shape.layered_source(l, 8192),
-            );
+            for way in BOTH_WAYS {
+                validate(
+                    &format!(
+                        "layered.wgsl for layer {l} of {} summing {way:?}",
+                        net.describe()
+                    ),
+                    &shape.layered_source(l, 8192, way),
+                );
+            }
         }
     }
 }

@@ -48,6 +48,15 @@ fn print_adapters() {
                 a.max_workgroups_per_dimension,
                 a.max_invocations_per_workgroup
             );
+            match a.subgroup_sizes {
+                Some((low, high)) if low == high => {
+                    println!("    subgroups of {low}: the kernels sum with subgroup operations")
+                }
+                Some((low, high)) => println!(
+                    "    subgroups of {low} to {high}: the kernels sum with subgroup operations"
+                ),
+                None => println!("    no subgroup operations: the kernels sum in workgroup memory"),
+            }
         }
     }
     match preferred_adapter(AdapterChoice::HardwareOnly) {

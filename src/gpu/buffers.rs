@@ -15,7 +15,8 @@ pub struct ChunkUniform {
     pub points: u32,
     pub stride: u32,
     pub partial_row: u32,
-    pub _pad: u32,
+    /// Rows of partial sums over all chunks (the distance between one value's rows).
+    pub rows: u32,
 }
 
 /// `Batch` in layered.wgsl.

@@ -5,7 +5,7 @@
 
 use super::buffers;
 use super::context::GpuContext;
-use super::shaders::POINT_WG;
+use super::shaders::{Reduction, POINT_WG};
 use crate::error::{Error, Result};
 
 /// Points each thread of the fused pass takes in turn: enough to amortise the workgroup's
@@ -38,6 +38,21 @@ pub struct GpuOptions {
     /// Train with the layered kernels whatever the shape, not only where the per-point kernel
     /// cannot take it (tests run both families on one shape).
     pub layered: bool,
+    /// Sum within workgroups through workgroup memory even where the adapter has subgroup
+    /// operations (tests run both ways on one adapter).
+    pub workgroup_sums: bool,
+}
+
+impl GpuOptions {
+    /// How the kernels sum within a workgroup on `ctx`: with subgroup operations where the
+    /// device has them and these options allow them.
+    pub(super) fn reduction(&self, ctx: &GpuContext) -> Reduction {
+        if ctx.subgroups && !self.workgroup_sums {
+            Reduction::Subgroups
+        } else {
+            Reduction::Workgroup
+        }
+    }
 }
 
 /// The largest storage binding (and buffer) on this adapter, as `options` may lower it.
@@ -64,13 +79,14 @@ impl Chunk {
         self.end - self.start
     }
 
-    /// Its `Chunk` uniform (the data is stored column by column, `points` apart).
-    pub fn uniform(&self) -> buffers::ChunkUniform {
+    /// Its `Chunk` uniform (the data is stored column by column, `points` apart), where all
+    /// chunks together write `rows` rows of partial sums.
+    pub fn uniform(&self, rows: u32) -> buffers::ChunkUniform {
         buffers::ChunkUniform {
             points: self.points() as u32,
             stride: self.points() as u32,
             partial_row: self.first_row,
-            _pad: 0,
+            rows,
         }
     }
 }

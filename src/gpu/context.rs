@@ -28,6 +28,9 @@ pub struct AdapterSummary {
     pub max_buffer_bytes: u64,
     pub max_workgroups_per_dimension: u32,
     pub max_invocations_per_workgroup: u32,
+    /// The smallest and largest subgroup sizes, where the adapter has wgpu's subgroup
+    /// operations (the kernels then sum with them).
+    pub subgroup_sizes: Option<(u32, u32)>,
 }
 
 /// The one wgpu instance of the process: creating one probes every driver, which is slow and,
@@ -90,6 +93,10 @@ fn summary(adapter: &wgpu::Adapter) -> AdapterSummary {
         max_buffer_bytes: limits.max_buffer_size,
         max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
         max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+        subgroup_sizes: adapter
+            .features()
+            .contains(wgpu::Features::SUBGROUP)
+            .then_some((info.subgroup_min_size, info.subgroup_max_size)),
     }
 }
 
@@ -131,6 +138,8 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
+    /// Whether the device was opened with subgroup operations (the adapter has them).
+    pub subgroups: bool,
     /// Set by wgpu when the device is lost; checked after every wait.
     lost: Arc<Mutex<Option<String>>>,
     /// Compiled kernels by their generated source: each is built once per device.
@@ -147,8 +156,17 @@ impl GpuContext {
         };
         let limits = adapter.limits();
         let summary = summary(&adapter);
+        // Subgroup operations make every sum in the kernels cheaper; where the adapter lacks
+        // them the kernels sum in workgroup memory.
+        let subgroups = summary.subgroup_sizes.is_some();
+        let required_features = if subgroups {
+            wgpu::Features::SUBGROUP
+        } else {
+            wgpu::Features::empty()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("downhill"),
+            required_features,
             required_limits: limits.clone(),
             ..Default::default()
         }))
@@ -174,6 +192,7 @@ impl GpuContext {
             queue,
             adapter: summary,
             limits,
+            subgroups,
             lost,
             kernels: Arc::default(),
         }))

@@ -11,7 +11,7 @@ use super::context::GpuContext;
 use super::layered::{self, LayeredPass};
 use super::per_point::PerPointPass;
 use super::pipelines::{self, Kernel};
-use super::shaders::Shape;
+use super::shaders::{Reduction, Shape};
 use crate::data::{row_slices, Dataset};
 use crate::descent::{Engine, EngineStop, Round, StepRecord, StepRule};
 use crate::error::{Error, Result};
@@ -35,6 +35,7 @@ pub struct GpuEngine {
     points: usize,
     outputs: usize,
     gradient: GradientPass,
+    reduction: Reduction,
     update: wgpu::ComputePipeline,
     update_group: wgpu::BindGroup,
     params: wgpu::Buffer,
@@ -54,7 +55,8 @@ impl GpuEngine {
     pub fn new(ctx: GpuContext, net: Network, data: &Dataset, options: GpuOptions) -> Result<Self> {
         data.check_shape(net.inputs(), net.outputs(), "training data")?;
         let shape = Shape::of(&net);
-        let update = pipelines::update(&ctx, &shape)?;
+        let reduction = options.reduction(&ctx);
+        let update = pipelines::update(&ctx, &shape, reduction)?;
         let pp = shape.params + 1;
         let params32: Vec<f32> = net.params().iter().map(|&p| p as f32).collect();
         let (params, previous, totals, state) = ctx.checked("allocating GPU buffers", || {
@@ -108,6 +110,7 @@ impl GpuEngine {
                 template: net,
                 shape,
                 gradient,
+                reduction,
                 update: update.pipeline,
                 update_group,
                 params,
@@ -168,6 +171,12 @@ impl GpuEngine {
             &self.staging,
             bytes,
         )?))
+    }
+
+    /// How its kernels sum within a workgroup (with subgroup operations where the device has
+    /// them, unless the options said otherwise).
+    pub fn reduction(&self) -> Reduction {
+        self.reduction
     }
 
     /// Whether the engine runs the layered kernels (a network too wide for the per-point one).
@@ -383,7 +392,7 @@ pub fn predict(
             let uniform = buffers::init(
                 ctx,
                 "chunk",
-                bytemuck::bytes_of(&chunk.uniform()),
+                bytemuck::bytes_of(&chunk.uniform(cut.rows)),
                 U::UNIFORM,
             );
             let group = kernel.bind(ctx, &[&data, &params, &output, &uniform]);

@@ -35,7 +35,7 @@ impl SseOfMany {
     ) -> Result<Self> {
         let shape = Shape::of(net);
         shape.check().map_err(Error::Unsupported)?;
-        let kernel = pipelines::landscape(ctx, &shape)?;
+        let kernel = pipelines::landscape(ctx, &shape, options.reduction(ctx))?;
         let columns = data.column_slices();
         // Each workgroup writes one partial per vector, into a buffer of its own per batch.
         let cut = chunks::cut(
@@ -50,7 +50,7 @@ impl SseOfMany {
             cut.upload(ctx, &columns)
                 .into_iter()
                 .zip(&cut.chunks)
-                .map(|(buffer, chunk)| (buffer, chunk.uniform(), chunk.groups as usize))
+                .map(|(buffer, chunk)| (buffer, chunk.uniform(cut.rows), chunk.groups as usize))
                 .collect()
         })?;
         Ok(SseOfMany {

@@ -11,7 +11,7 @@ use super::buffers::{self, BatchUniform};
 use super::chunks::{self, Chunk, GpuOptions};
 use super::context::GpuContext;
 use super::pipelines::{self, Kernel};
-use super::shaders::Shape;
+use super::shaders::{Reduction, Shape};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 
@@ -75,15 +75,15 @@ struct Forward {
 }
 
 impl Forward {
-    fn new(ctx: &GpuContext, shape: &Shape, batch: u32) -> Result<Self> {
+    fn new(ctx: &GpuContext, shape: &Shape, batch: u32, reduction: Reduction) -> Result<Self> {
         Ok(Forward {
             inputs: shape.inputs as u32,
-            load: pipelines::layered(ctx, shape, 0, batch, "load_inputs")?,
+            load: pipelines::layered(ctx, shape, 0, batch, "load_inputs", reduction)?,
             layers: (0..shape.layer_count())
                 .map(|l| {
                     let (_, nodes, _) = shape.layer_size(l);
                     Ok((
-                        pipelines::layered(ctx, shape, l, batch, "forward")?,
+                        pipelines::layered(ctx, shape, l, batch, "forward", reduction)?,
                         nodes as u32,
                     ))
                 })
@@ -161,7 +161,9 @@ impl LayeredPass {
         state: &wgpu::Buffer,
     ) -> Result<Self> {
         let (batch, row_bytes) = batch_points(ctx, shape, options)?;
-        let entry = |layer, name| pipelines::layered(ctx, shape, layer, batch as u32, name);
+        let reduction = options.reduction(ctx);
+        let entry =
+            |layer, name| pipelines::layered(ctx, shape, layer, batch as u32, name, reduction);
         let layers = (0..shape.layer_count())
             .map(|l| {
                 let (inputs, nodes, bias) = shape.layer_size(l);
@@ -174,7 +176,7 @@ impl LayeredPass {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let forward = Forward::new(ctx, shape, batch as u32)?;
+        let forward = Forward::new(ctx, shape, batch as u32, reduction)?;
         let (zero, error, sum) = (
             entry(0, "zero_totals")?,
             entry(0, "output_error")?,
@@ -284,7 +286,7 @@ pub(super) fn predict(
 ) -> Result<Array2<f32>> {
     let points = columns.first().map_or(0, |c| c.len());
     let (batch, row_bytes) = batch_points(ctx, shape, options)?;
-    let forward = Forward::new(ctx, shape, batch as u32)?;
+    let forward = Forward::new(ctx, shape, batch as u32, options.reduction(ctx))?;
     let cut = chunks::cut(
         ctx,
         points,

@@ -43,8 +43,9 @@ impl PerPointPass {
         state: &wgpu::Buffer,
     ) -> Result<Self> {
         shape.check().map_err(Error::Unsupported)?;
-        let fused = pipelines::fused(ctx, shape)?;
-        let reduce = pipelines::reduce(ctx, shape)?;
+        let reduction = options.reduction(ctx);
+        let fused = pipelines::fused(ctx, shape, reduction)?;
+        let reduce = pipelines::reduce(ctx, shape, reduction)?;
         let pp = shape.params as u64 + 1;
         let cut = chunks::cut(
             ctx,
@@ -67,7 +68,7 @@ impl PerPointPass {
                     let uniform = buffers::init(
                         ctx,
                         "chunk",
-                        bytemuck::bytes_of(&chunk.uniform()),
+                        bytemuck::bytes_of(&chunk.uniform(cut.rows)),
                         U::UNIFORM,
                     );
                     let bind_group =

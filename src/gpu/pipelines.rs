@@ -2,7 +2,7 @@
 //! WGSL bindings they mirror.
 
 use super::context::GpuContext;
-use super::shaders::Shape;
+use super::shaders::{Reduction, Shape};
 use crate::error::Result;
 
 fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -120,11 +120,11 @@ impl Kernel {
 }
 
 /// The fused forward/backward kernel (shaders/fused_step.wgsl).
-pub fn fused(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
+pub fn fused(ctx: &GpuContext, shape: &Shape, reduction: Reduction) -> Result<Kernel> {
     Kernel::build(
         ctx,
         "fused_step",
-        &shape.fused_source(),
+        &shape.fused_source(reduction),
         &[
             storage(0, true),  // data: the chunk's columns
             storage(1, true),  // params
@@ -136,11 +136,11 @@ pub fn fused(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
 }
 
 /// The reduce kernel (shaders/reduce.wgsl).
-pub fn reduce(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
+pub fn reduce(ctx: &GpuContext, shape: &Shape, reduction: Reduction) -> Result<Kernel> {
     Kernel::build(
         ctx,
         "reduce",
-        &shape.reduce_source(),
+        &shape.reduce_source(reduction),
         &[
             storage(0, true),  // partials
             storage(1, false), // totals: gradient of the SSE, then the SSE
@@ -150,11 +150,11 @@ pub fn reduce(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
 }
 
 /// The update kernel (shaders/update.wgsl).
-pub fn update(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
+pub fn update(ctx: &GpuContext, shape: &Shape, reduction: Reduction) -> Result<Kernel> {
     Kernel::build(
         ctx,
         "update",
-        &shape.update_source(),
+        &shape.update_source(reduction),
         &[
             storage(0, true),  // totals
             storage(1, false), // params
@@ -182,11 +182,11 @@ pub fn predict(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
 }
 
 /// The read-only yardstick kernel (shaders/read_once.wgsl).
-pub fn read_once(ctx: &GpuContext) -> Result<Kernel> {
+pub fn read_once(ctx: &GpuContext, reduction: Reduction) -> Result<Kernel> {
     Kernel::build(
         ctx,
         "read_once",
-        &Shape::read_once_source(),
+        &Shape::read_once_source(reduction),
         &[
             storage(0, true),  // data: one chunk's columns
             storage(1, false), // partials: one per workgroup
@@ -206,11 +206,11 @@ pub fn fma_peak(ctx: &GpuContext) -> Result<Kernel> {
 }
 
 /// The loss landscape's kernel (shaders/landscape.wgsl).
-pub fn landscape(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
+pub fn landscape(ctx: &GpuContext, shape: &Shape, reduction: Reduction) -> Result<Kernel> {
     Kernel::build(
         ctx,
         "landscape",
-        &shape.landscape_source(),
+        &shape.landscape_source(reduction),
         &[
             storage(0, true),  // data: one chunk's columns
             storage(1, true),  // sets: the batch's parameter vectors
@@ -228,12 +228,13 @@ pub fn layered(
     layer: usize,
     batch: u32,
     entry: &str,
+    reduction: Reduction,
 ) -> Result<Kernel> {
     Kernel::build_entry(
         ctx,
         "layered",
         entry,
-        &shape.layered_source(layer, batch),
+        &shape.layered_source(layer, batch, reduction),
         &[
             storage(0, true),  // data: the chunk's columns
             storage(1, true),  // params

@@ -27,7 +27,7 @@ pub struct ReadOnce {
 impl ReadOnce {
     /// Uploads `data` in the chunks the training engine would use.
     pub fn new(ctx: GpuContext, data: &Dataset, options: GpuOptions) -> Result<Self> {
-        let kernel = pipelines::read_once(&ctx)?;
+        let kernel = pipelines::read_once(&ctx, options.reduction(&ctx))?;
         let columns = data.column_slices();
         let cut = chunks::cut(
             &ctx,

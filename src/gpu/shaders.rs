@@ -19,7 +19,8 @@ const FUSED: &str = include_str!("../../shaders/fused_step.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 const UPDATE: &str = include_str!("../../shaders/update.wgsl");
 const PREDICT: &str = include_str!("../../shaders/predict.wgsl");
-const TREE_SUM: &str = include_str!("../../shaders/tree_sum.wgsl");
+const SUM_WORKGROUP: &str = include_str!("../../shaders/sum_workgroup.wgsl");
+const SUM_SUBGROUPS: &str = include_str!("../../shaders/sum_subgroups.wgsl");
 const READ_ONCE: &str = include_str!("../../shaders/read_once.wgsl");
 const LANDSCAPE: &str = include_str!("../../shaders/landscape.wgsl");
 const LAYERED: &str = include_str!("../../shaders/layered.wgsl");
@@ -29,6 +30,42 @@ const FMA_PEAK: &str = include_str!("../../shaders/fma_peak.wgsl");
 pub const FMA_ROUNDS: u32 = 1024;
 /// Multiply-add chains of 4 lanes per thread in the yardstick: 2 flops each per round.
 pub const FMA_CHAINS: u32 = 8;
+
+/// How a workgroup adds up its threads' values, in every kernel that sums (the fused pass's
+/// partial sums, their reduction, the update's gradient norm, the landscape, the yardstick,
+/// the layered kernels' SSE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduction {
+    /// A tree of halvings in workgroup memory: every adapter.
+    Workgroup,
+    /// `subgroupAdd` within each subgroup, then the subgroups' sums: adapters with wgpu's
+    /// `SUBGROUP` feature.
+    Subgroups,
+}
+
+impl Reduction {
+    /// `source` with its `workgroup_sum` written in: the function (`{{WORKGROUP_SUM}}`), the
+    /// entry point inputs it needs (`{{SUBGROUP_INPUTS}}`) and what the kernel passes it
+    /// (`{{SUBGROUP_IDS}}`).
+    fn fill(self, source: &str) -> String {
+        match self {
+            Reduction::Workgroup => source
+                .replace("{{WORKGROUP_SUM}}", SUM_WORKGROUP)
+                .replace("{{SUBGROUP_INPUTS}}", "")
+                .replace("{{SUBGROUP_IDS}}", "vec2<u32>()"),
+            // naga takes subgroup operations without WGSL's `enable subgroups;` (it rejects
+            // the directive); the device's SUBGROUP feature is what allows them.
+            Reduction::Subgroups => source
+                .replace("{{WORKGROUP_SUM}}", SUM_SUBGROUPS)
+                .replace(
+                    "{{SUBGROUP_INPUTS}}",
+                    "@builtin(subgroup_id) subgroup_id: u32,\n    \
+                     @builtin(num_subgroups) subgroup_count: u32,",
+                )
+                .replace("{{SUBGROUP_IDS}}", "vec2<u32>(subgroup_id, subgroup_count)"),
+        }
+    }
+}
 
 /// Offsets of one layer in the flat parameters and in the per-thread activation array.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,11 +142,11 @@ impl Shape {
 
     /// The layered kernels (shaders/layered.wgsl) with layer `l`'s constants, for batches of
     /// `batch` points. The kernels that belong to no layer read only the shape's constants.
-    pub fn layered_source(&self, l: usize, batch: u32) -> String {
+    pub fn layered_source(&self, l: usize, batch: u32, reduction: Reduction) -> String {
         let layer = &self.layers[l];
         let last = self.layers.last().expect("a network has a layer");
         let below_relu = l > 0 && self.layers[l - 1].relu;
-        LAYERED
+        let source = LAYERED
             .replace("{{B}}", &batch.to_string())
             .replace("{{P}}", &self.params.to_string())
             .replace("{{NODES}}", &self.nodes.to_string())
@@ -125,7 +162,8 @@ impl Shape {
             .replace("{{RELU}}", &layer.relu.to_string())
             .replace("{{IN_AT}}", &layer.input_at.to_string())
             .replace("{{OUT_AT}}", &layer.output_at.to_string())
-            .replace("{{INPUT_RELU}}", &below_relu.to_string())
+            .replace("{{INPUT_RELU}}", &below_relu.to_string());
+        reduction.fill(&source)
     }
 
     /// Whether the per-point kernels (training, prediction, the landscape) can take this
@@ -158,13 +196,13 @@ impl Shape {
         self.layers.last().expect("a network has a layer").output_at
     }
 
-    fn fill(&self, template: &str, wg: u32, body: &str) -> String {
-        template
+    fn fill(&self, template: &str, wg: u32, body: &str, reduction: Reduction) -> String {
+        let source = template
             .replace("{{WG}}", &wg.to_string())
             .replace("{{P}}", &self.params.to_string())
             .replace("{{NODES}}", &self.nodes.to_string())
-            .replace("{{BODY}}", body)
-            .replace("{{TREE_SUM}}", TREE_SUM)
+            .replace("{{BODY}}", body);
+        reduction.fill(&source)
     }
 
     /// The fused forward/backward kernel.
@@ -172,7 +210,7 @@ impl Shape {
     /// The body is written out in full, one statement per weight, with constant indices:
     /// shader compilers then keep the per-thread arrays in registers. With loops over the
     /// arrays, software adapters (lavapipe) keep them in memory and run several times slower.
-    pub fn fused_source(&self) -> String {
+    pub fn fused_source(&self, reduction: Reduction) -> String {
         let mut body = self.load_and_forward();
         let out = self.output_at();
         let last_relu = self.layers.last().is_some_and(|l| l.relu);
@@ -231,7 +269,7 @@ impl Shape {
                 }
             }
         }
-        self.fill(FUSED, POINT_WG, &body)
+        self.fill(FUSED, POINT_WG, &body, reduction)
     }
 
     /// The forward-only kernel.
@@ -245,21 +283,22 @@ impl Shape {
             o = self.outputs,
             out = self.output_at()
         );
-        self.fill(PREDICT, POINT_WG, &body)
+        // Nothing to sum: either way gives the same text.
+        self.fill(PREDICT, POINT_WG, &body, Reduction::Workgroup)
     }
 
     /// The reduce kernel.
-    pub fn reduce_source(&self) -> String {
-        self.fill(REDUCE, REDUCE_WG, "")
+    pub fn reduce_source(&self, reduction: Reduction) -> String {
+        self.fill(REDUCE, REDUCE_WG, "", reduction)
     }
 
     /// The update kernel.
-    pub fn update_source(&self) -> String {
-        self.fill(UPDATE, REDUCE_WG, "")
+    pub fn update_source(&self, reduction: Reduction) -> String {
+        self.fill(UPDATE, REDUCE_WG, "", reduction)
     }
 
     /// The many-vectors SSE kernel of the loss landscape.
-    pub fn landscape_source(&self) -> String {
+    pub fn landscape_source(&self, reduction: Reduction) -> String {
         let mut body = self.load_and_forward();
         let out = self.output_at();
         for k in 0..self.outputs {
@@ -273,7 +312,7 @@ impl Shape {
                 t = self.inputs + k,
             );
         }
-        self.fill(LANDSCAPE, POINT_WG, &body)
+        self.fill(LANDSCAPE, POINT_WG, &body, reduction)
     }
 
     /// The arithmetic yardstick kernel (it does not depend on the shape).
@@ -284,10 +323,8 @@ impl Shape {
     }
 
     /// The read-only yardstick kernel (it does not depend on the shape).
-    pub fn read_once_source() -> String {
-        READ_ONCE
-            .replace("{{WG}}", &POINT_WG.to_string())
-            .replace("{{TREE_SUM}}", TREE_SUM)
+    pub fn read_once_source(reduction: Reduction) -> String {
+        reduction.fill(&READ_ONCE.replace("{{WG}}", &POINT_WG.to_string()))
     }
 
     /// Loads the point's inputs and runs the forward pass, written out in full (see
