@@ -19,6 +19,7 @@ use crate::device::{DeviceChoice, Target};
 use crate::error::{Error, Result};
 use crate::loss::LossKind;
 use crate::network::{Activation, Network};
+use crate::sweep::SweepEngine;
 
 /// Values in the buffer the bandwidth probe reads: 256 MiB, far beyond any cache.
 const BANDWIDTH_PROBE_VALUES: usize = 64 << 20;
@@ -43,6 +44,9 @@ pub struct BenchSettings {
     /// The reference path is skipped above this many points (it is ~100x slower).
     pub reference_max_points: usize,
     pub seed: u64,
+    /// Runs of the sweep rows (several runs stepped together, each device's sweep engine);
+    /// 0 or 1: no sweep rows.
+    pub sweep_runs: usize,
 }
 
 impl Default for BenchSettings {
@@ -56,6 +60,7 @@ impl Default for BenchSettings {
             device: DeviceChoice::Auto,
             reference_max_points: 10_000_000,
             seed: 6,
+            sweep_runs: 8,
         }
     }
 }
@@ -79,8 +84,11 @@ pub struct Machine {
 pub struct BenchRow {
     /// Layer widths as `2-2-1`.
     pub workload: String,
-    /// `cpu fused`, `cpu reference` or `gpu (adapter)`.
+    /// `cpu fused`, `cpu reference` or `gpu (adapter)`; a sweep row adds `, sweep of R`.
     pub path: String,
+    /// Runs stepped together (1 but for the sweep rows): the row's points per second count
+    /// every run's points, and its speedup is over R steps of the fused path one run at a time.
+    pub runs: usize,
     pub points: usize,
     pub ms_per_step_median: f64,
     pub ms_per_step_min: f64,
@@ -230,14 +238,9 @@ fn measure_size(
     let machine = &report.machine;
     let read_s = bytes / (machine.cpu_read_gb_per_s * 1e9);
     let compute_s = flops / (machine.cpu_peak_gflop_per_s * 1e9);
-    let cpu_floor = read_s.max(compute_s);
-    let cpu_bound = if compute_s > read_s {
-        "arithmetic"
-    } else {
-        "memory"
-    };
+    let (cpu_floor, cpu_bound) = floor(read_s, compute_s);
 
-    let mut timings: Vec<(String, Timing, f64, &'static str)> = Vec::new();
+    let mut timings: Vec<(String, Timing, f64, &'static str, usize)> = Vec::new();
     let mut paths = vec![CpuVariant::Fused];
     if settings.device != DeviceChoice::Gpu {
         if points <= settings.reference_max_points {
@@ -255,7 +258,20 @@ fn measure_size(
         let name = format!("cpu {}", variant.kernel().name());
         progress(&format!("{workload} at {points} points: {name}"));
         let timing = time_engine(engine.as_mut(), settings, &rule)?;
-        timings.push((name, timing, cpu_floor, cpu_bound));
+        timings.push((name, timing, cpu_floor, cpu_bound, 1));
+    }
+    let runs = settings.sweep_runs;
+    if runs > 1 && settings.device != DeviceChoice::Gpu {
+        let name = format!("cpu fused, sweep of {runs}");
+        progress(&format!("{workload} at {points} points: {name}"));
+        let target = Target::cpu(CpuVariant::Fused);
+        let mut sweep = target
+            .sweep_engine(vec![student.clone(); runs], &set)?
+            .boxed();
+        let timing = time_sweep(sweep.as_mut(), settings, &rule)?;
+        // One read of the data, the arithmetic of every run.
+        let (floor_s, bound) = floor(read_s, compute_s * runs as f64);
+        timings.push((name, timing, floor_s, bound, runs));
     }
     if let Some(gpu) = gpu {
         let name = gpu.name();
@@ -266,12 +282,17 @@ fn measure_size(
                 // The GPU's floor as the CPU's: the read, or the arithmetic at its own peak.
                 let peak = report.machine.gpu_peak_gflop_per_s.unwrap_or(f64::INFINITY);
                 let compute_s = flops / (peak * 1e9);
-                let bound = if compute_s > read_s {
-                    "arithmetic"
-                } else {
-                    "memory"
-                };
-                timings.push((name, timing, read_s.max(compute_s), bound));
+                let (floor_s, bound) = floor(read_s, compute_s);
+                timings.push((name.clone(), timing, floor_s, bound, 1));
+                if runs > 1 {
+                    let name = format!("{name}, sweep of {runs}");
+                    progress(&format!("{workload} at {points} points: {name}"));
+                    let mut sweep = gpu.sweep_engine(vec![student.clone(); runs], &set)?.boxed();
+                    let timing = time_sweep(sweep.as_mut(), settings, &rule)?;
+                    // Today's GPU sweep reads the data once per run.
+                    let (floor_s, bound) = floor(read_s * runs as f64, compute_s * runs as f64);
+                    timings.push((name, timing, floor_s, bound, runs));
+                }
             }
             Err(Error::Unsupported(why)) => {
                 let note = format!("{workload}: GPU path not measured: {why}");
@@ -284,28 +305,40 @@ fn measure_size(
     }
 
     let (fused_ms, fused_loss) = (timings[0].1.median_ms(), timings[0].1.final_loss);
-    for (path, timing, floor_s, bound) in timings {
+    for (path, timing, floor_s, bound, runs) in timings {
         let ms = timing.median_ms();
+        let every_run = runs as f64;
         report.rows.push(BenchRow {
             workload: workload.clone(),
             path,
+            runs,
             points,
             ms_per_step_median: ms,
             ms_per_step_min: timing.min_ms(),
             ms_per_step_max: timing.max_ms(),
-            points_per_s: points as f64 / (ms / 1e3),
+            points_per_s: every_run * points as f64 / (ms / 1e3),
             gb_per_s: bytes / (ms / 1e3) / 1e9,
-            gflop_per_s: flops / (ms / 1e3) / 1e9,
+            gflop_per_s: every_run * flops / (ms / 1e3) / 1e9,
             bound,
             floor_ms: floor_s * 1e3,
             share_of_floor: floor_s * 1e3 / ms,
-            speedup_vs_cpu_fused: fused_ms / ms,
+            speedup_vs_cpu_fused: every_run * fused_ms / ms,
             final_loss: timing.final_loss,
             loss_rel_diff_vs_cpu_fused: (timing.final_loss - fused_loss).abs()
                 / fused_loss.abs().max(f64::MIN_POSITIVE),
         });
     }
     Ok(())
+}
+
+/// The least time a step can take, given the time to read its data and the time of its
+/// arithmetic at the peak rate, and which of the two it is.
+fn floor(read_s: f64, compute_s: f64) -> (f64, &'static str) {
+    if compute_s > read_s {
+        (compute_s, "arithmetic")
+    } else {
+        (read_s, "memory")
+    }
 }
 
 /// The GPU path timed like the CPU paths, and the time its adapter takes to read the same
@@ -323,6 +356,39 @@ fn time_gpu(
     let timing = time_engine(engine.as_mut(), settings, rule)?;
     drop(engine);
     Ok((timing, gpu.read_once_seconds(set, settings.repeats)?))
+}
+
+/// A sweep engine timed as `time_engine` times one run: every run takes the same steps.
+fn time_sweep(
+    engine: &mut dyn SweepEngine,
+    settings: &BenchSettings,
+    rule: &StepRule,
+) -> Result<Timing> {
+    let rules = vec![Some(*rule); engine.runs()];
+    let mut next = 1;
+    let mut run = |engine: &mut dyn SweepEngine| -> Result<f64> {
+        let start = Instant::now();
+        let rounds = engine.run_steps(next, settings.steps, &rules)?;
+        let elapsed = start.elapsed().as_secs_f64();
+        if rounds.iter().any(|r| r.stop.is_some()) {
+            return Err(Error::InvalidArgument(
+                "the benchmark's sweep stopped early, so its steps cannot be timed; try a \
+                 smaller --lr"
+                    .into(),
+            ));
+        }
+        next += settings.steps;
+        Ok(elapsed * 1e3 / settings.steps as f64)
+    };
+    run(engine)?;
+    let ms_per_step = (0..settings.repeats)
+        .map(|_| run(engine))
+        .collect::<Result<Vec<_>>>()?;
+    let final_loss = engine.evaluate()?[0].loss(LossKind::Mse);
+    Ok(Timing {
+        ms_per_step,
+        final_loss,
+    })
 }
 
 /// Per-step times of the timed repetitions and the loss after them.

@@ -76,6 +76,19 @@ pub trait Engine {
         )))
     }
 
+    /// The weights before the last update: what a divergence at the next step goes back to
+    /// (`None`: no update yet, or an engine that cannot say).
+    fn previous_network(&mut self) -> Result<Option<Network>> {
+        Ok(None)
+    }
+
+    /// Continues from `net`, with `previous` as the weights before the last update (so that
+    /// a divergence at the next step goes back to them, as on the engine they came from).
+    fn set_network_after(&mut self, net: &Network, previous: &Network) -> Result<()> {
+        let _ = previous;
+        self.set_network(net)
+    }
+
     /// How many steps to run per round when the caller has no preference.
     fn preferred_round(&self) -> usize {
         10

@@ -11,16 +11,18 @@ use ndarray::{Array2, ArrayView2};
 
 use std::time::Instant;
 
-use crate::cpu::{probe, CpuEngine, CpuKernel, CpuVariant};
+use crate::cpu::{probe, CpuEngine, CpuKernel, CpuSweep, CpuVariant};
 use crate::data::Dataset;
 use crate::descent::Engine;
 use crate::error::{Error, Result};
 #[cfg(feature = "gpu")]
 use crate::gpu::{
     engine as gpu_engine, probe::ReadOnce, AdapterChoice, GpuContext, GpuEngine, GpuOptions,
+    GpuSweep,
 };
 use crate::loss::Evaluation;
 use crate::network::Network;
+use crate::sweep::SweepEngine;
 
 /// The `--device` choice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -236,6 +238,23 @@ impl Target {
         Ok(OpenEngine::Cpu(CpuEngine::new(net, data, self.cpu_kernel)?))
     }
 
+    /// A sweep engine for the runs `nets` (one shape) on this device: on the CPU every run
+    /// from one pass over the data; on the GPU the data uploaded once and each run stepped in
+    /// turn.
+    pub fn sweep_engine<'a>(&self, nets: Vec<Network>, data: &'a Dataset) -> Result<OpenSweep<'a>> {
+        #[cfg(feature = "gpu")]
+        if let (Some(ctx), Some(first)) = (&self.ctx, nets.first()) {
+            let opened = GpuEngine::new(ctx.clone(), first.clone(), data, GpuOptions::default())
+                .and_then(|engine| GpuSweep::new(engine, &nets));
+            match opened {
+                Ok(sweep) => return Ok(OpenSweep::Gpu(Box::new(sweep))),
+                Err(e) if self.falls_back(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(OpenSweep::Cpu(CpuSweep::new(nets, data, self.cpu_kernel)?))
+    }
+
     /// The SSE and its gradient of `net` over `data`.
     pub fn evaluate(&self, net: &Network, data: &Dataset) -> Result<Evaluation> {
         self.evaluator(net, data)?.evaluate(net)
@@ -329,6 +348,42 @@ impl Evaluator<'_> {
     }
 }
 
+/// What a `--verify` run checks an engine against: the GPU engine against the fused CPU
+/// kernel, the fused CPU kernel against the f64 reference (checking a kernel against itself
+/// could never fail).
+fn checker_of(gpu: bool) -> Target {
+    Target::cpu(if gpu {
+        CpuVariant::Fused
+    } else {
+        CpuVariant::Reference
+    })
+}
+
+/// A sweep engine as [`Target::sweep_engine`] opened it.
+pub enum OpenSweep<'a> {
+    /// The GPU's: it holds its own copy of the data.
+    #[cfg(feature = "gpu")]
+    Gpu(Box<GpuSweep>),
+    /// The CPU's, reading the caller's data.
+    Cpu(CpuSweep<'a>),
+}
+
+impl<'a> OpenSweep<'a> {
+    /// What a `--verify` run checks each run of this sweep against.
+    pub fn checker(&self) -> Target {
+        checker_of(!matches!(self, OpenSweep::Cpu(_)))
+    }
+
+    /// The engine behind the common interface.
+    pub fn boxed(self) -> Box<dyn SweepEngine + 'a> {
+        match self {
+            #[cfg(feature = "gpu")]
+            OpenSweep::Gpu(sweep) => sweep,
+            OpenSweep::Cpu(sweep) => Box::new(sweep),
+        }
+    }
+}
+
 /// A training engine as [`Target::engine`] opened it.
 pub enum OpenEngine<'a> {
     /// The GPU engine: it holds its own copy of the data.
@@ -344,15 +399,9 @@ impl<'a> OpenEngine<'a> {
         !matches!(self, OpenEngine::Cpu(_))
     }
 
-    /// What a `--verify` run checks this engine against: the GPU engine against the fused
-    /// CPU kernel, the fused CPU kernel against the f64 reference (checking a kernel against
-    /// itself could never fail).
+    /// What a `--verify` run checks this engine against (see [`checker_of`]).
     pub fn checker(&self) -> Target {
-        Target::cpu(if self.is_gpu() {
-            CpuVariant::Fused
-        } else {
-            CpuVariant::Reference
-        })
+        checker_of(self.is_gpu())
     }
 
     /// The engine behind the common interface.

@@ -39,6 +39,7 @@ pub mod output;
 pub mod plot;
 #[cfg(feature = "cli")]
 pub mod progress;
+pub mod sweep;
 pub mod verify;
 
 pub use data::Dataset;

@@ -18,6 +18,7 @@ use crate::descent::{Engine, EngineStop, Round, StepRule};
 use crate::error::{Error, Result};
 use crate::loss::Evaluation;
 use crate::network::Network;
+use crate::sweep::SweepEngine;
 
 /// Largest relative deviation allowed between the paths.
 pub const TOLERANCE: f64 = 1e-4;
@@ -101,11 +102,9 @@ impl Report {
     }
 }
 
-/// An engine checked against another.
-pub struct Verified<'a> {
-    pub checked: Box<dyn Engine + 'a>,
-    /// The path `checked` is compared with.
-    pub against: Box<dyn Engine + 'a>,
+/// What the comparison of two paths has found so far (one run's).
+#[derive(Clone, Debug, Default)]
+pub struct Comparison {
     loss: f64,
     gradient_norm: f64,
     /// Largest deviation of the weights at the end of a round.
@@ -118,44 +117,59 @@ pub struct Verified<'a> {
     mismatch: Option<String>,
 }
 
-impl<'a> Verified<'a> {
-    /// Runs `checked` with `against` in lockstep.
-    pub fn new(checked: Box<dyn Engine + 'a>, against: Box<dyn Engine + 'a>) -> Self {
-        Verified {
-            checked,
-            against,
-            loss: 0.0,
-            gradient_norm: 0.0,
-            weights: 0.0,
-            compared: 0,
-            first_norm: None,
-            first_loss: None,
-            mismatch: None,
-        }
-    }
-
-    /// What was found, with the final weights compared.
-    pub fn report(&mut self) -> Result<Report> {
-        Ok(Report {
+impl Comparison {
+    /// What was found, with `final_weights` (the deviation of the weights the paths ended
+    /// with) taken in.
+    pub fn report(&self, final_weights: f64) -> Report {
+        Report {
             compared: self.compared,
             loss: self.loss,
             gradient_norm: self.gradient_norm,
-            weights: self.weights.max(weight_deviation(
-                &self.checked.network()?,
-                &self.against.network()?,
-            )),
+            weights: self.weights.max(final_weights),
             mismatch: self.mismatch.clone(),
-        })
+        }
     }
 
     fn mismatch(&mut self, why: String) {
         self.mismatch.get_or_insert(why);
     }
 
+    /// Compares one round of both paths, begun at the same weights: every step's loss and
+    /// gradient norm, and where and why each stopped. `names` are the two paths' devices.
+    pub fn round(&mut self, got: &Round, want: &Round, rule: &StepRule, names: (&str, &str)) {
+        for (g, w) in got.records.iter().zip(&want.records) {
+            let floor = LOSS_FLOOR * self.first_loss.get_or_insert((w.loss, rule.loss)).0;
+            self.loss = self.loss.max(relative_above(g.loss, w.loss, floor));
+            // A norm near zero is the difference of large sums, and its relative rounding
+            // grows as it shrinks: below a share of the first norm, compare on that scale.
+            let scale = NORM_FLOOR * *self.first_norm.get_or_insert(w.gradient_norm);
+            self.gradient_norm =
+                self.gradient_norm
+                    .max(relative_above(g.gradient_norm, w.gradient_norm, scale));
+            self.compared += 1;
+        }
+        self.stops(got, want, rule, names);
+    }
+
+    /// Takes in where a round left both paths' weights (both began at the same).
+    pub fn weights(&mut self, checked: &Network, against: &Network) {
+        self.weights = self.weights.max(weight_deviation(checked, against));
+    }
+
+    /// Takes in both paths' evaluations at the end.
+    pub fn evaluation(&mut self, got: &Evaluation, want: &Evaluation) {
+        self.loss = self.loss.max(match self.first_loss {
+            Some((first, kind)) => {
+                relative_above(got.loss(kind), want.loss(kind), LOSS_FLOOR * first)
+            }
+            None => relative(got.sse, want.sse),
+        });
+    }
+
     /// Compares the stops of one round. A flat stop one step apart is an agreement when the
     /// engine that went on had a gradient norm within the tolerance of the threshold (both
     /// paths are then at the rule's edge, and which side each lands on is rounding).
-    fn compare_stops(&mut self, got: &Round, want: &Round, rule: &StepRule) {
+    fn stops(&mut self, got: &Round, want: &Round, rule: &StepRule, names: (&str, &str)) {
         let (gs, ws) = (got.stop, want.stop);
         let borderline = |round: &Round, step: usize| {
             round
@@ -180,9 +194,9 @@ impl<'a> Verified<'a> {
         if !agree {
             self.mismatch(format!(
                 "the paths stopped differently: {} stopped {}, {} stopped {}",
-                self.checked.device(),
+                names.0,
                 describe(gs),
-                self.against.device(),
+                names.1,
                 describe(ws)
             ));
         } else if gs == ws && got.records.len() != want.records.len() {
@@ -192,6 +206,31 @@ impl<'a> Verified<'a> {
                 want.records.len()
             ));
         }
+    }
+}
+
+/// An engine checked against another.
+pub struct Verified<'a> {
+    pub checked: Box<dyn Engine + 'a>,
+    /// The path `checked` is compared with.
+    pub against: Box<dyn Engine + 'a>,
+    found: Comparison,
+}
+
+impl<'a> Verified<'a> {
+    /// Runs `checked` with `against` in lockstep.
+    pub fn new(checked: Box<dyn Engine + 'a>, against: Box<dyn Engine + 'a>) -> Self {
+        Verified {
+            checked,
+            against,
+            found: Comparison::default(),
+        }
+    }
+
+    /// What was found, with the final weights compared.
+    pub fn report(&mut self) -> Result<Report> {
+        let ended = weight_deviation(&self.checked.network()?, &self.against.network()?);
+        Ok(self.found.report(ended))
     }
 }
 
@@ -218,37 +257,27 @@ impl Engine for Verified<'_> {
         // along a chaotic trajectory (a ReLU switching, an oscillating descent) until they
         // disagree by far more than any rounding.
         let start = self.checked.network()?;
-        self.against.set_network(&start)?;
+        match self.checked.previous_network()? {
+            // And from its weights before the last update: a divergence at the round's first
+            // step goes back to them on both paths.
+            Some(previous) => self.against.set_network_after(&start, &previous)?,
+            None => self.against.set_network(&start)?,
+        }
         let got = self.checked.run_steps(first_step, count, rule)?;
         let want = self.against.run_steps(first_step, count, rule)?;
-        for (g, w) in got.records.iter().zip(&want.records) {
-            let floor = LOSS_FLOOR * self.first_loss.get_or_insert((w.loss, rule.loss)).0;
-            self.loss = self.loss.max(relative_above(g.loss, w.loss, floor));
-            // A norm near zero is the difference of large sums, and its relative rounding
-            // grows as it shrinks: below a share of the first norm, compare on that scale.
-            let scale = NORM_FLOOR * *self.first_norm.get_or_insert(w.gradient_norm);
-            self.gradient_norm =
-                self.gradient_norm
-                    .max(relative_above(g.gradient_norm, w.gradient_norm, scale));
-            self.compared += 1;
-        }
-        self.compare_stops(&got, &want, rule);
+        let names = (self.checked.device(), self.against.device());
+        self.found.round(&got, &want, rule, (&names.0, &names.1));
         // Both rounds began at the same weights: where they end says whether both updates
         // were the same.
-        let ended = weight_deviation(&self.checked.network()?, &self.against.network()?);
-        self.weights = self.weights.max(ended);
+        self.found
+            .weights(&self.checked.network()?, &self.against.network()?);
         Ok(got)
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
         let want = self.against.evaluate()?;
         let got = self.checked.evaluate()?;
-        self.loss = self.loss.max(match self.first_loss {
-            Some((first, kind)) => {
-                relative_above(got.loss(kind), want.loss(kind), LOSS_FLOOR * first)
-            }
-            None => relative(got.sse, want.sse),
-        });
+        self.found.evaluation(&got, &want);
         Ok(got)
     }
 
@@ -259,6 +288,116 @@ impl Engine for Verified<'_> {
     fn set_network(&mut self, net: &Network) -> Result<()> {
         self.checked.set_network(net)?;
         self.against.set_network(net)
+    }
+
+    fn previous_network(&mut self) -> Result<Option<Network>> {
+        self.checked.previous_network()
+    }
+
+    fn set_network_after(&mut self, net: &Network, previous: &Network) -> Result<()> {
+        self.checked.set_network_after(net, previous)?;
+        self.against.set_network_after(net, previous)
+    }
+
+    fn preferred_round(&self) -> usize {
+        self.checked.preferred_round()
+    }
+}
+
+/// A sweep checked run by run against another path: each run's steps against the same run on
+/// the checking path, every round begun from the checked run's weights (as [`Verified`]).
+pub struct VerifiedSweep<'a> {
+    checked: Box<dyn SweepEngine + 'a>,
+    /// One engine per run on the checking path.
+    against: Vec<Box<dyn Engine + 'a>>,
+    found: Vec<Comparison>,
+}
+
+impl<'a> VerifiedSweep<'a> {
+    /// Runs `checked` with one `against` engine per run in lockstep.
+    pub fn new(
+        checked: Box<dyn SweepEngine + 'a>,
+        against: Vec<Box<dyn Engine + 'a>>,
+    ) -> Result<Self> {
+        if against.len() != checked.runs() {
+            return Err(Error::InvalidArgument(format!(
+                "{} checking engines for {} runs",
+                against.len(),
+                checked.runs()
+            )));
+        }
+        let found = vec![Comparison::default(); against.len()];
+        Ok(VerifiedSweep {
+            checked,
+            against,
+            found,
+        })
+    }
+
+    /// What was found for each run, with the final weights compared.
+    pub fn reports(&mut self) -> Result<Vec<Report>> {
+        let ended = self.checked.networks()?;
+        self.against
+            .iter_mut()
+            .zip(&ended)
+            .zip(&self.found)
+            .map(|((against, net), found)| {
+                Ok(found.report(weight_deviation(net, &against.network()?)))
+            })
+            .collect()
+    }
+}
+
+impl SweepEngine for VerifiedSweep<'_> {
+    fn device(&self) -> String {
+        let against = self.against.first().map_or(String::new(), |e| e.device());
+        format!("{} verified against {against}", self.checked.device())
+    }
+
+    fn runs(&self) -> usize {
+        self.checked.runs()
+    }
+
+    fn run_steps(
+        &mut self,
+        first_step: usize,
+        count: usize,
+        rules: &[Option<StepRule>],
+    ) -> Result<Vec<Round>> {
+        let start = self.checked.networks()?;
+        let previous = self.checked.previous_networks()?;
+        let got = self.checked.run_steps(first_step, count, rules)?;
+        let ended = self.checked.networks()?;
+        let checked_name = self.checked.device();
+        for (r, rule) in rules.iter().enumerate() {
+            let Some(rule) = rule else { continue };
+            let against = &mut self.against[r];
+            match &previous[r] {
+                Some(previous) => against.set_network_after(&start[r], previous)?,
+                None => against.set_network(&start[r])?,
+            }
+            let want = against.run_steps(first_step, count, rule)?;
+            let against_name = against.device();
+            self.found[r].round(&got[r], &want, rule, (&checked_name, &against_name));
+            self.found[r].weights(&ended[r], &against.network()?);
+        }
+        Ok(got)
+    }
+
+    fn evaluate(&mut self) -> Result<Vec<Evaluation>> {
+        let got = self.checked.evaluate()?;
+        for ((against, found), got) in self.against.iter_mut().zip(&mut self.found).zip(&got) {
+            found.evaluation(got, &against.evaluate()?);
+        }
+        Ok(got)
+    }
+
+    fn networks(&mut self) -> Result<Vec<Network>> {
+        self.checked.networks()
+    }
+
+    fn previous_networks(&mut self) -> Result<Vec<Option<Network>>> {
+        self.checked.previous_networks()
     }
 
     fn preferred_round(&self) -> usize {

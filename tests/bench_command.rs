@@ -35,12 +35,33 @@ fn bench_reports_every_path_against_the_measured_floors() {
     let rows = report["rows"].as_array().unwrap();
     assert_eq!(
         rows.len(),
-        2 * 2 * 2,
-        "two workloads x two sizes x two CPU paths"
+        2 * 2 * 3,
+        "two workloads x two sizes x two CPU paths and the sweep"
     );
     for row in rows {
         let path = row["path"].as_str().unwrap();
-        assert!(path == "cpu fused" || path == "cpu reference", "{path}");
+        let runs = row["runs"].as_u64().unwrap();
+        match path {
+            "cpu fused" | "cpu reference" => assert_eq!(runs, 1),
+            // The sweep's runs start from the fused path's weights: its first run ends where
+            // the fused path ends (exactly: the same block sums in the same order).
+            "cpu fused, sweep of 8" => {
+                assert_eq!(runs, 8);
+                assert_eq!(
+                    row["loss_rel_diff_vs_cpu_fused"].as_f64(),
+                    Some(0.0),
+                    "{row}"
+                );
+                let per_run = row["points_per_s"].as_f64().unwrap() / 8.0;
+                let ms = row["ms_per_step_median"].as_f64().unwrap();
+                let points = row["points"].as_f64().unwrap();
+                assert!(
+                    (per_run * ms / 1e3 - points).abs() <= 1e-6 * points,
+                    "{row}"
+                );
+            }
+            other => panic!("unexpected path {other}"),
+        }
         let median = row["ms_per_step_median"].as_f64().unwrap();
         assert!(row["ms_per_step_min"].as_f64().unwrap() <= median);
         assert!(median <= row["ms_per_step_max"].as_f64().unwrap());

@@ -181,3 +181,31 @@ fn verify_on_the_gpu_checks_against_the_fused_cpu_kernel() {
     }
     check_cli("gpu", "verified against cpu (fused");
 }
+
+/// A run that diverges at the first step of a round (here step 2, right after the one-step
+/// first round) goes back to its weights before the last update on both paths: the checking
+/// path is given them too, so the diverged run verifies (it once failed with a 100% weight
+/// difference).
+#[cfg(all(feature = "cli", feature = "gpu"))]
+#[test]
+fn a_diverging_run_verifies_on_both_paths() {
+    let mut devices = vec!["cpu"];
+    if common::gpu().is_some() {
+        devices.push("gpu");
+    }
+    for device in devices {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_downhill"))
+            .args([
+                "train", "--device", device, "--verify", "--points", "3000", "--lr", "1e4",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{device}: {err}");
+        assert!(err.contains("diverged at step 2"), "{device}: {err}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["stopped"], "diverged", "{device}");
+        assert_eq!(report["verify"]["passed"], true, "{device}: {report}");
+    }
+}

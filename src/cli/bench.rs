@@ -48,6 +48,10 @@ pub struct BenchArgs {
     /// Seed of the data and the starting weights.
     #[arg(long, default_value_t = 6)]
     seed: u64,
+    /// Runs of the sweep row (that many runs stepped together from one pass over the data;
+    /// its speedup is over stepping them one at a time); 0 leaves the row out.
+    #[arg(long, value_name = "R", default_value_t = 8)]
+    sweep: usize,
     /// Print the results as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -65,6 +69,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         device: args.device,
         reference_max_points: args.reference_max_points,
         seed: args.seed,
+        sweep_runs: args.sweep,
         ..BenchSettings::default()
     };
     if !args.layers.is_empty() {
@@ -218,12 +223,17 @@ fn print_table(report: &BenchReport, wide: bool) {
 /// A path's name for the narrow table: `gpu (llvmpipe)` for `gpu (llvmpipe (LLVM 15.0.6, 256
 /// bits))`.
 fn short_path(path: &str) -> String {
+    // A sweep row's path ends in ", sweep of R" after the adapter's name.
+    let (path, sweep) = match path.rfind(", sweep of ") {
+        Some(at) => path.split_at(at),
+        None => (path, ""),
+    };
     match path.strip_prefix("gpu (") {
         Some(adapter) => {
             let name = adapter.split(" (").next().unwrap_or(adapter);
-            format!("gpu ({})", name.trim_end_matches(')'))
+            format!("gpu ({}){sweep}", name.trim_end_matches(')'))
         }
-        None => path.to_string(),
+        None => format!("{path}{sweep}"),
     }
 }
 

@@ -8,9 +8,9 @@ use clap::Args;
 use downhill::data::Table;
 use downhill::device::Target;
 use downhill::error::{number, weight_text};
-use downhill::landscape::{self, AxisStep, Landscape, WeightAxis};
+use downhill::landscape::{self, Landscape, WeightAxis};
 use downhill::output::{check_distinct, check_writable, write_atomically};
-use downhill::plot::{self, ImageKind};
+use downhill::plot::{self, DescentPath, ImageKind};
 use downhill::{model_file, Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -25,6 +25,7 @@ Examples:
   downhill generate --points 10000 --seed 1 --out points.csv
   downhill train --data points.csv --steps 3 --out start.json
   downhill landscape --model start.json --data points.csv --weight l1.n0.w0 --descend --lr 0.5 --steps 8 --out curve.png
+  downhill landscape --model start.json --data points.csv --weight l1.n0.w0 --descend --lr 0.05,0.5,4 --steps 8 --out rates.png
   downhill landscape --model start.json --data points.csv --weight l0.n0.w0 --weight l0.n0.w1 --grid 41 --out surface.svg
   downhill landscape --model start.json --data points.csv --weight l0.n1.b --grid 1001 --out curve.csv
   downhill landscape --model start.json --data points.csv --weight l0.n1.b --grid 11   # CSV on stdout";
@@ -50,9 +51,17 @@ pub struct LandscapeArgs {
     /// Also take gradient-descent steps on just these weights and draw them.
     #[arg(long)]
     descend: bool,
-    /// Learning rate of --descend.
-    #[arg(long, value_name = "F", default_value_t = 0.1, requires = "descend")]
-    lr: f64,
+    /// Learning rate of --descend; a comma-separated list draws one path per rate (the
+    /// lesson's step too small, right and too large, in one picture).
+    #[arg(
+        long,
+        value_name = "F[,F...]",
+        default_value = "0.1",
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        requires = "descend"
+    )]
+    lr: Vec<f64>,
     /// Steps of --descend.
     #[arg(long, value_name = "K", default_value_t = 10, requires = "descend")]
     steps: usize,
@@ -85,6 +94,7 @@ pub fn run(args: LandscapeArgs) -> Result<ExitCode> {
             "--width and --height must be between 16 and 10000 pixels".into(),
         ));
     }
+    check_rates(&args.lr)?;
     let output = match &args.out {
         None => Output::Stdout,
         Some(path) => {
@@ -141,8 +151,23 @@ pub fn run(args: LandscapeArgs) -> Result<ExitCode> {
         bar.set_position(done as u64)
     })?;
     bar.finish_and_clear();
-    let steps = if args.descend {
-        landscape::descend(&target, &net, &data, &land.axes, args.lr, args.steps)?
+    let paths = if args.descend {
+        args.lr
+            .iter()
+            .map(|&learning_rate| {
+                Ok(DescentPath {
+                    learning_rate,
+                    steps: landscape::descend(
+                        &target,
+                        &net,
+                        &data,
+                        &land.axes,
+                        learning_rate,
+                        args.steps,
+                    )?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?
     } else {
         Vec::new()
     };
@@ -155,10 +180,9 @@ pub fn run(args: LandscapeArgs) -> Result<ExitCode> {
         thousands(land.points),
         target.name()
     );
-    let learning_rate = args.descend.then_some(args.lr);
     let size = (args.width, args.height);
     match &output {
-        Output::Picture(path) => plot::landscape(path, &land, &steps, learning_rate, &title, size)?,
+        Output::Picture(path) => plot::landscape(path, &land, &paths, &title, size)?,
         Output::Csv(path) => write_atomically(path, |w| write_csv(w, &land, path))?,
         Output::Stdout => {
             let stdout = std::io::stdout();
@@ -176,7 +200,7 @@ pub fn run(args: LandscapeArgs) -> Result<ExitCode> {
     }
     // The summary is the result when the grid went to a file; with the CSV on stdout, it
     // goes to stderr so that stdout stays a clean CSV.
-    let summary = summary(&land, &steps);
+    let summary = summary(&land, &paths);
     if args.out.is_some() {
         print!("{summary}");
     } else {
@@ -186,6 +210,34 @@ pub fn run(args: LandscapeArgs) -> Result<ExitCode> {
         eprintln!("downhill: wrote the landscape to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Descent paths one picture takes: more would be a tangle.
+const MAX_PATHS: usize = 16;
+
+/// `--lr`'s list: each rate a positive number, none twice, at most `MAX_PATHS`.
+fn check_rates(rates: &[f64]) -> Result<()> {
+    if rates.len() > MAX_PATHS {
+        return Err(Error::InvalidArgument(format!(
+            "--lr: {} learning rates; one picture draws at most {MAX_PATHS} descent paths",
+            rates.len()
+        )));
+    }
+    for (i, &lr) in rates.iter().enumerate() {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(Error::InvalidArgument(format!(
+                "--lr {}: the learning rate must be a positive number",
+                number(lr)
+            )));
+        }
+        if rates[..i].contains(&lr) {
+            return Err(Error::InvalidArgument(format!(
+                "--lr {} is listed twice",
+                number(lr)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The grid as CSV: the weight value(s), then the loss.
@@ -213,7 +265,7 @@ fn write_csv(out: &mut impl Write, land: &Landscape, path: &Path) -> Result<()> 
 }
 
 /// A short summary: the lowest grid point, the current weights and their slope, the steps.
-fn summary(land: &Landscape, steps: &[AxisStep]) -> String {
+fn summary(land: &Landscape, paths: &[DescentPath]) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let (best, best_loss) = land
@@ -250,10 +302,15 @@ fn summary(land: &Landscape, steps: &[AxisStep]) -> String {
             land.current_loss
         );
     }
-    if !steps.is_empty() {
-        let names: Vec<&str> = land.axes.iter().map(|a| a.name.as_str()).collect();
-        let _ = writeln!(out, "descent over {}:", names.join(", "));
-        for (i, s) in steps.iter().enumerate() {
+    let names: Vec<&str> = land.axes.iter().map(|a| a.name.as_str()).collect();
+    for path in paths {
+        let _ = writeln!(
+            out,
+            "descent over {} (learning rate {}):",
+            names.join(", "),
+            number(path.learning_rate)
+        );
+        for (i, s) in path.steps.iter().enumerate() {
             let w: Vec<String> = s.weights.iter().map(|v| weight_text(*v)).collect();
             let _ = writeln!(
                 out,

@@ -28,6 +28,53 @@ impl CpuVariant {
     }
 }
 
+/// What one step did to a run's weights.
+pub(super) enum Stepped {
+    /// The weights moved downhill; the record holds the loss and gradient norm before.
+    Updated(StepRecord),
+    /// The rule stopped the run (flat, or diverged: then the weights went back to
+    /// `previous`).
+    Stopped(EngineStop),
+}
+
+/// Step `step` of the rule on weights held on the host, given the evaluation at them: the
+/// divergence check (going back to `previous`), the flat check, or the update. The one
+/// definition of a CPU step, for a run alone and for each run of a sweep.
+pub(super) fn host_step(
+    net: &mut Network,
+    previous: &mut Option<Network>,
+    evaluation: &Evaluation,
+    rule: &StepRule,
+    step: usize,
+) -> Result<Stepped> {
+    let loss = evaluation.loss(rule.loss);
+    let gradient = evaluation.gradient(rule.loss);
+    let gradient_norm = norm(&gradient);
+    if !(loss.is_finite() && gradient_norm.is_finite()) || loss > rule.divergence_limit {
+        if let Some(previous) = previous.take() {
+            *net = previous;
+        }
+        return Ok(Stepped::Stopped(EngineStop::Diverged { step, loss }));
+    }
+    if gradient_norm < rule.tolerance {
+        return Ok(Stepped::Stopped(EngineStop::Flat {
+            step,
+            gradient_norm,
+        }));
+    }
+    let mut params = net.params();
+    for (p, g) in params.iter_mut().zip(&gradient) {
+        *p -= rule.learning_rate * g;
+    }
+    *previous = Some(net.clone());
+    net.set_params(&params)?;
+    Ok(Stepped::Updated(StepRecord {
+        step,
+        loss,
+        gradient_norm,
+    }))
+}
+
 /// Gradient descent on the CPU.
 pub struct CpuEngine<'a> {
     net: Network,
@@ -75,34 +122,13 @@ impl Engine for CpuEngine<'_> {
         let mut round = Round::default();
         for step in first_step..first_step + count {
             let evaluation = self.kernel.evaluate(&self.net, self.data);
-            let loss = evaluation.loss(rule.loss);
-            let gradient = evaluation.gradient(rule.loss);
-            let gradient_norm = norm(&gradient);
-            if !(loss.is_finite() && gradient_norm.is_finite()) || loss > rule.divergence_limit {
-                if let Some(previous) = self.previous.take() {
-                    self.net = previous;
+            match host_step(&mut self.net, &mut self.previous, &evaluation, rule, step)? {
+                Stepped::Updated(record) => round.records.push(record),
+                Stepped::Stopped(stop) => {
+                    round.stop = Some(stop);
+                    break;
                 }
-                round.stop = Some(EngineStop::Diverged { step, loss });
-                break;
             }
-            if gradient_norm < rule.tolerance {
-                round.stop = Some(EngineStop::Flat {
-                    step,
-                    gradient_norm,
-                });
-                break;
-            }
-            round.records.push(StepRecord {
-                step,
-                loss,
-                gradient_norm,
-            });
-            let mut params = self.net.params();
-            for (p, g) in params.iter_mut().zip(&gradient) {
-                *p -= rule.learning_rate * g;
-            }
-            self.previous = Some(self.net.clone());
-            self.net.set_params(&params)?;
         }
         Ok(round)
     }
@@ -125,6 +151,16 @@ impl Engine for CpuEngine<'_> {
         }
         self.net = net.clone();
         self.previous = None;
+        Ok(())
+    }
+
+    fn previous_network(&mut self) -> Result<Option<Network>> {
+        Ok(self.previous.clone())
+    }
+
+    fn set_network_after(&mut self, net: &Network, previous: &Network) -> Result<()> {
+        self.set_network(net)?;
+        self.previous = Some(previous.clone());
         Ok(())
     }
 }

@@ -28,8 +28,8 @@ pub(super) const BLOCK: usize = 16 * 1024;
 /// The fused, parallel CPU kernel.
 #[derive(Debug)]
 pub struct Fused {
-    /// Per-block partial sums, reused from step to step.
-    partials: Vec<Partial>,
+    /// Per-block partial sums (one per network evaluated), reused from step to step.
+    partials: Vec<Vec<Partial>>,
     /// Use the register-resident kernel for small one-hidden-layer networks.
     specialise: bool,
     /// The instruction set of the general tile kernel's build.
@@ -253,56 +253,77 @@ impl CpuKernel for Fused {
     }
 
     fn evaluate(&mut self, net: &Network, data: &Dataset) -> Evaluation {
-        let plan = KernelLayout::new(net);
+        self.evaluate_many(&[net], data)
+            .pop()
+            .expect("one evaluation per network")
+    }
+
+    /// Every network's evaluation in one pass over the points: each parallel task takes a
+    /// block of points and runs every network over it while the block is in cache, so the
+    /// data is read from memory once for all of them. Each network's block partials are added
+    /// in block order, as for one network alone: a network evaluated among others gets
+    /// exactly the numbers it gets alone.
+    fn evaluate_many(&mut self, nets: &[&Network], data: &Dataset) -> Vec<Evaluation> {
+        let plans: Vec<KernelLayout> = nets.iter().map(|net| KernelLayout::new(net)).collect();
+        let Some(first) = plans.first() else {
+            return Vec::new();
+        };
         let columns = data.column_slices();
         let points = data.len();
-        let params = plan.params.len();
+        let params = first.params.len();
         let small = self
             .specialise
-            .then(|| super::small::block_for(&plan))
+            .then(|| super::small::block_for(first))
             .flatten();
         let level = self.level;
         (0..points.div_ceil(BLOCK))
             .into_par_iter()
             .map_init(
-                || Scratch::new(&plan),
+                || Scratch::new(first),
                 |scratch, block| {
                     let (start, end) = block_range(block, points);
-                    let mut gradient = vec![0.0; params];
-                    let sse = match small {
-                        Some(small) => small.run(&plan, &columns, start, end, &mut gradient),
-                        None => level.run(Block {
-                            plan: &plan,
-                            scratch,
-                            columns: &columns,
-                            start,
-                            end,
-                            gradient: &mut gradient,
-                        }),
-                    };
-                    Partial { sse, gradient }
+                    plans
+                        .iter()
+                        .map(|plan| {
+                            let mut gradient = vec![0.0; params];
+                            let sse = match small {
+                                Some(small) => small.run(plan, &columns, start, end, &mut gradient),
+                                None => level.run(Block {
+                                    plan,
+                                    scratch,
+                                    columns: &columns,
+                                    start,
+                                    end,
+                                    gradient: &mut gradient,
+                                }),
+                            };
+                            Partial { sse, gradient }
+                        })
+                        .collect::<Vec<Partial>>()
                 },
             )
             .collect_into_vec(&mut self.partials);
 
-        let mut total = Partial {
-            sse: 0.0,
-            gradient: vec![0.0; params],
-        };
-        for p in &self.partials {
-            total.sse += p.sse;
-            total
-                .gradient
-                .iter_mut()
-                .zip(&p.gradient)
-                .for_each(|(t, g)| *t += g);
-        }
-        Evaluation {
-            points,
-            outputs: data.outputs(),
-            sse: total.sse,
-            sse_gradient: total.gradient,
-        }
+        (0..plans.len())
+            .map(|n| {
+                let mut sse = 0.0;
+                let mut gradient = vec![0.0; params];
+                for block in &self.partials {
+                    let p = &block[n];
+                    sse += p.sse;
+                    gradient
+                        .iter_mut()
+                        .zip(&p.gradient)
+                        .for_each(|(t, g)| *t += g);
+                }
+                Evaluation {
+                    points,
+                    outputs: data.outputs(),
+                    sse,
+                    sse_gradient: gradient,
+                }
+            })
+            .collect()
     }
 
     fn prepare(&mut self, net: &Network) {

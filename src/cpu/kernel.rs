@@ -12,6 +12,11 @@ pub trait CpuKernel: Send {
     fn name(&self) -> &'static str;
     /// The SSE and its gradient over `data` at `net`'s weights.
     fn evaluate(&mut self, net: &Network, data: &Dataset) -> Evaluation;
+    /// The same for several networks of one shape (a sweep), in order. Kernels that can
+    /// evaluate them in one pass over the data do; the others evaluate one after another.
+    fn evaluate_many(&mut self, nets: &[&Network], data: &Dataset) -> Vec<Evaluation> {
+        nets.iter().map(|net| self.evaluate(net, data)).collect()
+    }
     /// Predictions for inputs given column by column: `(inputs, points)` in,
     /// `(outputs, points)` out.
     fn predict(&mut self, net: &Network, inputs: ArrayView2<f32>) -> Array2<f32>;

@@ -27,6 +27,14 @@ enum GradientPass {
     Layered(LayeredPass),
 }
 
+/// One run of a sweep kept on the device while others use the engine, with its weights as
+/// last read back (what the run reports if the device is lost).
+pub struct ParkedRun {
+    params: wgpu::Buffer,
+    previous: wgpu::Buffer,
+    last_params: Vec<f32>,
+}
+
 /// Gradient descent on a GPU device.
 pub struct GpuEngine {
     ctx: GpuContext,
@@ -39,8 +47,9 @@ pub struct GpuEngine {
     update: wgpu::ComputePipeline,
     update_group: wgpu::BindGroup,
     params: wgpu::Buffer,
-    /// Bound in `update_group`; kept so the engine visibly owns every buffer it uses.
-    _previous: wgpu::Buffer,
+    /// The weights before the last update (restored when a loss diverges); bound in
+    /// `update_group`.
+    previous: wgpu::Buffer,
     totals: wgpu::Buffer,
     history: wgpu::Buffer,
     state: wgpu::Buffer,
@@ -72,7 +81,7 @@ impl GpuEngine {
                     &ctx,
                     "previous",
                     bytemuck::cast_slice(&params32),
-                    U::STORAGE | U::COPY_DST,
+                    U::STORAGE | U::COPY_SRC | U::COPY_DST,
                 ),
                 buffers::empty(&ctx, "totals", pp as u64 * 4, U::STORAGE | U::COPY_SRC),
                 buffers::empty(&ctx, "state", 16, U::STORAGE | U::COPY_SRC | U::COPY_DST),
@@ -114,7 +123,7 @@ impl GpuEngine {
                 update: update.pipeline,
                 update_group,
                 params,
-                _previous: previous,
+                previous,
                 totals,
                 history,
                 state,
@@ -179,6 +188,55 @@ impl GpuEngine {
         self.reduction
     }
 
+    /// A new parked copy of the run on the device now (its weights and the weights before its
+    /// last update), for a sweep that trains other runs with this engine in between.
+    pub fn park(&self) -> Result<ParkedRun> {
+        let bytes = self.shape.params as u64 * 4;
+        let mut parked = self.ctx.checked("allocating a sweep run's buffers", || {
+            use wgpu::BufferUsages as U;
+            ParkedRun {
+                params: buffers::empty(&self.ctx, "run params", bytes, U::COPY_SRC | U::COPY_DST),
+                previous: buffers::empty(
+                    &self.ctx,
+                    "run previous",
+                    bytes,
+                    U::COPY_SRC | U::COPY_DST,
+                ),
+                last_params: self.last_params.clone(),
+            }
+        })?;
+        self.park_into(&mut parked);
+        Ok(parked)
+    }
+
+    /// Copies the run on the device now into `parked`.
+    pub fn park_into(&self, parked: &mut ParkedRun) {
+        self.copy_weights(
+            [&self.params, &self.previous],
+            [&parked.params, &parked.previous],
+        );
+        parked.last_params.clone_from(&self.last_params);
+    }
+
+    /// Makes `parked` the run on the device: its next steps continue that run exactly, its
+    /// divergence check included.
+    pub fn unpark(&mut self, parked: &ParkedRun) {
+        self.copy_weights(
+            [&parked.params, &parked.previous],
+            [&self.params, &self.previous],
+        );
+        self.last_params.clone_from(&parked.last_params);
+    }
+
+    fn copy_weights(&self, from: [&wgpu::Buffer; 2], to: [&wgpu::Buffer; 2]) {
+        let bytes = self.shape.params as u64 * 4;
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        for (f, t) in from.into_iter().zip(to) {
+            encoder.copy_buffer_to_buffer(f, 0, t, 0, bytes);
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+    }
+
     /// Whether the engine runs the layered kernels (a network too wide for the per-point one).
     pub fn is_layered(&self) -> bool {
         matches!(self.gradient, GradientPass::Layered(_))
@@ -195,9 +253,13 @@ impl GpuEngine {
             )));
         }
         let params32: Vec<f32> = net.params().iter().map(|&p| p as f32).collect();
-        self.ctx
-            .queue
-            .write_buffer(&self.params, 0, bytemuck::cast_slice(&params32));
+        // The weights "before the last update" too: a divergence on the first step from here
+        // comes back to `net`, as on the CPU.
+        for buffer in [&self.params, &self.previous] {
+            self.ctx
+                .queue
+                .write_buffer(buffer, 0, bytemuck::cast_slice(&params32));
+        }
         self.last_params = params32;
         self.template = net.clone();
         Ok(())
@@ -343,6 +405,23 @@ impl Engine for GpuEngine {
 
     fn set_network(&mut self, net: &Network) -> Result<()> {
         self.load_network(net)
+    }
+
+    fn previous_network(&mut self) -> Result<Option<Network>> {
+        let bytes = buffers::read(&self.ctx, &self.previous, 0, self.shape.params as u64 * 4)?;
+        let values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+        let mut net = self.template.clone();
+        net.set_params(&values.iter().map(|&v| f64::from(v)).collect::<Vec<_>>())?;
+        Ok(Some(net))
+    }
+
+    fn set_network_after(&mut self, net: &Network, previous: &Network) -> Result<()> {
+        self.load_network(net)?;
+        let values: Vec<f32> = previous.params().iter().map(|&p| p as f32).collect();
+        self.ctx
+            .queue
+            .write_buffer(&self.previous, 0, bytemuck::cast_slice(&values));
+        Ok(())
     }
 }
 

@@ -12,8 +12,10 @@ mod layered;
 mod per_point;
 mod pipelines;
 pub mod probe;
+mod runs;
 pub mod shaders;
 
 pub use chunks::GpuOptions;
 pub use context::{list_adapters, preferred_adapter, AdapterChoice, AdapterSummary, GpuContext};
 pub use engine::GpuEngine;
+pub use runs::GpuSweep;

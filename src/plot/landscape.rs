@@ -19,9 +19,35 @@ use crate::landscape::{AxisStep, Landscape};
 /// descent steps; over two, the surface (see [`LandscapeFigure::draw_surface`]).
 struct LandscapeFigure<'a> {
     land: &'a Landscape,
-    steps: &'a [AxisStep],
+    paths: &'a [DescentPath],
     title: &'a str,
-    learning_rate: Option<f64>,
+}
+
+/// The steps of one gradient descent over the landscape's weights.
+#[derive(Clone, Debug)]
+pub struct DescentPath {
+    pub learning_rate: f64,
+    pub steps: Vec<AxisStep>,
+}
+
+/// The colours of the descent paths: the lesson's orange for one path; with several (a sweep
+/// of learning rates), one colour each, none of them the tangent's red.
+fn path_colour(index: usize, paths: usize) -> RGBColor {
+    const SWEEP: [RGBColor; 8] = [
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(23, 190, 207),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(188, 189, 34),
+        RGBColor(127, 127, 127),
+    ];
+    if paths == 1 {
+        STEPS
+    } else {
+        SWEEP[index % SWEEP.len()]
+    }
 }
 
 impl Figure for LandscapeFigure<'_> {
@@ -35,15 +61,12 @@ impl Figure for LandscapeFigure<'_> {
 }
 
 impl LandscapeFigure<'_> {
-    /// The legend text of the descent series.
-    fn descent_label(&self, what: &str) -> String {
-        match self.learning_rate {
-            Some(lr) => format!(
-                "gradient descent {what} (learning rate {})",
-                crate::error::number(lr)
-            ),
-            None => format!("gradient descent {what}"),
-        }
+    /// The legend text of a descent series.
+    fn descent_label(path: &DescentPath, what: &str) -> String {
+        format!(
+            "gradient descent {what} (learning rate {})",
+            crate::error::number(path.learning_rate)
+        )
     }
 
     fn draw_curve<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
@@ -101,19 +124,25 @@ impl LandscapeFigure<'_> {
                 .map(|p| Circle::new(p, 6, TANGENT.filled())),
         )?;
 
-        if !self.steps.is_empty() {
-            let path: Vec<(f64, f64)> = self
+        let single = self.paths.len() == 1;
+        for (k, descent) in self.paths.iter().enumerate() {
+            let colour = path_colour(k, self.paths.len());
+            let path: Vec<(f64, f64)> = descent
                 .steps
                 .iter()
                 .map(|s| (s.weights[0], s.loss))
                 .filter(inside)
                 .collect();
-            let label = self.descent_label("steps");
+            let label = Self::descent_label(descent, "steps");
             chart
-                .draw_series(LineSeries::new(path.clone(), STEPS.stroke_width(1)))?
+                .draw_series(LineSeries::new(path.clone(), colour.stroke_width(1)))?
                 .label(label)
-                .legend(|(x, y)| Circle::new((x + 10, y), 5, STEPS.filled()));
-            chart.draw_series(path.iter().map(|&p| Circle::new(p, 5, STEPS.filled())))?;
+                .legend(move |(x, y)| Circle::new((x + 10, y), 5, colour.filled()));
+            chart.draw_series(path.iter().map(|&p| Circle::new(p, 5, colour.filled())))?;
+            if !single {
+                // Several paths: numbers would crowd each other.
+                continue;
+            }
             // Numbers only where they do not crowd each other: a label at least 22 pixels
             // from every label drawn before it (the first and the last are always tried).
             let mut labelled: Vec<(i32, i32)> = Vec::new();
@@ -257,21 +286,22 @@ impl LandscapeFigure<'_> {
         }
 
         let inside = |(x, y): &(f64, f64)| x_range.contains(x) && y_range.contains(y);
-        if !self.steps.is_empty() {
-            let path: Vec<(f64, f64)> = self
+        for (k, descent) in self.paths.iter().enumerate() {
+            let colour = path_colour(k, self.paths.len());
+            let path: Vec<(f64, f64)> = descent
                 .steps
                 .iter()
                 .map(|s| (s.weights[0], s.weights[1]))
                 .filter(inside)
                 .collect();
-            let label = self.descent_label("path");
+            let label = Self::descent_label(descent, "path");
             chart
-                .draw_series(LineSeries::new(path.clone(), STEPS.stroke_width(2)))?
+                .draw_series(LineSeries::new(path.clone(), colour.stroke_width(2)))?
                 .label(label)
-                .legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], STEPS.stroke_width(2))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
                 });
-            chart.draw_series(path.iter().map(|&p| Circle::new(p, 3, STEPS.filled())))?;
+            chart.draw_series(path.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
         }
         let current = (land.current[0], land.current[1]);
         chart
@@ -333,22 +363,13 @@ impl LandscapeFigure<'_> {
 }
 
 /// Draws a landscape (one weight: the curve; two: the surface) into `path`.
+/// `paths`: the descents to draw on it (none, one, or one per learning rate of a sweep).
 pub fn landscape(
     path: &Path,
     land: &Landscape,
-    steps: &[AxisStep],
-    learning_rate: Option<f64>,
+    paths: &[DescentPath],
     title: &str,
     size: (u32, u32),
 ) -> Result<()> {
-    render(
-        &LandscapeFigure {
-            land,
-            steps,
-            title,
-            learning_rate,
-        },
-        path,
-        size,
-    )
+    render(&LandscapeFigure { land, paths, title }, path, size)
 }

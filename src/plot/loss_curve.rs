@@ -1,4 +1,5 @@
-//! The loss against the step: the lesson's "Iterations" against the mean squared error.
+//! The loss against the step: the lesson's "Iterations" against the mean squared error; for a
+//! sweep, one curve per run with a legend, the runs that diverged marked where they stopped.
 
 use std::path::Path;
 
@@ -12,9 +13,22 @@ use super::{
 use crate::descent::StepRecord;
 use crate::error::Result;
 
-/// The loss against the step.
+/// Runs named in a sweep's legend.
+const LEGEND_RUNS: usize = 12;
+
+/// One run's curve.
+#[derive(Clone, Debug)]
+pub struct Curve<'a> {
+    /// The legend's text for it.
+    pub label: String,
+    pub history: &'a [StepRecord],
+    /// The run diverged after its history: a cross marks where it stopped.
+    pub diverged: bool,
+}
+
+/// The loss against the step, for one run or several.
 struct LossCurve<'a> {
-    history: &'a [StepRecord],
+    curves: &'a [Curve<'a>],
     /// Steps made before this history (a resumed run): added to every step number.
     offset: usize,
     title: &'a str,
@@ -26,17 +40,47 @@ impl Figure for LossCurve<'_> {
         root.fill(&WHITE)?;
         let area = titled(root, self.title)?;
         let offset = self.offset as f64;
-        let first = self.history.first().map_or(0, |r| r.step) as f64 + offset;
-        let last = self.history.last().map_or(1, |r| r.step) as f64 + offset;
+        let records = || self.curves.iter().flat_map(|c| c.history.iter());
+        let first = records().map(|r| r.step).min().unwrap_or(0) as f64 + offset;
+        let last = records().map(|r| r.step).max().unwrap_or(1) as f64 + offset;
         let x_range = first..last.max(first + 1.0);
-        let (lo, hi) = finite_range(self.history.iter().map(|r| r.loss));
+        let (lo, hi) = finite_range(records().map(|r| r.loss));
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (1.0, 1.0) };
-        let points: Vec<(f64, f64)> = self
-            .history
+        // With several runs, a diverging one would flatten every other curve: the axis stops
+        // a little above the highest starting loss, and a run that climbs past it leaves the
+        // picture at the top (its cross drawn there).
+        let single = self.curves.len() == 1;
+        let ceiling = self
+            .curves
             .iter()
-            .filter(|r| r.loss.is_finite() && (!self.log_scale || r.loss > 0.0))
-            .map(|r| (r.step as f64 + offset, r.loss))
+            .filter_map(|c| c.history.first().map(|r| r.loss))
+            .filter(|l| l.is_finite())
+            .fold(f64::NEG_INFINITY, f64::max)
+            * 1.5;
+        let hi = if !single && ceiling.is_finite() && ceiling > lo {
+            hi.min(ceiling)
+        } else {
+            hi
+        };
+        let lines: Vec<Vec<(f64, f64)>> = self
+            .curves
+            .iter()
+            .map(|c| {
+                c.history
+                    .iter()
+                    .filter(|r| r.loss.is_finite() && (!self.log_scale || r.loss > 0.0))
+                    .map(|r| (r.step as f64 + offset, r.loss))
+                    .collect()
+            })
             .collect();
+        let colour = |i: usize| -> RGBColor {
+            if single {
+                CURVE
+            } else {
+                let c = Palette99::pick(i).to_rgba();
+                RGBColor(c.0, c.1, c.2)
+            }
+        };
         let mut builder = ChartBuilder::on(&area);
         builder
             .margin(20)
@@ -54,12 +98,36 @@ impl Figure for LossCurve<'_> {
                     .label_style((FONT, 15))
                     .axis_desc_style((FONT, 17))
                     .draw()?;
-                chart
-                    .draw_series(LineSeries::new(points, CURVE.stroke_width(2)))?
-                    .label("loss")
-                    .legend(|(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], CURVE.stroke_width(2))
-                    });
+                for (i, (curve, line)) in self.curves.iter().zip(&lines).enumerate() {
+                    let c = colour(i);
+                    let end = line.last().copied();
+                    let label = if curve.diverged {
+                        format!("{} (diverged)", curve.label)
+                    } else {
+                        curve.label.clone()
+                    };
+                    let series = chart
+                        .draw_series(LineSeries::new(line.iter().copied(), c.stroke_width(2)))?;
+                    // A legend of hundreds of runs would cover the picture: the first ones,
+                    // then how many more.
+                    if i < LEGEND_RUNS || self.curves.len() == LEGEND_RUNS + 1 {
+                        series.label(label).legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                        });
+                    } else if i == LEGEND_RUNS {
+                        let more = self.curves.len() - LEGEND_RUNS;
+                        series
+                            .label(format!("and {more} more runs"))
+                            .legend(|(x, y)| EmptyElement::at((x, y)));
+                    }
+                    if let (true, Some((x, y))) = (curve.diverged, end) {
+                        chart.draw_series(std::iter::once(Cross::new(
+                            (x, y.min(hi)),
+                            8,
+                            c.stroke_width(3),
+                        )))?;
+                    }
+                }
                 chart
                     .configure_series_labels()
                     .label_font((FONT, 15))
@@ -80,8 +148,10 @@ impl Figure for LossCurve<'_> {
                 .map(|e| 10f64.powi(e))
                 .filter(|v| range.contains(v))
                 .collect();
-            if let Some(&(_, end)) = points.last() {
-                marks.push(end);
+            if single {
+                if let Some(&(_, end)) = lines[0].last() {
+                    marks.push(end);
+                }
             }
             marks.sort_by(f64::total_cmp);
             finish!(builder.build_cartesian_2d(
@@ -107,8 +177,13 @@ pub fn loss_curve(
     log_scale: bool,
     size: (u32, u32),
 ) -> Result<()> {
-    let figure = LossCurve {
+    let curves = [Curve {
+        label: "loss".into(),
         history,
+        diverged: false,
+    }];
+    let figure = LossCurve {
+        curves: &curves,
         offset: 0,
         title,
         log_scale,
@@ -126,8 +201,25 @@ pub fn loss_curve_bytes(
     log_scale: bool,
     size: (u32, u32),
 ) -> Result<Vec<u8>> {
-    let figure = LossCurve {
+    let curves = [Curve {
+        label: "loss".into(),
         history,
+        diverged: false,
+    }];
+    loss_curves_bytes(path, &curves, offset, title, log_scale, size)
+}
+
+/// Several runs' loss curves (a sweep) in one picture, encoded for `path`'s type.
+pub fn loss_curves_bytes(
+    path: &Path,
+    curves: &[Curve],
+    offset: usize,
+    title: &str,
+    log_scale: bool,
+    size: (u32, u32),
+) -> Result<Vec<u8>> {
+    let figure = LossCurve {
+        curves,
         offset,
         title,
         log_scale,

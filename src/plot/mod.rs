@@ -11,8 +11,8 @@
 mod landscape;
 mod loss_curve;
 
-pub use landscape::landscape;
-pub use loss_curve::{loss_curve, loss_curve_bytes};
+pub use landscape::{landscape, DescentPath};
+pub use loss_curve::{loss_curve, loss_curve_bytes, loss_curves_bytes, Curve};
 
 use std::ops::Range;
 use std::path::Path;

@@ -15,7 +15,9 @@ Examples:
   downhill train --init model.json --data points.csv --steps 100   # continue from a model
   downhill train --points 1000 --loss sse --lr 1e-4 --no-bias --tol 0 --json
   downhill train --points 1e5 --plot loss.png --plot-log
-  downhill train --points 1e5 --device gpu --verify";
+  downhill train --points 1e5 --device gpu --verify
+  downhill train --points 1e5 --lr 0.001,0.01,0.1,1,10 --plot lrs.png   # a sweep, one picture
+  downhill train --points 1e5 --lr 0.1,0.3 --init-seed 1,2,3 --out runs/ --history runs.csv";
 
 #[derive(Args, Debug)]
 #[command(after_help = EXAMPLES)]
@@ -31,20 +33,32 @@ pub struct TrainArgs {
     /// Start from this model's weights (the layer shapes and activations come from the file).
     #[arg(long, value_name = "MODEL.json", conflicts_with_all = ["layers", "no_bias", "hidden_activation"])]
     pub init: Option<PathBuf>,
-    /// Seed for the initial weights and the synthetic data.
+    /// Seed for the initial weights and the synthetic data (--init-seed sets the weights'
+    /// seeds apart).
     #[arg(long, default_value_t = 6)]
     pub seed: u64,
+    /// Seeds for the initial weights only, comma-separated: one run per seed (and per --lr).
+    /// Default: --seed.
+    #[arg(
+        long,
+        value_name = "SEED[,SEED...]",
+        value_delimiter = ',',
+        conflicts_with = "init"
+    )]
+    pub init_seed: Vec<u64>,
     /// Standard deviation of the gaussian noise on synthetic targets.
     #[arg(long, value_name = "F", default_value_t = 0.05)]
     pub noise: f64,
-    /// Learning rate: the step is `-lr * gradient`.
+    /// Learning rate: the step is `-lr * gradient`. A comma-separated list sweeps: one run
+    /// per rate (and per --init-seed), all stepped together from one pass over the data.
     #[arg(
         long,
-        value_name = "F",
-        default_value_t = 0.3,
+        value_name = "F[,F...]",
+        default_value = "0.3",
+        value_delimiter = ',',
         allow_hyphen_values = true
     )]
-    pub lr: f64,
+    pub lr: Vec<f64>,
     /// Maximum number of steps.
     #[arg(long, value_name = "K", default_value = "200", value_parser = parse_count)]
     pub steps: usize,
@@ -64,14 +78,17 @@ pub struct TrainArgs {
     /// Where the math runs.
     #[arg(long, value_name = "auto|cpu|gpu", default_value = "auto", value_parser = parse_device)]
     pub device: DeviceChoice,
-    /// Write the trained model here (JSON).
-    #[arg(long, value_name = "MODEL.json")]
+    /// Write the trained model here (JSON). With several runs, a directory: one model file
+    /// per run, named by its learning rate and seed.
+    #[arg(long, value_name = "MODEL.json|DIR")]
     pub out: Option<PathBuf>,
     /// Write the loss history here (CSV: step, loss, gradient_norm: the state before each
-    /// step, then the final state). With --init, an existing history is continued.
+    /// step, then the final state). With --init, an existing history is continued. With
+    /// several runs, a new file: run, learning_rate, init_seed, step, loss, gradient_norm.
     #[arg(long, value_name = "LOSS.csv")]
     pub history: Option<PathBuf>,
-    /// Draw the loss against the step into this picture (.png or .svg).
+    /// Draw the loss against the step into this picture (.png or .svg); with several runs,
+    /// one curve per run.
     #[arg(long, value_name = "FILE.png|FILE.svg")]
     pub plot: Option<PathBuf>,
     /// Draw the --plot loss axis on a log scale.

@@ -3,54 +3,41 @@
 mod args;
 mod history;
 mod report;
+mod setup;
+mod sweep;
 
 pub use args::TrainArgs;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use downhill::data::{generate, Table};
 use downhill::descent::Observer;
 use downhill::device::{OpenEngine, Target};
 use downhill::error::number;
-use downhill::limits::check_memory;
+
 use downhill::output::{check_distinct, check_output, Outputs};
 use downhill::plot;
 use downhill::progress::ProgressObserver;
 use downhill::verify::Verified;
-use downhill::{
-    model_file, network, Activation, Dataset, Descent, Engine, Error, Network, Result, StopReason,
-};
+use downhill::{model_file, Descent, Engine, Error, Network, Result, StopReason};
 
 use super::common::{print_json, thousands};
 use super::interrupt::Interrupts;
-
-/// Points in the default synthetic set.
-const DEFAULT_POINTS: usize = 1_000_000;
-
-/// Where the training data came from, for the report.
-enum Source {
-    File(PathBuf),
-    Synthetic { teacher: String },
-}
-
-impl Source {
-    fn describe(&self) -> String {
-        match self {
-            Source::File(path) => path.display().to_string(),
-            Source::Synthetic { teacher } => format!("synthetic, from {teacher}"),
-        }
-    }
-}
+use setup::{check_reference_memory, initial_network, training_data};
 
 /// Set only by the tests of `--verify` itself: the relative amount by which the checked
 /// engine's starting weights are moved, so that verification has something to find.
 const PERTURB_VARIABLE: &str = "DOWNHILL_VERIFY_PERTURB";
 
 pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
+    let runs = sweep::runs(&args)?;
+    if runs.len() > 1 {
+        return sweep::run(args, runs, interrupts);
+    }
+    let one = runs[0];
     let mut interrupts = interrupts;
     let descent = Descent {
-        learning_rate: args.lr,
+        learning_rate: one.learning_rate,
         max_steps: args.steps,
         tolerance: args.tol,
         loss: args.loss,
@@ -59,7 +46,7 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     descent.validate()?;
     check_outputs(&args)?;
 
-    let net = initial_network(&args)?;
+    let net = initial_network(&args, one.init_seed.unwrap_or(args.seed))?;
     let target = Target::resolve(args.device)?;
     check_reference_memory(&args, &net, &target)?;
     let (data, source) = training_data(&args, &net)?;
@@ -105,13 +92,14 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
         "Loss during training: {}, {} points, learning rate {}, {}",
         outcome.network.describe(),
         thousands(points),
-        number(args.lr),
+        number(one.learning_rate),
         device_name
     );
     write_outputs(&args, &outcome, resume.as_ref(), offset, &title)?;
 
     let cx = report::Context {
         args: &args,
+        learning_rate: one.learning_rate,
         points,
         source: source.describe(),
         device: &device_name,
@@ -154,23 +142,6 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
 
 /// Every output path checked before any work: each can be written, none is another or the
 /// training data.
-/// With `--verify` on the CPU, the f64 reference holds every layer for every point: refuse a
-/// synthetic set it cannot hold before making the data.
-fn check_reference_memory(args: &TrainArgs, net: &Network, target: &Target) -> Result<()> {
-    if !args.verify || target.is_gpu() || args.data.is_some() {
-        return Ok(());
-    }
-    let points = args.points.unwrap_or(DEFAULT_POINTS);
-    check_memory(
-        &format!(
-            "--verify with the f64 reference kernel on {} points of {}",
-            thousands(points),
-            net.describe()
-        ),
-        downhill::cpu::reference::memory_needed(net, points),
-    )
-}
-
 /// The history a run continues (`--init` with an existing `--history`): appended to,
 /// numbering on from its end.
 fn past_history(args: &TrainArgs) -> Result<Option<history::PastHistory>> {
@@ -313,56 +284,15 @@ impl Engine for Perturbed<'_> {
         self.inner.set_network(net)
     }
 
+    fn previous_network(&mut self) -> Result<Option<Network>> {
+        self.inner.previous_network()
+    }
+
+    fn set_network_after(&mut self, net: &Network, previous: &Network) -> Result<()> {
+        self.inner.set_network_after(net, previous)
+    }
+
     fn preferred_round(&self) -> usize {
         self.inner.preferred_round()
     }
-}
-
-fn initial_network(args: &TrainArgs) -> Result<Network> {
-    if let Some(path) = &args.init {
-        return model_file::load(path);
-    }
-    let widths = match &args.shape.layers {
-        Some(text) => network::parse_widths(text)?,
-        None => vec![2, 2, 1],
-    };
-    Network::random(
-        &widths,
-        args.shape.activation(),
-        !args.shape.no_bias,
-        args.seed,
-    )
-}
-
-fn training_data(args: &TrainArgs, net: &Network) -> Result<(Dataset, Source)> {
-    if let Some(path) = &args.data {
-        let table = Table::load(path)?;
-        let data = table
-            .into_dataset(path, net.inputs(), net.outputs())
-            .map_err(|e| match e {
-                Error::BadData { path, message } if args.init.is_none() && args.shape.layers.is_none() => {
-                    Error::BadData {
-                        path,
-                        message: format!("{message}; pass --layers to match the file (for example --layers 3,4,1)"),
-                    }
-                }
-                other => other,
-            })?;
-        return Ok((data, Source::File(path.clone())));
-    }
-    let points = args.points.unwrap_or(DEFAULT_POINTS);
-    let (teacher, name) = if net.widths() == [2, 2, 1] {
-        (
-            Network::lesson_baseline(Activation::Relu),
-            "the lesson's 2-2-1 network (relu hidden)".to_string(),
-        )
-    } else {
-        let widths = net.widths();
-        let teacher = Network::random(&widths, args.shape.activation(), false, args.seed ^ 0x7eac)?;
-        let name = format!("a random {}", teacher.describe());
-        (teacher, name)
-    };
-    let data = generate(&teacher, points, args.noise, args.seed)?;
-    let teacher = format!("{name}, noise {}, seed {}", number(args.noise), args.seed);
-    Ok((data, Source::Synthetic { teacher }))
 }

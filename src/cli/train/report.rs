@@ -12,6 +12,7 @@ use crate::cli::common::thousands;
 /// Everything the report tells, besides the outcome.
 pub struct Context<'a> {
     pub args: &'a TrainArgs,
+    pub learning_rate: f64,
     pub points: usize,
     /// Where the data came from.
     pub source: String,
@@ -43,7 +44,7 @@ pub fn print_text(cx: &Context, outcome: &Outcome, verification: Option<&Report>
         "device {}; loss {}; learning rate {}; up to {} steps; {}",
         cx.device,
         args.loss,
-        number(args.lr),
+        number(cx.learning_rate),
         args.steps,
         tolerance_text(args.tol)
     );
@@ -120,20 +121,25 @@ pub fn json(cx: &Context, outcome: &Outcome, verification: Option<&Report>) -> s
         "device": cx.device,
         "ms_per_step": outcome.ms_per_step(),
         "points": cx.points,
-        "learning_rate": args.lr,
+        "learning_rate": cx.learning_rate,
         "network": outcome.network.describe(),
         "model": model_file::to_json_value(&outcome.network),
     });
     if let Some(v) = verification {
-        report["verify"] = json!({
-            "steps_compared": v.compared,
-            "max_loss_deviation": v.loss,
-            "max_gradient_norm_deviation": v.gradient_norm,
-            "max_weight_deviation": v.weights,
-            "mismatch": v.mismatch,
-            "tolerance": verify::TOLERANCE,
-            "passed": v.passed(),
-        });
+        report["verify"] = verify_json(v);
     }
     report
+}
+
+/// A verification in JSON (a run's `verify` field).
+pub fn verify_json(v: &Report) -> serde_json::Value {
+    json!({
+        "steps_compared": v.compared,
+        "max_loss_deviation": v.loss,
+        "max_gradient_norm_deviation": v.gradient_norm,
+        "max_weight_deviation": v.weights,
+        "mismatch": v.mismatch,
+        "tolerance": verify::TOLERANCE,
+        "passed": v.passed(),
+    })
 }

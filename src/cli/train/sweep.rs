@@ -1,0 +1,540 @@
+//! `train` with several runs: a list of `--lr` and/or `--init-seed` values, every (learning
+//! rate, seed) pair one run, all stepped together from one pass over the data per step. A run
+//! that diverges is a result of the sweep, not a failure of the command: it stops and keeps its
+//! last finite weights while the others go on; the command fails only if every run diverged.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use downhill::descent::Observer;
+use downhill::device::{OpenSweep, Target};
+use downhill::error::number;
+use downhill::output::{check_distinct, check_output, Outputs};
+use downhill::plot::{self, Curve};
+use downhill::progress::ProgressObserver;
+use downhill::sweep::{run_sweep, SweepEngine, SweepOutcome};
+use downhill::verify::{self, Report, VerifiedSweep};
+use downhill::{model_file, Descent, Error, Network, Outcome, Result, StopReason};
+use serde_json::json;
+
+use super::args::TrainArgs;
+use super::report;
+use super::setup::{check_reference_memory, initial_network, training_data};
+use crate::cli::common::{print_json, thousands};
+use crate::cli::interrupt::Interrupts;
+
+/// The most runs one sweep takes.
+pub const MAX_RUNS: usize = 4096;
+
+/// One run of a sweep.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RunSpec {
+    pub learning_rate: f64,
+    /// The seed of the run's initial weights; `None` when they come from `--init`.
+    pub init_seed: Option<u64>,
+}
+
+impl RunSpec {
+    /// The run's name in file names: `lr0.1-seed6` (`lr0.1` from `--init`'s weights).
+    fn name(&self) -> String {
+        match self.init_seed {
+            Some(seed) => format!("lr{}-seed{seed}", number(self.learning_rate)),
+            None => format!("lr{}", number(self.learning_rate)),
+        }
+    }
+
+    /// The seed in the report: `--init` for weights from a file.
+    fn seed_text(&self) -> String {
+        self.init_seed.map_or("--init".into(), |s| s.to_string())
+    }
+}
+
+/// Every (learning rate, initial-weight seed) pair the options ask for, rates first.
+pub fn runs(args: &TrainArgs) -> Result<Vec<RunSpec>> {
+    // With --init every run starts from the file's weights: no seed is used.
+    let seeds: Vec<Option<u64>> = if args.init.is_some() {
+        vec![None]
+    } else if args.init_seed.is_empty() {
+        vec![Some(args.seed)]
+    } else {
+        args.init_seed.iter().copied().map(Some).collect()
+    };
+    if args.lr.is_empty() {
+        return Err(Error::InvalidArgument(
+            "--lr needs at least one value".into(),
+        ));
+    }
+    let count = args.lr.len() * seeds.len();
+    if count > MAX_RUNS {
+        return Err(Error::InvalidArgument(format!(
+            "{} learning rates x {} seeds is {count} runs; a sweep takes at most {MAX_RUNS}",
+            args.lr.len(),
+            seeds.len()
+        )));
+    }
+    let runs: Vec<RunSpec> = args
+        .lr
+        .iter()
+        .flat_map(|&learning_rate| {
+            seeds.iter().map(move |&init_seed| RunSpec {
+                learning_rate,
+                init_seed,
+            })
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for run in &runs {
+        if !seen.insert(run.name()) {
+            return Err(Error::InvalidArgument(format!(
+                "the run {} (--lr and --init-seed) is listed twice",
+                run.name()
+            )));
+        }
+    }
+    Ok(runs)
+}
+
+/// A sweep's model files: `DIR/lr0.1-seed6.json`.
+fn model_path(dir: &Path, run: &RunSpec) -> PathBuf {
+    dir.join(format!("{}.json", run.name()))
+}
+
+pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Result<ExitCode> {
+    let mut interrupts = interrupts;
+    let descent = Descent {
+        learning_rate: runs[0].learning_rate,
+        max_steps: args.steps,
+        tolerance: args.tol,
+        loss: args.loss,
+        ..Descent::default()
+    };
+    for run in &runs {
+        Descent {
+            learning_rate: run.learning_rate,
+            ..descent.clone()
+        }
+        .validate()?;
+    }
+    check_outputs(&args, &runs)?;
+    let nets = runs
+        .iter()
+        .map(|run| initial_network(&args, run.init_seed.unwrap_or(args.seed)))
+        .collect::<Result<Vec<Network>>>()?;
+    let target = Target::resolve(args.device)?;
+    check_reference_memory(&args, &nets[0], &target)?;
+    let (data, source) = training_data(&args, &nets[0])?;
+    let points = data.len();
+    let opened = target.sweep_engine(nets.clone(), &data)?;
+    let mut progress = ProgressObserver::new(args.steps);
+    let rates: Vec<f64> = runs.iter().map(|r| r.learning_rate).collect();
+    let mut run = |engine: &mut dyn SweepEngine| {
+        interrupts.set_graceful(true);
+        let mut observers = [&mut progress as &mut dyn Observer, &mut interrupts];
+        let outcome = run_sweep(&descent, &rates, engine, &mut observers);
+        interrupts.set_graceful(false);
+        outcome.map(|o| (o, engine.device()))
+    };
+    let (outcome, device, verification) = match (opened, args.verify) {
+        (opened, true) => {
+            // Every run checked against the same run on the checking path.
+            let checker = opened.checker();
+            let against = nets
+                .into_iter()
+                .map(|net| Ok(checker.engine(net, &data)?.boxed()))
+                .collect::<Result<Vec<_>>>()?;
+            let mut verified = VerifiedSweep::new(opened.boxed(), against)?;
+            let (outcome, device) = run(&mut verified)?;
+            (outcome, device, Some(verified.reports()?))
+        }
+        #[cfg(feature = "gpu")]
+        (OpenSweep::Gpu(mut sweep), false) => {
+            // The data now lives on the device: free the host copy (as a single run does).
+            drop(data);
+            let (outcome, device) = run(sweep.as_mut())?;
+            (outcome, device, None)
+        }
+        (opened, false) => {
+            let mut engine = opened.boxed();
+            let (outcome, device) = run(engine.as_mut())?;
+            (outcome, device, None)
+        }
+    };
+
+    let network = outcome.runs[0].network.describe();
+    let title = format!(
+        "Loss during training: {network}, {} points, {} runs, {device}",
+        thousands(points),
+        runs.len()
+    );
+    write_outputs(&args, &runs, &outcome, &title)?;
+    let cx = Context {
+        args: &args,
+        runs: &runs,
+        points,
+        source: source.describe(),
+        device: &device,
+    };
+    if args.json {
+        print_json(&json_report(&cx, &outcome, verification.as_deref()));
+    } else {
+        print_text(&cx, &outcome, verification.as_deref());
+    }
+    let wrote = written(&args);
+    let interrupted = outcome
+        .runs
+        .iter()
+        .any(|o| matches!(o.stopped, StopReason::Interrupted));
+    if let Some(code) = interrupts.exit_code().filter(|_| interrupted) {
+        eprintln!(
+            "downhill: interrupted after step {}; {}",
+            outcome.steps,
+            if wrote.is_empty() {
+                "no --out or --history was given: the final losses are printed above".into()
+            } else {
+                format!("wrote {}", wrote.join(" and "))
+            }
+        );
+        return Ok(ExitCode::from(code));
+    }
+    if !wrote.is_empty() {
+        eprintln!("downhill: wrote {}", wrote.join(", "));
+    }
+    let failed = outcome
+        .runs
+        .iter()
+        .find_map(|o| o.engine_error.as_ref().and(o.failure()));
+    let unverified = verification
+        .iter()
+        .flatten()
+        .zip(&runs)
+        .find_map(|(report, run)| report.failure().map(|e| (e, run)));
+    if let Some((error, run)) = unverified {
+        eprintln!("downhill: error: run {}: {error}", run.name());
+        return Ok(ExitCode::from(error.exit_code() as u8));
+    }
+    if let Some(error) = failed {
+        eprintln!("downhill: error: {error}");
+        return Ok(ExitCode::from(error.exit_code() as u8));
+    }
+    let diverged = outcome
+        .runs
+        .iter()
+        .filter(|o| matches!(o.stopped, StopReason::Diverged { .. }))
+        .count();
+    if diverged == outcome.runs.len() {
+        eprintln!("downhill: error: every run diverged; try smaller learning rates (--lr)");
+        return Ok(ExitCode::from(1));
+    }
+    if diverged > 0 {
+        eprintln!(
+            "downhill: {diverged} of {} runs diverged (kept at their last finite weights)",
+            outcome.runs.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every output checked before any work: the model directory (existing, or to be made in a
+/// directory that exists), the history and the picture.
+fn check_outputs(args: &TrainArgs, runs: &[RunSpec]) -> Result<()> {
+    if args.init.is_some() && args.history.as_ref().is_some_and(|p| p.is_file()) {
+        return Err(Error::InvalidArgument(
+            "a sweep's --history is written anew; it does not continue an existing one: give \
+             another --history"
+                .into(),
+        ));
+    }
+    if let Some(path) = &args.plot {
+        plot::ImageKind::of(path)?;
+    }
+    let mut outputs: Vec<(&str, &Path)> = Vec::new();
+    if let Some(dir) = &args.out {
+        if dir.is_dir() {
+            for run in runs {
+                check_output(&model_path(dir, run))?;
+            }
+        } else if dir.exists() {
+            return Err(Error::io(
+                dir,
+                std::io::Error::other(
+                    "is not a directory: with several runs, --out names a directory for one \
+                     model file per run",
+                ),
+            ));
+        } else if dir
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "--out {}: with several runs, --out names a directory for one model file per \
+                 run (for example --out runs/)",
+                dir.display()
+            )));
+        } else {
+            // It will be made (`runs/` and `runs` alike): its parent must take a new entry.
+            let text = dir.as_os_str().to_string_lossy();
+            let bare = Path::new(text.trim_end_matches('/'));
+            check_output(if bare.as_os_str().is_empty() {
+                dir
+            } else {
+                bare
+            })?;
+        }
+        outputs.push(("--out", dir));
+    }
+    for (flag, path) in [("--history", &args.history), ("--plot", &args.plot)] {
+        if let Some(path) = path {
+            check_output(path)?;
+            outputs.push((flag, path));
+        }
+    }
+    let inputs: Vec<(&str, &Path)> = args
+        .data
+        .as_deref()
+        .map(|p| ("--data", p))
+        .into_iter()
+        .collect();
+    check_distinct(&outputs, &inputs)?;
+    if let Some(path) = args.history.as_ref().filter(|p| p.is_file()) {
+        eprintln!("downhill: {} exists and will be replaced", path.display());
+    }
+    Ok(())
+}
+
+/// The models, the history and the picture, all written before any is put in place.
+fn write_outputs(
+    args: &TrainArgs,
+    runs: &[RunSpec],
+    outcome: &SweepOutcome,
+    title: &str,
+) -> Result<()> {
+    let mut outputs = Outputs::new();
+    if let Some(path) = &args.history {
+        outputs.write(path, |w| write_history(w, path, runs, outcome))?;
+    }
+    if let Some(path) = &args.plot {
+        let several_seeds = runs.iter().any(|r| r.init_seed != runs[0].init_seed);
+        let curves: Vec<Curve> = runs
+            .iter()
+            .zip(&outcome.runs)
+            .map(|(run, result)| Curve {
+                label: if several_seeds {
+                    format!("lr {}, seed {}", number(run.learning_rate), run.seed_text())
+                } else {
+                    format!("lr {}", number(run.learning_rate))
+                },
+                history: &result.history,
+                diverged: matches!(result.stopped, StopReason::Diverged { .. }),
+            })
+            .collect();
+        let picture =
+            plot::loss_curves_bytes(path, &curves, 0, title, args.plot_log, plot::DEFAULT_SIZE)?;
+        outputs.write(path, |w| {
+            w.write_all(&picture).map_err(|e| Error::io(path, e))
+        })?;
+    }
+    // The directory last, once everything else was made: a failure before leaves none.
+    let made = args.out.as_ref().filter(|dir| !dir.exists());
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        for (run, result) in runs.iter().zip(&outcome.runs) {
+            model_file::write(&mut outputs, &result.network, &model_path(dir, run))?;
+        }
+    }
+    let committed = outputs.commit();
+    if let (Err(_), Some(dir)) = (&committed, made) {
+        // Only if nothing got in: remove_dir refuses a directory that is not empty.
+        let _ = std::fs::remove_dir(dir);
+    }
+    committed
+}
+
+/// The header of a sweep's history file.
+pub const HEADER: &str = "run,learning_rate,init_seed,step,loss,gradient_norm";
+
+/// Each run's rows as in a single run's history (the state before each step, then the final
+/// state), run by run.
+fn write_history(
+    w: &mut dyn Write,
+    path: &Path,
+    runs: &[RunSpec],
+    outcome: &SweepOutcome,
+) -> Result<()> {
+    let io = |e| Error::io(path, e);
+    writeln!(w, "{HEADER}").map_err(io)?;
+    for (r, (run, result)) in runs.iter().zip(&outcome.runs).enumerate() {
+        let lr = number(run.learning_rate);
+        // Empty when the run started from --init's weights.
+        let seed = run.init_seed.map_or(String::new(), |s| s.to_string());
+        for s in &result.history {
+            writeln!(
+                w,
+                "{r},{lr},{seed},{},{:e},{:e}",
+                s.step, s.loss, s.gradient_norm
+            )
+            .map_err(io)?;
+        }
+        if result.final_loss.is_finite() {
+            writeln!(
+                w,
+                "{r},{lr},{seed},{},{:e},{:e}",
+                result.steps() + 1,
+                result.final_loss,
+                result.final_gradient_norm
+            )
+            .map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+fn written(args: &TrainArgs) -> Vec<String> {
+    let mut wrote = Vec::new();
+    if let Some(path) = &args.out {
+        wrote.push(format!("one model per run to {}", path.display()));
+    }
+    if let Some(path) = &args.history {
+        wrote.push(format!("the loss histories to {}", path.display()));
+    }
+    if let Some(path) = &args.plot {
+        wrote.push(format!("the loss curves to {}", path.display()));
+    }
+    wrote
+}
+
+/// Everything the report tells besides the outcomes.
+struct Context<'a> {
+    args: &'a TrainArgs,
+    runs: &'a [RunSpec],
+    points: usize,
+    source: String,
+    device: &'a str,
+}
+
+/// The runs in order of their final loss (a failed run, whose final loss is unknown, last).
+fn by_final_loss(outcome: &SweepOutcome) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..outcome.runs.len()).collect();
+    let key = |o: &Outcome| {
+        if o.final_loss.is_finite() {
+            o.final_loss
+        } else {
+            f64::INFINITY
+        }
+    };
+    order.sort_by(|&a, &b| key(&outcome.runs[a]).total_cmp(&key(&outcome.runs[b])));
+    order
+}
+
+fn print_text(cx: &Context, outcome: &SweepOutcome, verification: Option<&[Report]>) {
+    let args = cx.args;
+    println!(
+        "training {} runs of {} on {} points ({})",
+        cx.runs.len(),
+        outcome.runs[0].network.describe(),
+        thousands(cx.points),
+        cx.source
+    );
+    println!(
+        "device {}; loss {}; up to {} steps; one pass over the data per step for every run",
+        cx.device, args.loss, args.steps
+    );
+    println!();
+    let loss_column = format!("final {}", args.loss.name());
+    println!(
+        "{:>5}  {:>13}  {:>9}  {:>7}  {:>14}  {:>12}  stopped",
+        "run", "learning rate", "init seed", "steps", loss_column, "|gradient|"
+    );
+    for r in by_final_loss(outcome) {
+        let (run, result) = (&cx.runs[r], &outcome.runs[r]);
+        println!(
+            "{:>5}  {:>13}  {:>9}  {:>7}  {:>14.6e}  {:>12.4e}  {}",
+            r,
+            number(run.learning_rate),
+            run.seed_text(),
+            result.steps(),
+            result.final_loss,
+            result.final_gradient_norm,
+            result.stopped
+        );
+    }
+    println!();
+    let ms = outcome.ms_per_step();
+    if ms > 0.0 {
+        println!(
+            "time per sweep step {ms:.3} ms ({} runs x {} points: {:.0} million run-points/s)",
+            cx.runs.len(),
+            thousands(cx.points),
+            (cx.runs.len() * cx.points) as f64 / ms / 1e3
+        );
+    }
+    if let Some(reports) = verification {
+        let worst = |f: fn(&Report) -> f64| reports.iter().map(f).fold(0.0, f64::max);
+        let failed: Vec<String> = reports
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.passed())
+            .map(|(i, _)| i.to_string())
+            .collect();
+        println!(
+            "verify: {} runs, {} steps compared; largest relative deviation {:.3e} (loss), \
+             {:.3e} (gradient norm), {:.3e} (weights); tolerance {:e} (gradient norm {:e}): {}",
+            reports.len(),
+            reports.iter().map(|r| r.compared).sum::<usize>(),
+            worst(|r| r.loss),
+            worst(|r| r.gradient_norm),
+            worst(|r| r.weights),
+            verify::TOLERANCE,
+            verify::NORM_TOLERANCE,
+            if failed.is_empty() {
+                "passed".to_string()
+            } else {
+                format!("FAILED (runs {})", failed.join(", "))
+            }
+        );
+    }
+}
+
+fn json_report(
+    cx: &Context,
+    outcome: &SweepOutcome,
+    verification: Option<&[Report]>,
+) -> serde_json::Value {
+    let args = cx.args;
+    let runs: Vec<serde_json::Value> = cx
+        .runs
+        .iter()
+        .zip(&outcome.runs)
+        .enumerate()
+        .map(|(r, (run, result))| {
+            let mut report = json!({
+                "steps": result.steps(),
+                "final_loss": result.final_loss,
+                "final_gradient_norm": result.final_gradient_norm,
+                "loss": args.loss.name(),
+                "loss_history": result.history.iter().map(|r| r.loss).collect::<Vec<_>>(),
+                "gradient_norm_history": result.history.iter().map(|r| r.gradient_norm).collect::<Vec<_>>(),
+                "stopped": result.stopped.name(),
+                "device": cx.device,
+                "ms_per_step": outcome.ms_per_step(),
+                "points": cx.points,
+                "learning_rate": run.learning_rate,
+                "init_seed": run.init_seed,
+                "network": result.network.describe(),
+                "model": model_file::to_json_value(&result.network),
+                "model_file": args.out.as_ref().map(|dir| model_path(dir, run)),
+            });
+            if let Some(v) = verification.map(|all| &all[r]) {
+                report["verify"] = report::verify_json(v);
+            }
+            report
+        })
+        .collect();
+    json!({
+        "runs": runs,
+        "ms_per_step": outcome.ms_per_step(),
+        "points": cx.points,
+        "device": cx.device,
+        "network": outcome.runs[0].network.describe(),
+    })
+}

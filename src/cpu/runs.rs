@@ -1,0 +1,117 @@
+//! The CPU's sweep engine: many runs of one shape stepped together, every active run's
+//! evaluation from one pass over the points (`CpuKernel::evaluate_many`), and each run's step
+//! taken by the same function a run alone takes (`engine::host_step`).
+
+use super::engine::{host_step, CpuVariant, Stepped};
+use super::kernel::CpuKernel;
+use crate::data::Dataset;
+use crate::descent::{Round, StepRule};
+use crate::error::{Error, Result};
+use crate::loss::Evaluation;
+use crate::network::Network;
+use crate::sweep::SweepEngine;
+
+/// One run's weights, and the weights before its last update (restored if it diverges).
+struct Run {
+    net: Network,
+    previous: Option<Network>,
+}
+
+/// Many runs of gradient descent on the CPU, sharing each pass over the data.
+pub struct CpuSweep<'a> {
+    runs: Vec<Run>,
+    data: &'a Dataset,
+    kernel: Box<dyn CpuKernel>,
+}
+
+impl<'a> CpuSweep<'a> {
+    /// A sweep engine training every network of `nets` (all of one shape) on `data`.
+    pub fn new(nets: Vec<Network>, data: &'a Dataset, variant: CpuVariant) -> Result<Self> {
+        let Some(first) = nets.first() else {
+            return Err(Error::InvalidArgument(
+                "a sweep needs at least one run".into(),
+            ));
+        };
+        if let Some(other) = nets.iter().find(|n| n.widths() != first.widths()) {
+            return Err(Error::InvalidArgument(format!(
+                "every run of a sweep has one shape: {} and {}",
+                first.describe(),
+                other.describe()
+            )));
+        }
+        data.check_shape(first.inputs(), first.outputs(), "training data")?;
+        let mut kernel = variant.kernel();
+        kernel.prepare(first);
+        Ok(CpuSweep {
+            runs: nets
+                .into_iter()
+                .map(|net| Run {
+                    net,
+                    previous: None,
+                })
+                .collect(),
+            data,
+            kernel,
+        })
+    }
+}
+
+impl SweepEngine for CpuSweep<'_> {
+    fn device(&self) -> String {
+        format!(
+            "cpu ({}, {} threads)",
+            self.kernel.name(),
+            rayon::current_num_threads()
+        )
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.len()
+    }
+
+    fn run_steps(
+        &mut self,
+        first_step: usize,
+        count: usize,
+        rules: &[Option<StepRule>],
+    ) -> Result<Vec<Round>> {
+        let mut rounds = vec![Round::default(); self.runs.len()];
+        let mut active: Vec<usize> = (0..self.runs.len())
+            .filter(|&r| rules.get(r).copied().flatten().is_some())
+            .collect();
+        for step in first_step..first_step + count {
+            if active.is_empty() {
+                break;
+            }
+            let nets: Vec<&Network> = active.iter().map(|&r| &self.runs[r].net).collect();
+            let evaluations = self.kernel.evaluate_many(&nets, self.data);
+            let mut still = Vec::with_capacity(active.len());
+            for (&r, evaluation) in active.iter().zip(&evaluations) {
+                let rule = rules[r].as_ref().expect("active runs have a rule");
+                let run = &mut self.runs[r];
+                match host_step(&mut run.net, &mut run.previous, evaluation, rule, step)? {
+                    Stepped::Updated(record) => {
+                        rounds[r].records.push(record);
+                        still.push(r);
+                    }
+                    Stepped::Stopped(stop) => rounds[r].stop = Some(stop),
+                }
+            }
+            active = still;
+        }
+        Ok(rounds)
+    }
+
+    fn evaluate(&mut self) -> Result<Vec<Evaluation>> {
+        let nets: Vec<&Network> = self.runs.iter().map(|r| &r.net).collect();
+        Ok(self.kernel.evaluate_many(&nets, self.data))
+    }
+
+    fn networks(&mut self) -> Result<Vec<Network>> {
+        Ok(self.runs.iter().map(|r| r.net.clone()).collect())
+    }
+
+    fn previous_networks(&mut self) -> Result<Vec<Option<Network>>> {
+        Ok(self.runs.iter().map(|r| r.previous.clone()).collect())
+    }
+}
