@@ -55,12 +55,13 @@ fn main(
     if (workgroupUniformLoad(&stopped) != 0u) {
         return;
     }
-    // The weights are read by every point: keep them in shared memory.
+    // The weights are read by every point: keep them in shared memory (and, for small
+    // networks, in registers: downhill writes `let w_k = w[k];` lines below).
     for (var k = lid.x; k < P; k += WG) {
         w[k] = params[k];
     }
     workgroupBarrier();
-
+{{WEIGHTS}}
     var g: array<f32, PP>;
     var act: array<f32, NODES>;
     var delta: array<f32, NODES>;

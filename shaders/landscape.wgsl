@@ -39,7 +39,7 @@ fn main(
         w[k] = sets[wid.y * P + k];
     }
     workgroupBarrier();
-
+{{WEIGHTS}}
     var act: array<f32, NODES>;
     var sse = 0.0;
     let threads = groups.x * WG;

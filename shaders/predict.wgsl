@@ -31,7 +31,7 @@ fn main(
         w[k] = params[k];
     }
     workgroupBarrier();
-    var act: array<f32, NODES>;
+{{WEIGHTS}}    var act: array<f32, NODES>;
     let threads = groups.x * WG;
     for (var p = gid.x; p < chunk.points; p += threads) {
 {{BODY}}

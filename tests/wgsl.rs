@@ -3,7 +3,7 @@
 
 #![cfg(feature = "gpu")]
 
-use downhill::gpu::shaders::{Reduction, Shape};
+use downhill::gpu::shaders::{Reduction, Shape, WeightReads};
 use downhill::{Activation, Layer, Network};
 use ndarray::Array2;
 
@@ -54,13 +54,26 @@ fn every_kernel_validates_for_every_kind_of_shape() {
     for net in &nets {
         let shape = Shape::of(net);
         let what = net.describe();
-        validate(&format!("predict.wgsl for {what}"), &shape.predict_source());
+        for reads in [WeightReads::Shared, WeightReads::Registers] {
+            let what = format!("{what} reading weights from {reads:?}");
+            validate(
+                &format!("predict.wgsl for {what}"),
+                &shape.predict_source(reads),
+            );
+            for way in BOTH_WAYS {
+                let what = format!("{what} summing {way:?}");
+                validate(
+                    &format!("fused_step.wgsl for {what}"),
+                    &shape.fused_source(way, reads),
+                );
+                validate(
+                    &format!("landscape.wgsl for {what}"),
+                    &shape.landscape_source(way, reads),
+                );
+            }
+        }
         for way in BOTH_WAYS {
             let what = format!("{what} summing {way:?}");
-            validate(
-                &format!("fused_step.wgsl for {what}"),
-                &shape.fused_source(way),
-            );
             validate(
                 &format!("reduce.wgsl for {what}"),
                 &shape.reduce_source(way),
@@ -68,10 +81,6 @@ fn every_kernel_validates_for_every_kind_of_shape() {
             validate(
                 &format!("update.wgsl for {what}"),
                 &shape.update_source(way),
-            );
-            validate(
-                &format!("landscape.wgsl for {what}"),
-                &shape.landscape_source(way),
             );
         }
     }

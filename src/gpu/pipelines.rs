@@ -2,7 +2,7 @@
 //! WGSL bindings they mirror.
 
 use super::context::GpuContext;
-use super::shaders::{Reduction, Shape};
+use super::shaders::{Reduction, Shape, WeightReads};
 use crate::error::Result;
 
 fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -119,12 +119,17 @@ impl Kernel {
     }
 }
 
+/// Where the per-point kernels read the weights on this adapter.
+fn reads(ctx: &GpuContext, shape: &Shape) -> WeightReads {
+    WeightReads::choose(ctx.adapter.software, shape.params)
+}
+
 /// The fused forward/backward kernel (shaders/fused_step.wgsl).
 pub fn fused(ctx: &GpuContext, shape: &Shape, reduction: Reduction) -> Result<Kernel> {
     Kernel::build(
         ctx,
         "fused_step",
-        &shape.fused_source(reduction),
+        &shape.fused_source(reduction, reads(ctx, shape)),
         &[
             storage(0, true),  // data: the chunk's columns
             storage(1, true),  // params
@@ -171,7 +176,7 @@ pub fn predict(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
     Kernel::build(
         ctx,
         "predict",
-        &shape.predict_source(),
+        &shape.predict_source(reads(ctx, shape)),
         &[
             storage(0, true),  // data: the chunk's input columns
             storage(1, true),  // params
@@ -210,7 +215,7 @@ pub fn landscape(ctx: &GpuContext, shape: &Shape, reduction: Reduction) -> Resul
     Kernel::build(
         ctx,
         "landscape",
-        &shape.landscape_source(reduction),
+        &shape.landscape_source(reduction, reads(ctx, shape)),
         &[
             storage(0, true),  // data: one chunk's columns
             storage(1, true),  // sets: the batch's parameter vectors

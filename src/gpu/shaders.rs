@@ -14,6 +14,34 @@ pub const REDUCE_WG: u32 = 256;
 pub const MAX_PARAMS: usize = 1024;
 /// The largest total node count (inputs included): each thread keeps every activation.
 pub const MAX_NODES: usize = 256;
+/// Up to this many parameters the per-point kernels keep the weights in registers on every
+/// adapter (see [`WeightReads`]).
+pub const REGISTER_WEIGHTS: usize = 64;
+
+/// Where the per-point kernels read a weight at every point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightReads {
+    /// From workgroup memory, where the workgroup put them once.
+    Shared,
+    /// From registers: each thread reads every weight from workgroup memory once.
+    Registers,
+}
+
+impl WeightReads {
+    /// Registers on a software adapter, at every shape the per-point kernels take: lavapipe
+    /// runs each read of workgroup memory as a loop over its SIMD lanes, and registers made
+    /// the training step 1.8-2.6x faster at every shape measured (2-2-1 to 8-24-24-1,
+    /// BENCHMARKS.md). On a hardware GPU, registers only for networks of up to
+    /// [`REGISTER_WEIGHTS`] parameters: hundreds more live values per thread would spill, and
+    /// workgroup memory is what those kernels were designed around (not measured there yet).
+    pub fn choose(software: bool, params: usize) -> Self {
+        if software || params <= REGISTER_WEIGHTS {
+            WeightReads::Registers
+        } else {
+            WeightReads::Shared
+        }
+    }
+}
 
 const FUSED: &str = include_str!("../../shaders/fused_step.wgsl");
 const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
@@ -64,6 +92,14 @@ impl Reduction {
                 )
                 .replace("{{SUBGROUP_IDS}}", "vec2<u32>(subgroup_id, subgroup_count)"),
         }
+    }
+}
+
+/// Weight `k` as the per-point kernels' bodies read it.
+fn weight(reads: WeightReads, k: usize) -> String {
+    match reads {
+        WeightReads::Registers => format!("w_{k}"),
+        WeightReads::Shared => format!("w[{k}u]"),
     }
 }
 
@@ -196,8 +232,26 @@ impl Shape {
         self.layers.last().expect("a network has a layer").output_at
     }
 
-    fn fill(&self, template: &str, wg: u32, body: &str, reduction: Reduction) -> String {
+    /// The statements that read every weight into a register (`w_k`), for `reads`.
+    fn register_weights(&self, reads: WeightReads) -> String {
+        match reads {
+            WeightReads::Shared => String::new(),
+            WeightReads::Registers => (0..self.params)
+                .map(|k| format!("    let w_{k} = w[{k}u];\n"))
+                .collect(),
+        }
+    }
+
+    fn fill(
+        &self,
+        template: &str,
+        wg: u32,
+        body: &str,
+        reduction: Reduction,
+        reads: WeightReads,
+    ) -> String {
         let source = template
+            .replace("{{WEIGHTS}}", &self.register_weights(reads))
             .replace("{{WG}}", &wg.to_string())
             .replace("{{P}}", &self.params.to_string())
             .replace("{{NODES}}", &self.nodes.to_string())
@@ -210,8 +264,8 @@ impl Shape {
     /// The body is written out in full, one statement per weight, with constant indices:
     /// shader compilers then keep the per-thread arrays in registers. With loops over the
     /// arrays, software adapters (lavapipe) keep them in memory and run several times slower.
-    pub fn fused_source(&self, reduction: Reduction) -> String {
-        let mut body = self.load_and_forward();
+    pub fn fused_source(&self, reduction: Reduction, reads: WeightReads) -> String {
+        let mut body = self.load_and_forward(reads);
         let out = self.output_at();
         let last_relu = self.layers.last().is_some_and(|l| l.relu);
         for k in 0..self.outputs {
@@ -252,8 +306,8 @@ impl Shape {
                     let terms: Vec<String> = (0..layer.nodes)
                         .map(|j| {
                             format!(
-                                "w[{}u] * delta[{}u]",
-                                layer.weights + j * layer.inputs + i,
+                                "{} * delta[{}u]",
+                                weight(reads, layer.weights + j * layer.inputs + i),
                                 layer.output_at + j
                             )
                         })
@@ -269,12 +323,12 @@ impl Shape {
                 }
             }
         }
-        self.fill(FUSED, POINT_WG, &body, reduction)
+        self.fill(FUSED, POINT_WG, &body, reduction, reads)
     }
 
     /// The forward-only kernel.
-    pub fn predict_source(&self) -> String {
-        let mut body = self.load_and_forward();
+    pub fn predict_source(&self, reads: WeightReads) -> String {
+        let mut body = self.load_and_forward(reads);
         let _ = writeln!(
             body,
             "        for (var k = 0u; k < {o}u; k++) {{\n\
@@ -284,22 +338,22 @@ impl Shape {
             out = self.output_at()
         );
         // Nothing to sum: either way gives the same text.
-        self.fill(PREDICT, POINT_WG, &body, Reduction::Workgroup)
+        self.fill(PREDICT, POINT_WG, &body, Reduction::Workgroup, reads)
     }
 
     /// The reduce kernel.
     pub fn reduce_source(&self, reduction: Reduction) -> String {
-        self.fill(REDUCE, REDUCE_WG, "", reduction)
+        self.fill(REDUCE, REDUCE_WG, "", reduction, WeightReads::Shared)
     }
 
     /// The update kernel.
     pub fn update_source(&self, reduction: Reduction) -> String {
-        self.fill(UPDATE, REDUCE_WG, "", reduction)
+        self.fill(UPDATE, REDUCE_WG, "", reduction, WeightReads::Shared)
     }
 
     /// The many-vectors SSE kernel of the loss landscape.
-    pub fn landscape_source(&self, reduction: Reduction) -> String {
-        let mut body = self.load_and_forward();
+    pub fn landscape_source(&self, reduction: Reduction, reads: WeightReads) -> String {
+        let mut body = self.load_and_forward(reads);
         let out = self.output_at();
         for k in 0..self.outputs {
             let _ = writeln!(
@@ -312,7 +366,7 @@ impl Shape {
                 t = self.inputs + k,
             );
         }
-        self.fill(LANDSCAPE, POINT_WG, &body, reduction)
+        self.fill(LANDSCAPE, POINT_WG, &body, reduction, reads)
     }
 
     /// The arithmetic yardstick kernel (it does not depend on the shape).
@@ -329,7 +383,7 @@ impl Shape {
 
     /// Loads the point's inputs and runs the forward pass, written out in full (see
     /// [`Shape::fused_source`]).
-    fn load_and_forward(&self) -> String {
+    fn load_and_forward(&self, reads: WeightReads) -> String {
         let mut body = String::new();
         for i in 0..self.inputs {
             let _ = writeln!(body, "        act[{i}u] = data[{i}u * chunk.stride + p];");
@@ -338,13 +392,13 @@ impl Shape {
             for j in 0..layer.nodes {
                 let mut terms: Vec<String> = layer
                     .bias
-                    .map(|b| format!("w[{}u]", b + j))
+                    .map(|b| weight(reads, b + j))
                     .into_iter()
                     .collect();
                 terms.extend((0..layer.inputs).map(|i| {
                     format!(
-                        "w[{}u] * act[{}u]",
-                        layer.weights + j * layer.inputs + i,
+                        "{} * act[{}u]",
+                        weight(reads, layer.weights + j * layer.inputs + i),
                         layer.input_at + i
                     )
                 }));
