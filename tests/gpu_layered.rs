@@ -24,6 +24,7 @@ const LAYERED: GpuOptions = GpuOptions {
     max_binding_bytes: None,
     layered: true,
     workgroup_sums: false,
+    shared_weights: false,
 };
 
 /// The loss and gradient of a layered GPU engine match the reference's.

@@ -153,3 +153,45 @@ fn both_ways_give_the_landscape_and_the_yardstick() {
         }
     }
 }
+
+/// The per-point kernels read the weights from registers on a software adapter and from
+/// workgroup memory on hardware ones above 64 parameters; `GpuOptions::shared_weights` runs
+/// the hardware form here too: loss, gradient, predictions and the landscape against the
+/// reference, both ways of summing.
+#[test]
+fn the_weights_read_from_workgroup_memory_give_the_reference_too() {
+    use downhill::gpu::engine::predict;
+    let Some(ctx) = gpu() else { return };
+    for (widths, points) in [
+        (&[2usize, 2, 1][..], 65),
+        (&[2, 8, 8, 1], 4097),
+        (&[8, 16, 1], 63),
+    ] {
+        let (net, set) = random_case(widths, Activation::Relu, true, points, 21);
+        let want = Reference.evaluate(&net, &set);
+        let base = GpuOptions {
+            shared_weights: true,
+            ..GpuOptions::default()
+        };
+        for (way, options) in both_ways(&ctx, base) {
+            let case = format!("{widths:?} n={points} {way:?} shared weights");
+            let mut engine = GpuEngine::new(ctx.clone(), net.clone(), &set, options).unwrap();
+            assert_evaluations_agree(&case, &engine.evaluate().unwrap(), &want, TOLERANCE);
+            let many = downhill::gpu::landscape::SseOfMany::new(&ctx, &net, &set, options).unwrap();
+            let got = many.sse(std::slice::from_ref(&net)).unwrap()[0];
+            assert!(
+                (got - want.sse).abs() <= TOLERANCE * want.sse,
+                "{case}: {got} vs {}",
+                want.sse
+            );
+        }
+        let got = predict(&ctx, &net, set.input_columns(), base).unwrap();
+        let expected = Reference.predict(&net, set.input_columns());
+        for (g, w) in got.iter().zip(expected.iter()) {
+            assert!(
+                (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                "{widths:?}: {g} vs {w}"
+            );
+        }
+    }
+}

@@ -5,7 +5,7 @@
 
 use super::buffers;
 use super::context::GpuContext;
-use super::shaders::{Reduction, POINT_WG};
+use super::shaders::{Reduction, Shape, WeightReads, POINT_WG};
 use crate::error::{Error, Result};
 
 /// Points each thread of the fused pass takes in turn: enough to amortise the workgroup's
@@ -41,9 +41,21 @@ pub struct GpuOptions {
     /// Sum within workgroups through workgroup memory even where the adapter has subgroup
     /// operations (tests run both ways on one adapter).
     pub workgroup_sums: bool,
+    /// Read the weights from workgroup memory at every point even where the per-point
+    /// kernels would keep them in registers (tests run both forms on one adapter).
+    pub shared_weights: bool,
 }
 
 impl GpuOptions {
+    /// Where the per-point kernels read the weights of `shape` on `ctx`.
+    pub(super) fn weight_reads(&self, ctx: &GpuContext, shape: &Shape) -> WeightReads {
+        if self.shared_weights {
+            WeightReads::Shared
+        } else {
+            WeightReads::choose(ctx.adapter.software, shape.params)
+        }
+    }
+
     /// How the kernels sum within a workgroup on `ctx`: with subgroup operations where the
     /// device has them and these options allow them.
     pub(super) fn reduction(&self, ctx: &GpuContext) -> Reduction {

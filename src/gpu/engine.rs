@@ -447,7 +447,7 @@ pub fn predict(
     if shape.check().is_err() || options.layered {
         return layered::predict(ctx, &shape, &params32, &columns, options);
     }
-    let kernel: Kernel = pipelines::predict(ctx, &shape)?;
+    let kernel: Kernel = pipelines::predict(ctx, &shape, options.weight_reads(ctx, &shape))?;
     let points = inputs.ncols();
     // The outputs of a chunk go into a buffer of the same binding limit as its inputs.
     let cut = chunks::cut(

@@ -35,7 +35,12 @@ impl SseOfMany {
     ) -> Result<Self> {
         let shape = Shape::of(net);
         shape.check().map_err(Error::Unsupported)?;
-        let kernel = pipelines::landscape(ctx, &shape, options.reduction(ctx))?;
+        let kernel = pipelines::landscape(
+            ctx,
+            &shape,
+            options.reduction(ctx),
+            options.weight_reads(ctx, &shape),
+        )?;
         let columns = data.column_slices();
         // Each workgroup writes one partial per vector, into a buffer of its own per batch.
         let cut = chunks::cut(

@@ -44,7 +44,7 @@ impl PerPointPass {
     ) -> Result<Self> {
         shape.check().map_err(Error::Unsupported)?;
         let reduction = options.reduction(ctx);
-        let fused = pipelines::fused(ctx, shape, reduction)?;
+        let fused = pipelines::fused(ctx, shape, reduction, options.weight_reads(ctx, shape))?;
         let reduce = pipelines::reduce(ctx, shape, reduction)?;
         let pp = shape.params as u64 + 1;
         let cut = chunks::cut(

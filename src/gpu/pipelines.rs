@@ -119,17 +119,17 @@ impl Kernel {
     }
 }
 
-/// Where the per-point kernels read the weights on this adapter.
-fn reads(ctx: &GpuContext, shape: &Shape) -> WeightReads {
-    WeightReads::choose(ctx.adapter.software, shape.params)
-}
-
 /// The fused forward/backward kernel (shaders/fused_step.wgsl).
-pub fn fused(ctx: &GpuContext, shape: &Shape, reduction: Reduction) -> Result<Kernel> {
+pub fn fused(
+    ctx: &GpuContext,
+    shape: &Shape,
+    reduction: Reduction,
+    reads: WeightReads,
+) -> Result<Kernel> {
     Kernel::build(
         ctx,
         "fused_step",
-        &shape.fused_source(reduction, reads(ctx, shape)),
+        &shape.fused_source(reduction, reads),
         &[
             storage(0, true),  // data: the chunk's columns
             storage(1, true),  // params
@@ -172,11 +172,11 @@ pub fn update(ctx: &GpuContext, shape: &Shape, reduction: Reduction) -> Result<K
 }
 
 /// The forward-only kernel (shaders/predict.wgsl).
-pub fn predict(ctx: &GpuContext, shape: &Shape) -> Result<Kernel> {
+pub fn predict(ctx: &GpuContext, shape: &Shape, reads: WeightReads) -> Result<Kernel> {
     Kernel::build(
         ctx,
         "predict",
-        &shape.predict_source(reads(ctx, shape)),
+        &shape.predict_source(reads),
         &[
             storage(0, true),  // data: the chunk's input columns
             storage(1, true),  // params
@@ -211,11 +211,16 @@ pub fn fma_peak(ctx: &GpuContext) -> Result<Kernel> {
 }
 
 /// The loss landscape's kernel (shaders/landscape.wgsl).
-pub fn landscape(ctx: &GpuContext, shape: &Shape, reduction: Reduction) -> Result<Kernel> {
+pub fn landscape(
+    ctx: &GpuContext,
+    shape: &Shape,
+    reduction: Reduction,
+    reads: WeightReads,
+) -> Result<Kernel> {
     Kernel::build(
         ctx,
         "landscape",
-        &shape.landscape_source(reduction, reads(ctx, shape)),
+        &shape.landscape_source(reduction, reads),
         &[
             storage(0, true),  // data: one chunk's columns
             storage(1, true),  // sets: the batch's parameter vectors
