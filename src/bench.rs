@@ -365,30 +365,47 @@ fn time_sweep(
     rule: &StepRule,
 ) -> Result<Timing> {
     let rules = vec![Some(*rule); engine.runs()];
-    let mut next = 1;
-    let mut run = |engine: &mut dyn SweepEngine| -> Result<f64> {
-        let start = Instant::now();
+    let ms_per_step = time_rounds(settings, |next| {
         let rounds = engine.run_steps(next, settings.steps, &rules)?;
-        let elapsed = start.elapsed().as_secs_f64();
-        if rounds.iter().any(|r| r.stop.is_some()) {
-            return Err(Error::InvalidArgument(
-                "the benchmark's sweep stopped early, so its steps cannot be timed; try a \
-                 smaller --lr"
-                    .into(),
-            ));
-        }
-        next += settings.steps;
-        Ok(elapsed * 1e3 / settings.steps as f64)
-    };
-    run(engine)?;
-    let ms_per_step = (0..settings.repeats)
-        .map(|_| run(engine))
-        .collect::<Result<Vec<_>>>()?;
+        Ok(rounds.into_iter().find_map(|r| r.stop))
+    })?;
     let final_loss = engine.evaluate()?[0].loss(LossKind::Mse);
     Ok(Timing {
         ms_per_step,
         final_loss,
     })
+}
+
+/// A warm-up round of `settings.steps` steps, then `settings.repeats` timed rounds, each
+/// continuing from the last: `round(first_step)` runs one and says if the descent stopped
+/// in it (which leaves nothing to time). The milliseconds per step of each timed round.
+fn time_rounds(
+    settings: &BenchSettings,
+    mut round: impl FnMut(usize) -> Result<Option<crate::descent::EngineStop>>,
+) -> Result<Vec<f64>> {
+    let mut next = 1;
+    let mut run = || -> Result<f64> {
+        let start = Instant::now();
+        let stop = round(next)?;
+        let elapsed = start.elapsed().as_secs_f64();
+        if let Some(stop) = stop {
+            let what = match stop {
+                crate::descent::EngineStop::Flat { step, .. } => {
+                    format!("came to a flat spot at step {step}")
+                }
+                crate::descent::EngineStop::Diverged { step, loss } => {
+                    format!("diverged at step {step} (loss {loss:e})")
+                }
+            };
+            return Err(Error::InvalidArgument(format!(
+                "the benchmark's descent {what}, so its steps cannot be timed; try a smaller --lr"
+            )));
+        }
+        next += settings.steps;
+        Ok(elapsed * 1e3 / settings.steps as f64)
+    };
+    run()?;
+    (0..settings.repeats).map(|_| run()).collect()
 }
 
 /// Per-step times of the timed repetitions and the loss after them.
@@ -428,31 +445,9 @@ fn time_engine(
     settings: &BenchSettings,
     rule: &StepRule,
 ) -> Result<Timing> {
-    let mut next = 1;
-    let mut run = |engine: &mut dyn Engine| -> Result<f64> {
-        let start = Instant::now();
-        let round = engine.run_steps(next, settings.steps, rule)?;
-        let elapsed = start.elapsed().as_secs_f64();
-        if let Some(stop) = round.stop {
-            let what = match stop {
-                crate::descent::EngineStop::Flat { step, .. } => {
-                    format!("came to a flat spot at step {step}")
-                }
-                crate::descent::EngineStop::Diverged { step, loss } => {
-                    format!("diverged at step {step} (loss {loss:e})")
-                }
-            };
-            return Err(Error::InvalidArgument(format!(
-                "the benchmark's descent {what}, so its steps cannot be timed; try a smaller --lr"
-            )));
-        }
-        next += settings.steps;
-        Ok(elapsed * 1e3 / settings.steps as f64)
-    };
-    run(engine)?;
-    let ms_per_step = (0..settings.repeats)
-        .map(|_| run(engine))
-        .collect::<Result<Vec<_>>>()?;
+    let ms_per_step = time_rounds(settings, |next| {
+        Ok(engine.run_steps(next, settings.steps, rule)?.stop)
+    })?;
     let final_loss = engine.evaluate()?.loss(LossKind::Mse);
     Ok(Timing {
         ms_per_step,

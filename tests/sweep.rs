@@ -522,6 +522,23 @@ fn a_landscape_draws_one_descent_per_learning_rate() {
         assert!(text.contains(&format!("(learning rate {lr}):")), "{text}");
     }
     assert_eq!(text.matches("step   8:").count(), 3, "{text}");
+    for (rates, says) in [("0.1,0.1", "listed twice"), ("0.1,0", "positive")] {
+        let out = downhill(&[
+            "landscape",
+            "--model",
+            start.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--weight",
+            "l1.n0.w0",
+            "--descend",
+            "--lr",
+            rates,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{rates}: {err}");
+        assert!(err.contains(says), "{rates}: {err}");
+    }
     let decoder = png::Decoder::new(std::fs::File::open(&picture).unwrap());
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size()];

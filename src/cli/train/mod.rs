@@ -112,20 +112,11 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     }
     let wrote = written(&args);
     let interrupted = matches!(outcome.stopped, StopReason::Interrupted);
-    if let Some(code) = interrupts.exit_code().filter(|_| interrupted) {
-        let last = outcome.history.last().map_or(offset, |r| r.step + offset);
-        eprintln!(
-            "downhill: interrupted after step {last}; {}",
-            if wrote.is_empty() {
-                "no --out or --history was given: the weights are printed above".to_string()
-            } else {
-                format!("wrote {}", wrote.join(" and "))
-            }
-        );
-        return Ok(ExitCode::from(code));
-    }
-    if !wrote.is_empty() {
-        eprintln!("downhill: wrote {}", wrote.join(", "));
+    let last = outcome.history.last().map_or(offset, |r| r.step + offset);
+    let stopped = interrupts.exit_code().filter(|_| interrupted);
+    let unwritten = "the weights are printed above";
+    if let Some(code) = report::tell_written(&wrote, stopped.map(|c| (c, last)), unwritten) {
+        return Ok(code);
     }
     let failure = verification
         .as_ref()

@@ -5,6 +5,7 @@ use downhill::error::{number, weight_text};
 use downhill::verify::{self, Report};
 use downhill::{model_file, Outcome};
 use serde_json::json;
+use std::process::ExitCode;
 
 use super::args::TrainArgs;
 use crate::cli::common::thousands;
@@ -105,6 +106,31 @@ pub fn print_text(cx: &Context, outcome: &Outcome, verification: Option<&Report>
             }
         );
     }
+}
+
+/// The last lines on stderr: after an interrupt (`code`, the exit code a shell expects) the
+/// step the run stopped after and what was written (or `unwritten`, where the result went
+/// instead), and the code to exit with; otherwise what was written, and `None`.
+pub fn tell_written(
+    wrote: &[String],
+    interrupted: Option<(u8, usize)>,
+    unwritten: &str,
+) -> Option<ExitCode> {
+    if let Some((code, last)) = interrupted {
+        eprintln!(
+            "downhill: interrupted after step {last}; {}",
+            if wrote.is_empty() {
+                format!("no --out or --history was given: {unwritten}")
+            } else {
+                format!("wrote {}", wrote.join(" and "))
+            }
+        );
+        return Some(ExitCode::from(code));
+    }
+    if !wrote.is_empty() {
+        eprintln!("downhill: wrote {}", wrote.join(", "));
+    }
+    None
 }
 
 /// The `--json` report.

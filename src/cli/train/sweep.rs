@@ -185,20 +185,11 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
         .runs
         .iter()
         .any(|o| matches!(o.stopped, StopReason::Interrupted));
-    if let Some(code) = interrupts.exit_code().filter(|_| interrupted) {
-        eprintln!(
-            "downhill: interrupted after step {}; {}",
-            outcome.steps,
-            if wrote.is_empty() {
-                "no --out or --history was given: the final losses are printed above".into()
-            } else {
-                format!("wrote {}", wrote.join(" and "))
-            }
-        );
-        return Ok(ExitCode::from(code));
-    }
-    if !wrote.is_empty() {
-        eprintln!("downhill: wrote {}", wrote.join(", "));
+    let stopped = interrupts.exit_code().filter(|_| interrupted);
+    let unwritten = "the final losses are printed above";
+    if let Some(code) = report::tell_written(&wrote, stopped.map(|c| (c, outcome.steps)), unwritten)
+    {
+        return Ok(code);
     }
     let failed = outcome
         .runs
