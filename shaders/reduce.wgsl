@@ -1,5 +1,5 @@
 // Sums the per-workgroup partials of the fused pass into the gradient of the SSE and the SSE:
-// one workgroup per value, each thread summing a strided share of the rows, then the
+// one workgroup per value and run, each thread summing a strided share of the rows, then the
 // workgroup's sum (sum_workgroup.wgsl or sum_subgroups.wgsl). Never one long serial sum.
 
 struct Rows {
@@ -9,11 +9,20 @@ struct Rows {
     _pad2: u32,
 }
 
-// Value k of every row (workgroup of the fused pass) at k * rows.count + row.
+// Value k of run r's every row (workgroup of the fused pass) at (r * PP + k) * rows.count + row.
 @group(0) @binding(0) var<storage, read> partials: array<f32>;
-// PP values: the summed gradient of the SSE, then the SSE.
+// PP values per run: the summed gradient of the SSE, then the SSE.
 @group(0) @binding(1) var<storage, read_write> totals: array<f32>;
 @group(0) @binding(2) var<uniform> rows: Rows;
+
+// The runs this step trains: workgroup row wid.y sums run ids[wid.y]. A run that stopped
+// during the step's submission is summed all the same (its partials are stale), and the
+// update pass skips it.
+struct Runs {
+    count: u32,
+    ids: array<u32>,
+}
+@group(0) @binding(3) var<storage, read> runs: Runs;
 
 const WG: u32 = {{WG}}u;
 const PP: u32 = {{P}}u + 1u;
@@ -28,16 +37,17 @@ fn main(
     {{SUBGROUP_INPUTS}}
 ) {
     let k = wid.x;
-    if (k >= PP) {
+    if (k >= PP || wid.y >= runs.count) {
         return;
     }
+    let value = runs.ids[wid.y] * PP + k;
     // Consecutive threads read consecutive rows.
     var sum = 0.0;
     for (var r = lid.x; r < rows.count; r += WG) {
-        sum += partials[k * rows.count + r];
+        sum += partials[value * rows.count + r];
     }
     let total = workgroup_sum(sum, lid.x, {{SUBGROUP_IDS}});
     if (lid.x == 0u) {
-        totals[k] = total;
+        totals[value] = total;
     }
 }

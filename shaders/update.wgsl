@@ -1,6 +1,7 @@
 // The descent step: the loss and gradient norm from the totals, the lesson's stopping rule,
-// divergence detection, the history entry, and `w <- w - lr * gradient`. One workgroup; thread
-// 0 decides, every thread updates a strided share of the weights.
+// divergence detection, the history entry, and `w <- w - lr * gradient`. One workgroup per run
+// (a sweep's runs each have their own rule, state and history); thread 0 decides, every thread
+// updates a strided share of the run's weights.
 
 struct Step {
     learning_rate: f32,
@@ -16,18 +17,29 @@ struct State {
     stop_norm: f32,
 }
 
-// The gradient of the SSE (P values), then the SSE.
+// Per run (PP values apart): the gradient of the SSE (P values), then the SSE.
 @group(0) @binding(0) var<storage, read> totals: array<f32>;
+// Per run, P values apart.
 @group(0) @binding(1) var<storage, read_write> params: array<f32>;
-// The weights before the last update, restored when the loss diverges.
+// The weights before the last update, restored when the loss diverges (P values per run).
 @group(0) @binding(2) var<storage, read_write> previous: array<f32>;
-// Per update: the loss and the gradient norm before it.
+// Per run (2 * STEPS values apart), per update: the loss and the gradient norm before it.
 @group(0) @binding(3) var<storage, read_write> history: array<f32>;
-@group(0) @binding(4) var<storage, read_write> state: State;
-@group(0) @binding(5) var<uniform> step: Step;
+@group(0) @binding(4) var<storage, read_write> states: array<State>;
+@group(0) @binding(5) var<storage, read> steps: array<Step>;
+
+// The runs this step trains: workgroup wid.x updates run ids[wid.x].
+struct Runs {
+    count: u32,
+    ids: array<u32>,
+}
+@group(0) @binding(6) var<storage, read> runs: Runs;
 
 const WG: u32 = {{WG}}u;
 const P: u32 = {{P}}u;
+const PP: u32 = {{P}}u + 1u;
+// Updates recorded per submission (each run's history holds this many).
+const STEPS: u32 = {{STEPS}}u;
 const RUNNING: u32 = 0u;
 const FLAT: u32 = 1u;
 const DIVERGED: u32 = 2u;
@@ -48,45 +60,54 @@ fn is_finite(x: f32) -> bool {
 @compute @workgroup_size(WG)
 fn main(
     @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
     {{SUBGROUP_INPUTS}}
 ) {
+    if (wid.x >= runs.count) {
+        return;
+    }
+    let run = runs.ids[wid.x];
+    let step = steps[run];
+    let w = run * P;
+    let t = run * PP;
     var sum = 0.0;
     for (var k = lid.x; k < P; k += WG) {
-        let g = totals[k] * step.scale;
+        let g = totals[t + k] * step.scale;
         sum += g * g;
     }
     let squares = workgroup_sum(sum, lid.x, {{SUBGROUP_IDS}});
 
     if (lid.x == 0u) {
-        let loss = totals[P] * step.scale;
+        let loss = totals[t + P] * step.scale;
         let norm = sqrt(squares);
         var decided = SKIP;
-        if (state.stop == RUNNING) {
+        let h = 2u * (run * STEPS + states[run].applied);
+        if (states[run].stop == RUNNING) {
             if (!is_finite(loss) || !is_finite(norm) || loss > step.limit) {
-                state.stop = DIVERGED;
+                states[run].stop = DIVERGED;
                 decided = RESTORE;
             } else if (norm < step.tolerance) {
-                state.stop = FLAT;
+                states[run].stop = FLAT;
             } else {
-                history[2u * state.applied] = loss;
-                history[2u * state.applied + 1u] = norm;
-                state.applied += 1u;
+                history[h] = loss;
+                history[h + 1u] = norm;
+                states[run].applied += 1u;
                 decided = UPDATE;
             }
-            state.stop_loss = loss;
-            state.stop_norm = norm;
+            states[run].stop_loss = loss;
+            states[run].stop_norm = norm;
         }
         action = decided;
     }
     let todo = workgroupUniformLoad(&action);
     if (todo == UPDATE) {
         for (var k = lid.x; k < P; k += WG) {
-            previous[k] = params[k];
-            params[k] = params[k] - step.learning_rate * step.scale * totals[k];
+            previous[w + k] = params[w + k];
+            params[w + k] = params[w + k] - step.learning_rate * step.scale * totals[t + k];
         }
     } else if (todo == RESTORE) {
         for (var k = lid.x; k < P; k += WG) {
-            params[k] = previous[k];
+            params[w + k] = previous[w + k];
         }
     }
 }

@@ -289,8 +289,9 @@ fn measure_size(
                     progress(&format!("{workload} at {points} points: {name}"));
                     let mut sweep = gpu.sweep_engine(vec![student.clone(); runs], &set)?.boxed();
                     let timing = time_sweep(sweep.as_mut(), settings, &rule)?;
-                    // Today's GPU sweep reads the data once per run.
-                    let (floor_s, bound) = floor(read_s * runs as f64, compute_s * runs as f64);
+                    // Each pass over the data serves as many runs as the kernel has slots.
+                    let passes = sweep.passes_per_step() as f64;
+                    let (floor_s, bound) = floor(read_s * passes, compute_s * runs as f64);
                     timings.push((name, timing, floor_s, bound, runs));
                 }
             }

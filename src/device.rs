@@ -243,9 +243,8 @@ impl Target {
     /// turn.
     pub fn sweep_engine<'a>(&self, nets: Vec<Network>, data: &'a Dataset) -> Result<OpenSweep<'a>> {
         #[cfg(feature = "gpu")]
-        if let (Some(ctx), Some(first)) = (&self.ctx, nets.first()) {
-            let opened = GpuEngine::new(ctx.clone(), first.clone(), data, GpuOptions::default())
-                .and_then(|engine| GpuSweep::new(engine, &nets));
+        if let (Some(ctx), false) = (&self.ctx, nets.is_empty()) {
+            let opened = GpuSweep::new(ctx.clone(), &nets, data, GpuOptions::default());
             match opened {
                 Ok(sweep) => return Ok(OpenSweep::Gpu(Box::new(sweep))),
                 Err(e) if self.falls_back(&e) => {}

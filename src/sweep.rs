@@ -49,6 +49,11 @@ pub trait SweepEngine {
     fn preferred_round(&self) -> usize {
         10
     }
+
+    /// How many times a step of every run reads the data (1: one pass for all runs).
+    fn passes_per_step(&self) -> usize {
+        1
+    }
 }
 
 /// The result of a sweep: one outcome per run, in the order of the runs.
@@ -59,6 +64,8 @@ pub struct SweepOutcome {
     pub elapsed: Duration,
     /// Steps of the longest run: the sweep's steps.
     pub steps: usize,
+    /// Passes over the data a step of every run took (see [`SweepEngine::passes_per_step`]).
+    pub passes_per_step: usize,
 }
 
 impl SweepOutcome {
@@ -243,5 +250,6 @@ pub fn run_sweep(
         runs,
         elapsed,
         steps,
+        passes_per_step: engine.passes_per_step(),
     })
 }

@@ -13,19 +13,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{downhill, random_case};
+use common::{downhill, random_case, sweep_descent as descent};
 use downhill::cpu::{CpuEngine, CpuSweep, CpuVariant};
 use downhill::sweep::run_sweep;
 use downhill::{Activation, Descent, Network, StopReason};
-
-fn descent(steps: usize) -> Descent {
-    Descent {
-        max_steps: steps,
-        tolerance: 1e-7,
-        round: Some(7),
-        ..Descent::default()
-    }
-}
 
 /// Each run of a CPU sweep against the same run alone: identical histories, stops and weights.
 #[test]
@@ -326,46 +317,55 @@ fn a_sweep_from_a_model_file_names_its_runs_by_rate_alone() {
 #[cfg(unix)]
 #[test]
 fn an_interrupted_sweep_writes_every_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let runs = dir.path().join("runs");
-    let child = Command::new(env!("CARGO_BIN_EXE_downhill"))
-        .args([
-            "train",
-            "--points",
-            "50000",
-            "--steps",
-            "100000000",
-            "--tol",
-            "0",
-            "--device",
-            "cpu",
-            "--lr",
-            "0.01,0.1,0.2",
-        ])
-        .arg("--out")
-        .arg(&runs)
-        .arg("--history")
-        .arg(dir.path().join("runs.csv"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{err}");
-    assert!(err.contains("interrupted after step"), "{err}");
-    for lr in ["0.01", "0.1", "0.2"] {
-        let model = downhill::model_file::load(&runs.join(format!("lr{lr}-seed6.json"))).unwrap();
-        assert!(model.params().iter().all(|p| p.is_finite()));
+    let mut devices = vec!["cpu"];
+    if common::gpu().is_some() {
+        devices.push("gpu");
     }
-    let history = std::fs::read_to_string(dir.path().join("runs.csv")).unwrap();
-    assert!(history.lines().count() > 3);
+    for device in devices {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = dir.path().join("runs");
+        let child = Command::new(env!("CARGO_BIN_EXE_downhill"))
+            .args([
+                "train",
+                "--points",
+                "50000",
+                "--steps",
+                "100000000",
+                "--tol",
+                "0",
+                "--device",
+                device,
+                "--lr",
+                "0.01,0.1,0.2",
+            ])
+            .arg("--out")
+            .arg(&runs)
+            .arg("--history")
+            .arg(dir.path().join("runs.csv"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Past the start (the GPU compiles its kernels first), well before the end.
+        let start_ms = if device == "gpu" { 4000 } else { 1500 };
+        std::thread::sleep(Duration::from_millis(start_ms));
+        let status = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{device}: {err}");
+        assert!(err.contains("interrupted after step"), "{device}: {err}");
+        for lr in ["0.01", "0.1", "0.2"] {
+            let file = runs.join(format!("lr{lr}-seed6.json"));
+            let model = downhill::model_file::load(&file).unwrap();
+            assert!(model.params().iter().all(|p| p.is_finite()), "{device}");
+        }
+        let history = std::fs::read_to_string(dir.path().join("runs.csv")).unwrap();
+        assert!(history.lines().count() > 3, "{device}");
+    }
 }
 
 /// On the GPU each run is brought onto one engine for its rounds: every run of a sweep again
@@ -394,9 +394,10 @@ fn every_run_of_a_gpu_sweep_is_the_run_alone() {
             tolerance: 0.0,
             ..descent(20)
         };
-        let engine = GpuEngine::new(ctx.clone(), net.clone(), &set, GpuOptions::default()).unwrap();
-        let mut sweep = GpuSweep::new(engine, &nets).unwrap();
+        let mut sweep = GpuSweep::new(ctx.clone(), &nets, &set, GpuOptions::default()).unwrap();
         assert_eq!(sweep.runs(), 3);
+        // The per-point kernels step all three in one pass; the layered ones one at a time.
+        assert_eq!(sweep.shares_passes(), widths.len() < 4, "{widths:?}");
         let together = run_sweep(&d, &rates, &mut sweep, &mut []).unwrap();
         assert!(matches!(
             together.runs[1].stopped,

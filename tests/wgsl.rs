@@ -62,10 +62,12 @@ fn every_kernel_validates_for_every_kind_of_shape() {
             );
             for way in BOTH_WAYS {
                 let what = format!("{what} summing {way:?}");
-                validate(
-                    &format!("fused_step.wgsl for {what}"),
-                    &shape.fused_source(way, reads),
-                );
+                for slots in [1, 3, shape.max_slots()] {
+                    validate(
+                        &format!("fused_step.wgsl for {what}, {slots} slots"),
+                        &shape.fused_source(way, reads, slots),
+                    );
+                }
                 validate(
                     &format!("landscape.wgsl for {what}"),
                     &shape.landscape_source(way, reads),

@@ -2,24 +2,26 @@
 //! never leave it between steps, and many steps are recorded into one submission. Each step is
 //! the fused pass (one dispatch per data chunk), the reduce pass and the update pass; the loss
 //! of every step goes into a history buffer read back once per round of steps.
+//!
+//! One engine trains one run, or (with the per-point kernels) every run of a sweep at once:
+//! every buffer but the data's holds one block per run, a step's passes take the runs still
+//! going (the active list), and each run has its own rule, state and history.
 
+use bytemuck::Zeroable;
 use ndarray::{Array2, ArrayView2};
 
 use super::buffers::{self, StateBlock, StepUniform};
 use super::chunks::{self, GpuOptions};
 use super::context::GpuContext;
 use super::layered::{self, LayeredPass};
-use super::per_point::PerPointPass;
+use super::per_point::{PerPointPass, RunBuffers};
 use super::pipelines::{self, Kernel};
-use super::shaders::{Reduction, Shape};
+use super::shaders::{Reduction, Shape, STEPS_PER_SUBMIT};
 use crate::data::{row_slices, Dataset};
 use crate::descent::{Engine, EngineStop, Round, StepRecord, StepRule};
 use crate::error::{Error, Result};
 use crate::loss::Evaluation;
 use crate::network::Network;
-
-/// Steps recorded per submission (and the history buffer's capacity).
-const STEPS_PER_SUBMIT: usize = 64;
 
 /// How a step's gradient is computed: by one of two families of kernels.
 enum GradientPass {
@@ -35,67 +37,137 @@ pub struct ParkedRun {
     last_params: Vec<f32>,
 }
 
-/// Gradient descent on a GPU device.
+/// Gradient descent on a GPU device, for one run or many.
 pub struct GpuEngine {
     ctx: GpuContext,
     template: Network,
     shape: Shape,
+    runs: usize,
     points: usize,
     outputs: usize,
     gradient: GradientPass,
     reduction: Reduction,
     update: wgpu::ComputePipeline,
     update_group: wgpu::BindGroup,
+    /// Every run's weights, one after another.
     params: wgpu::Buffer,
     /// The weights before the last update (restored when a loss diverges); bound in
     /// `update_group`.
     previous: wgpu::Buffer,
     totals: wgpu::Buffer,
     history: wgpu::Buffer,
-    state: wgpu::Buffer,
-    step: wgpu::Buffer,
+    states: wgpu::Buffer,
+    /// Every run's rule (`Step` in update.wgsl).
+    steps: wgpu::Buffer,
+    /// The runs a step trains: their count, then their indices.
+    active: wgpu::Buffer,
     staging: wgpu::Buffer,
     /// The weights as last read back, kept for when the device is lost.
     last_params: Vec<f32>,
 }
 
+/// Per run, what one submission of steps left: the state and the history entries.
+type Submitted = (Vec<StateBlock>, Vec<f32>);
+
 impl GpuEngine {
     /// Uploads `data` and `net`'s weights to the device and builds the kernels for its shape.
     pub fn new(ctx: GpuContext, net: Network, data: &Dataset, options: GpuOptions) -> Result<Self> {
+        Self::with_runs(ctx, std::slice::from_ref(&net), data, options)
+    }
+
+    /// Whether one engine trains several runs of `shape` together: with the per-point
+    /// kernels (the layered ones train one run at a time).
+    pub fn takes_runs(shape: &Shape, options: GpuOptions) -> bool {
+        shape.check().is_ok() && !options.layered
+    }
+
+    /// Uploads `data` and every run's weights (`nets`, of one shape) to the device and builds
+    /// the kernels for their shape: the engine steps them all in each pass over the data.
+    pub fn with_runs(
+        ctx: GpuContext,
+        nets: &[Network],
+        data: &Dataset,
+        options: GpuOptions,
+    ) -> Result<Self> {
+        let Some(net) = nets.first() else {
+            return Err(Error::InvalidArgument(
+                "an engine needs at least one run".into(),
+            ));
+        };
         data.check_shape(net.inputs(), net.outputs(), "training data")?;
-        let shape = Shape::of(&net);
+        let shape = Shape::of(net);
+        let runs = nets.len();
+        if let Some(other) = nets.iter().find(|n| Shape::of(n) != shape) {
+            return Err(Error::InvalidArgument(format!(
+                "the runs of one engine share a shape: {} and {}",
+                net.describe(),
+                other.describe()
+            )));
+        }
+        if runs > 1 && !Self::takes_runs(&shape, options) {
+            return Err(Error::Unsupported(format!(
+                "the GPU trains the runs of {} one at a time",
+                net.describe()
+            )));
+        }
         let reduction = options.reduction(&ctx);
         let update = pipelines::update(&ctx, &shape, reduction)?;
         let pp = shape.params + 1;
-        let params32: Vec<f32> = net.params().iter().map(|&p| p as f32).collect();
-        let (params, previous, totals, state) = ctx.checked("allocating GPU buffers", || {
-            use wgpu::BufferUsages as U;
-            (
-                buffers::init(
-                    &ctx,
-                    "params",
-                    bytemuck::cast_slice(&params32),
-                    U::STORAGE | U::COPY_SRC | U::COPY_DST,
-                ),
-                buffers::init(
-                    &ctx,
-                    "previous",
-                    bytemuck::cast_slice(&params32),
-                    U::STORAGE | U::COPY_SRC | U::COPY_DST,
-                ),
-                buffers::empty(&ctx, "totals", pp as u64 * 4, U::STORAGE | U::COPY_SRC),
-                buffers::empty(&ctx, "state", 16, U::STORAGE | U::COPY_SRC | U::COPY_DST),
-            )
-        })?;
+        let params32: Vec<f32> = nets
+            .iter()
+            .flat_map(|n| n.params().into_iter().map(|p| p as f32))
+            .collect();
+        let (params, previous, totals, states, active) =
+            ctx.checked("allocating GPU buffers", || {
+                use wgpu::BufferUsages as U;
+                (
+                    buffers::init(
+                        &ctx,
+                        "params",
+                        bytemuck::cast_slice(&params32),
+                        U::STORAGE | U::COPY_SRC | U::COPY_DST,
+                    ),
+                    buffers::init(
+                        &ctx,
+                        "previous",
+                        bytemuck::cast_slice(&params32),
+                        U::STORAGE | U::COPY_SRC | U::COPY_DST,
+                    ),
+                    buffers::empty(
+                        &ctx,
+                        "totals",
+                        (runs * pp) as u64 * 4,
+                        U::STORAGE | U::COPY_SRC,
+                    ),
+                    buffers::empty(
+                        &ctx,
+                        "states",
+                        runs as u64 * 16,
+                        U::STORAGE | U::COPY_SRC | U::COPY_DST,
+                    ),
+                    buffers::empty(
+                        &ctx,
+                        "active runs",
+                        (runs as u64 + 1) * 4,
+                        U::STORAGE | U::COPY_DST,
+                    ),
+                )
+            })?;
         // The per-point kernel where it takes the shape (it is the fastest for narrow
         // networks), the layered kernels for every other shape.
-        let gradient = if shape.check().is_ok() && !options.layered {
+        let gradient = if Self::takes_runs(&shape, options) {
+            let buffers = RunBuffers {
+                params: &params,
+                totals: &totals,
+                states: &states,
+                active: &active,
+            };
             GradientPass::PerPoint(PerPointPass::new(
-                &ctx, &shape, data, options, &params, &totals, &state,
+                &ctx, &shape, data, options, runs, buffers,
             )?)
         } else {
             GradientPass::Layered(LayeredPass::new(
-                &ctx, &shape, data, options, &params, &totals, &state,
+                &ctx, &shape, data, options, &params, &totals, &states,
             )?)
         };
         let engine = ctx.checked("allocating GPU buffers", || {
@@ -103,21 +175,26 @@ impl GpuEngine {
             let history = buffers::empty(
                 &ctx,
                 "history",
-                STEPS_PER_SUBMIT as u64 * 8,
+                (runs * STEPS_PER_SUBMIT) as u64 * 8,
                 U::STORAGE | U::COPY_SRC,
             );
-            let step = buffers::empty(&ctx, "step", 16, U::UNIFORM | U::COPY_DST);
+            let steps = buffers::empty(&ctx, "steps", runs as u64 * 16, U::STORAGE | U::COPY_DST);
             let update_group = update.bind(
                 &ctx,
-                &[&totals, &params, &previous, &history, &state, &step],
+                &[
+                    &totals, &params, &previous, &history, &states, &steps, &active,
+                ],
             );
-            let staging_bytes = (16 + STEPS_PER_SUBMIT * 8 + pp * 4) as u64;
+            // A round's read-back (states, history, weights) or an evaluation's totals.
+            let round_bytes = runs * (16 + STEPS_PER_SUBMIT * 8 + shape.params * 4);
+            let staging_bytes = round_bytes.max(runs * pp * 4) as u64;
             let staging = buffers::empty(&ctx, "staging", staging_bytes, U::MAP_READ | U::COPY_DST);
             GpuEngine {
                 points: data.len(),
                 outputs: data.outputs(),
-                template: net,
+                template: net.clone(),
                 shape,
+                runs,
                 gradient,
                 reduction,
                 update: update.pipeline,
@@ -126,14 +203,47 @@ impl GpuEngine {
                 previous,
                 totals,
                 history,
-                state,
-                step,
+                states,
+                steps,
+                active,
                 staging,
                 last_params: params32,
                 ctx: ctx.clone(),
             }
         })?;
         Ok(engine)
+    }
+
+    /// The runs this engine trains.
+    pub fn runs(&self) -> usize {
+        self.runs
+    }
+
+    /// How many passes over the data a step of every run takes: the runs in slots of the
+    /// widest fused kernel (the layered kernels take one run).
+    pub fn passes_per_step(&self) -> usize {
+        match &self.gradient {
+            GradientPass::PerPoint(pass) => self.runs.div_ceil(pass.widest_slots()),
+            GradientPass::Layered(_) => self.runs,
+        }
+    }
+
+    /// Makes `runs` the runs the next passes train.
+    fn set_active(&self, runs: &[usize]) {
+        let list: Vec<u32> = std::iter::once(runs.len() as u32)
+            .chain(runs.iter().map(|&r| r as u32))
+            .collect();
+        self.ctx
+            .queue
+            .write_buffer(&self.active, 0, bytemuck::cast_slice(&list));
+    }
+
+    /// Clears every run's state: the passes skip the runs that have stopped.
+    fn reset_states(&self) {
+        let states = vec![StateBlock::default(); self.runs];
+        self.ctx
+            .queue
+            .write_buffer(&self.states, 0, bytemuck::cast_slice(&states));
     }
 
     /// Number of data chunks (one storage binding each).
@@ -144,34 +254,34 @@ impl GpuEngine {
         }
     }
 
-    /// The SSE alone at the weights on the device: with the layered kernels, a forward pass
-    /// without the gradient's (the landscape of a wide network needs only the losses).
+    /// The SSE alone at the weights on the device (the first run's): with the layered
+    /// kernels, a forward pass without the gradient's (the landscape of a wide network needs
+    /// only the losses).
     pub fn sse(&mut self) -> Result<f64> {
         let totals = self.pass_totals(true)?;
         Ok(f64::from(totals[0]))
     }
 
-    /// One pass over the data at the weights on the device and what it leaves in the totals:
-    /// the gradient of the SSE, then the SSE; with `loss_only`, the SSE alone (computed by a
-    /// forward pass where the layered kernels run). The stop is cleared first: the passes skip
-    /// their work once a run has stopped.
+    /// One pass over the data at every run's weights on the device and what it leaves in the
+    /// totals: per run, the gradient of the SSE, then the SSE; with `loss_only`, the first
+    /// run's SSE alone (computed by a forward pass where the layered kernels run). The states
+    /// are cleared first: the passes skip a run once it has stopped.
     fn pass_totals(&self, loss_only: bool) -> Result<Vec<f32>> {
-        self.ctx
-            .queue
-            .write_buffer(&self.state, 0, bytemuck::bytes_of(&StateBlock::default()));
+        self.reset_states();
+        self.set_active(&(0..self.runs).collect::<Vec<_>>());
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             match &self.gradient {
                 GradientPass::Layered(layered) if loss_only => layered.record_loss(&mut pass),
-                _ => self.record_gradient(&mut pass),
+                _ => self.record_gradient(&mut pass, self.runs),
             }
         }
         let gradient_bytes = self.shape.params as u64 * 4;
         let (from, bytes) = if loss_only {
             (gradient_bytes, 4)
         } else {
-            (0, gradient_bytes + 4)
+            (0, self.runs as u64 * (gradient_bytes + 4))
         };
         encoder.copy_buffer_to_buffer(&self.totals, from, &self.staging, 0, bytes);
         self.ctx.queue.submit([encoder.finish()]);
@@ -242,8 +352,9 @@ impl GpuEngine {
         matches!(self.gradient, GradientPass::Layered(_))
     }
 
-    /// Puts `net`'s weights (of the engine's shape) on the device, for the next steps or
-    /// evaluation: one engine evaluates any number of weight sets over data uploaded once.
+    /// Puts `net`'s weights (of the engine's shape) on the device as the first run's, for the
+    /// next steps or evaluation: one engine evaluates any number of weight sets over data
+    /// uploaded once.
     pub fn load_network(&mut self, net: &Network) -> Result<()> {
         if Shape::of(net) != self.shape {
             return Err(Error::InvalidArgument(format!(
@@ -260,7 +371,7 @@ impl GpuEngine {
                 .queue
                 .write_buffer(buffer, 0, bytemuck::cast_slice(&params32));
         }
-        self.last_params = params32;
+        self.last_params[..params32.len()].copy_from_slice(&params32);
         self.template = net.clone();
         Ok(())
     }
@@ -279,54 +390,171 @@ impl GpuEngine {
         &self.ctx.adapter.name
     }
 
-    /// Records one step's gradient pass: the gradient of the SSE and the SSE in `totals`.
-    fn record_gradient(&self, pass: &mut wgpu::ComputePass<'_>) {
+    /// Records one step's gradient pass for the first `active` runs of the active list: the
+    /// gradient of the SSE and the SSE in `totals`.
+    fn record_gradient(&self, pass: &mut wgpu::ComputePass<'_>, active: usize) {
         match &self.gradient {
-            GradientPass::PerPoint(gradient) => gradient.record(pass),
+            GradientPass::PerPoint(gradient) => gradient.record(pass, active),
             GradientPass::Layered(gradient) => gradient.record(pass),
         }
     }
 
-    /// Runs `count` steps in one submission; returns the state, the history entries, and keeps
-    /// the weights read back with them.
-    fn submit_steps(&mut self, count: usize, rule: &StepRule) -> Result<(StateBlock, Vec<f32>)> {
-        let uniform = StepUniform {
-            learning_rate: rule.learning_rate as f32,
-            scale: rule.loss.scale(self.points, self.outputs) as f32,
-            tolerance: rule.tolerance as f32,
-            limit: rule.divergence_limit as f32,
-        };
+    /// Runs `count` steps of the runs `active` (by `rules`, one per run) in one submission;
+    /// returns every run's state and history entries (`STEPS_PER_SUBMIT` pairs per run), and
+    /// keeps the weights read back with them.
+    fn submit_steps(
+        &mut self,
+        count: usize,
+        rules: &[Option<StepRule>],
+        active: &[usize],
+    ) -> Result<Submitted> {
+        let uniforms: Vec<StepUniform> = rules
+            .iter()
+            .map(|rule| match rule {
+                Some(rule) => StepUniform {
+                    learning_rate: rule.learning_rate as f32,
+                    scale: rule.loss.scale(self.points, self.outputs) as f32,
+                    tolerance: rule.tolerance as f32,
+                    limit: rule.divergence_limit as f32,
+                },
+                None => StepUniform::zeroed(),
+            })
+            .collect();
         self.ctx
             .queue
-            .write_buffer(&self.step, 0, bytemuck::bytes_of(&uniform));
-        self.ctx
-            .queue
-            .write_buffer(&self.state, 0, bytemuck::bytes_of(&StateBlock::default()));
+            .write_buffer(&self.steps, 0, bytemuck::cast_slice(&uniforms));
+        self.reset_states();
+        self.set_active(active);
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             for _ in 0..count {
-                self.record_gradient(&mut pass);
+                self.record_gradient(&mut pass, active.len());
                 pass.set_pipeline(&self.update);
                 pass.set_bind_group(0, &self.update_group, &[]);
-                pass.dispatch_workgroups(1, 1, 1);
+                pass.dispatch_workgroups(active.len() as u32, 1, 1);
             }
         }
-        encoder.copy_buffer_to_buffer(&self.state, 0, &self.staging, 0, 16);
-        let history_end = 16 + count as u64 * 8;
-        let weight_bytes = self.shape.params as u64 * 4;
-        encoder.copy_buffer_to_buffer(&self.history, 0, &self.staging, 16, count as u64 * 8);
+        let runs = self.runs as u64;
+        let state_bytes = runs * 16;
+        let history_bytes = runs * STEPS_PER_SUBMIT as u64 * 8;
+        let weight_bytes = runs * self.shape.params as u64 * 4;
+        let history_end = state_bytes + history_bytes;
+        encoder.copy_buffer_to_buffer(&self.states, 0, &self.staging, 0, state_bytes);
+        encoder.copy_buffer_to_buffer(&self.history, 0, &self.staging, state_bytes, history_bytes);
         encoder.copy_buffer_to_buffer(&self.params, 0, &self.staging, history_end, weight_bytes);
         self.ctx.queue.submit([encoder.finish()]);
         let bytes = buffers::read_staging(&self.ctx, &self.staging, history_end + weight_bytes)?;
-        let state: StateBlock = bytemuck::pod_read_unaligned(&bytes[..16]);
-        let end = history_end as usize;
-        let history: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[16..end]);
+        let (state_end, end) = (state_bytes as usize, history_end as usize);
+        let states: Vec<StateBlock> = bytemuck::pod_collect_to_vec(&bytes[..state_end]);
+        let history: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[state_end..end]);
         self.last_params = bytemuck::pod_collect_to_vec(&bytes[end..]);
-        Ok((state, history))
+        Ok((states, history))
+    }
+
+    /// Up to `count` steps of every run with a rule (`rules`, one per run), numbered from
+    /// `first_step`: each run stops on its own (flat, diverged) while the others go on.
+    pub fn run_rounds(
+        &mut self,
+        first_step: usize,
+        count: usize,
+        rules: &[Option<StepRule>],
+    ) -> Result<Vec<Round>> {
+        if rules.len() != self.runs {
+            return Err(Error::InvalidArgument(format!(
+                "{} rules for {} runs",
+                rules.len(),
+                self.runs
+            )));
+        }
+        let mut rounds = vec![Round::default(); self.runs];
+        let mut active: Vec<usize> = (0..self.runs).filter(|&r| rules[r].is_some()).collect();
+        let mut done = 0;
+        while done < count && !active.is_empty() {
+            let batch = STEPS_PER_SUBMIT.min(count - done);
+            let (states, history) = self.submit_steps(batch, rules, &active)?;
+            active.retain(|&r| {
+                let state = states[r];
+                let entries = &history[2 * r * STEPS_PER_SUBMIT..];
+                let applied = state.applied as usize;
+                let round = &mut rounds[r];
+                round.records.extend((0..applied).map(|i| StepRecord {
+                    step: first_step + done + i,
+                    loss: f64::from(entries[2 * i]),
+                    gradient_norm: f64::from(entries[2 * i + 1]),
+                }));
+                let step = first_step + done + applied;
+                round.stop = match state.stop {
+                    0 => None,
+                    1 => Some(EngineStop::Flat {
+                        step,
+                        gradient_norm: f64::from(state.stop_norm),
+                    }),
+                    _ => Some(EngineStop::Diverged {
+                        step,
+                        loss: f64::from(state.stop_loss),
+                    }),
+                };
+                round.stop.is_none()
+            });
+            done += batch;
+        }
+        Ok(rounds)
+    }
+
+    /// The SSE and its gradient of every run at its weights now.
+    pub fn evaluate_runs(&mut self) -> Result<Vec<Evaluation>> {
+        let totals = self.pass_totals(false)?;
+        let pp = self.shape.params + 1;
+        Ok(totals
+            .chunks(pp)
+            .map(|run| Evaluation {
+                points: self.points,
+                outputs: self.outputs,
+                sse: f64::from(run[self.shape.params]),
+                sse_gradient: run[..self.shape.params]
+                    .iter()
+                    .map(|&g| f64::from(g))
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Every run's weights now (as last read back, if the device cannot be read).
+    pub fn networks(&mut self) -> Result<Vec<Network>> {
+        let bytes = self.runs as u64 * self.shape.params as u64 * 4;
+        let values: Vec<f32> = match buffers::read(&self.ctx, &self.params, 0, bytes) {
+            Ok(bytes) => bytemuck::pod_collect_to_vec(&bytes),
+            Err(e) => {
+                log::warn!("{e}; keeping the weights last read back from the GPU");
+                self.last_params.clone()
+            }
+        };
+        self.networks_of(&values)
+    }
+
+    /// Every run's weights before its last update.
+    pub fn previous_networks(&mut self) -> Result<Vec<Network>> {
+        let bytes = self.runs as u64 * self.shape.params as u64 * 4;
+        let values: Vec<f32> =
+            bytemuck::pod_collect_to_vec(&buffers::read(&self.ctx, &self.previous, 0, bytes)?);
+        self.networks_of(&values)
+    }
+
+    /// The networks of the runs' weights `values`, one run after another.
+    fn networks_of(&self, values: &[f32]) -> Result<Vec<Network>> {
+        values
+            .chunks(self.shape.params)
+            .map(|run| {
+                let mut net = self.template.clone();
+                net.set_params(&run.iter().map(|&v| f64::from(v)).collect::<Vec<_>>())?;
+                Ok(net)
+            })
+            .collect()
     }
 }
 
+/// The engine as one run's: its first run (the only one outside sweeps).
 impl Engine for GpuEngine {
     fn device(&self) -> String {
         format!(
@@ -336,67 +564,20 @@ impl Engine for GpuEngine {
     }
 
     fn run_steps(&mut self, first_step: usize, count: usize, rule: &StepRule) -> Result<Round> {
-        let mut round = Round::default();
-        let mut done = 0;
-        while done < count {
-            let batch = STEPS_PER_SUBMIT.min(count - done);
-            let (state, history) = self.submit_steps(batch, rule)?;
-            let applied = state.applied as usize;
-            for i in 0..applied {
-                round.records.push(StepRecord {
-                    step: first_step + done + i,
-                    loss: f64::from(history[2 * i]),
-                    gradient_norm: f64::from(history[2 * i + 1]),
-                });
-            }
-            let step = first_step + done + applied;
-            match state.stop {
-                0 => {}
-                1 => {
-                    round.stop = Some(EngineStop::Flat {
-                        step,
-                        gradient_norm: f64::from(state.stop_norm),
-                    });
-                    return Ok(round);
-                }
-                _ => {
-                    round.stop = Some(EngineStop::Diverged {
-                        step,
-                        loss: f64::from(state.stop_loss),
-                    });
-                    return Ok(round);
-                }
-            }
-            done += batch;
-        }
-        Ok(round)
+        let mut rules = vec![None; self.runs];
+        rules[0] = Some(*rule);
+        let mut rounds = self.run_rounds(first_step, count, &rules)?;
+        Ok(rounds.swap_remove(0))
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
-        let totals = self.pass_totals(false)?;
-        Ok(Evaluation {
-            points: self.points,
-            outputs: self.outputs,
-            sse: f64::from(totals[self.shape.params]),
-            sse_gradient: totals[..self.shape.params]
-                .iter()
-                .map(|&g| f64::from(g))
-                .collect(),
-        })
+        let mut runs = self.evaluate_runs()?;
+        Ok(runs.swap_remove(0))
     }
 
     fn network(&mut self) -> Result<Network> {
-        let values: Vec<f32> =
-            match buffers::read(&self.ctx, &self.params, 0, self.shape.params as u64 * 4) {
-                Ok(bytes) => bytemuck::pod_collect_to_vec(&bytes),
-                Err(e) => {
-                    log::warn!("{e}; keeping the weights last read back from the GPU");
-                    self.last_params.clone()
-                }
-            };
-        let mut net = self.template.clone();
-        net.set_params(&values.iter().map(|&v| f64::from(v)).collect::<Vec<_>>())?;
-        Ok(net)
+        let mut nets = self.networks()?;
+        Ok(nets.swap_remove(0))
     }
 
     fn preferred_round(&self) -> usize {
@@ -408,11 +589,8 @@ impl Engine for GpuEngine {
     }
 
     fn previous_network(&mut self) -> Result<Option<Network>> {
-        let bytes = buffers::read(&self.ctx, &self.previous, 0, self.shape.params as u64 * 4)?;
-        let values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
-        let mut net = self.template.clone();
-        net.set_params(&values.iter().map(|&v| f64::from(v)).collect::<Vec<_>>())?;
-        Ok(Some(net))
+        let mut nets = self.previous_networks()?;
+        Ok(Some(nets.swap_remove(0)))
     }
 
     fn set_network_after(&mut self, net: &Network, previous: &Network) -> Result<()> {

@@ -3,48 +3,91 @@
 //! one row of partial sums, and the reduce pass adds the rows into the step's totals (the
 //! gradient of the SSE, then the SSE). The fastest pass while the network fits a thread:
 //! `shaders::MAX_PARAMS` parameters and `shaders::MAX_NODES` nodes.
+//!
+//! It steps many runs (a sweep's) at once: each read of a point serves the runs of a
+//! workgroup's slots (up to `Shape::max_slots`), and rows of workgroups take further slots.
 
 use super::buffers::{self, RowsUniform};
 use super::chunks::{self, GpuOptions};
 use super::context::GpuContext;
 use super::pipelines;
-use super::shaders::Shape;
+use super::shaders::{Shape, MAX_SLOTS};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+
+/// The buffers of every run that the passes bind.
+pub(super) struct RunBuffers<'a> {
+    /// Every run's parameters, one after another.
+    pub params: &'a wgpu::Buffer,
+    /// Every run's totals: the gradient of the SSE, then the SSE.
+    pub totals: &'a wgpu::Buffer,
+    /// Every run's state (a stopped run is skipped).
+    pub states: &'a wgpu::Buffer,
+    /// The runs a step trains: their count, then their indices.
+    pub active: &'a wgpu::Buffer,
+}
 
 /// One slice of the data in its own storage binding.
 struct DataChunk {
     groups: u32,
-    bind_group: wgpu::BindGroup,
-    _data: wgpu::Buffer,
-    _uniform: wgpu::Buffer,
+    data: wgpu::Buffer,
+    uniform: wgpu::Buffer,
+}
+
+/// The fused kernel for one number of slots, bound to every chunk.
+struct SlotKernel {
+    slots: usize,
+    pipeline: wgpu::ComputePipeline,
+    bind_groups: Vec<wgpu::BindGroup>,
 }
 
 /// The per-point pass and its reduction over all the data.
 pub(super) struct PerPointPass {
     params: u32,
-    fused: wgpu::ComputePipeline,
+    /// Widest first; the last has one slot.
+    fused: Vec<SlotKernel>,
     reduce: wgpu::ComputePipeline,
     chunks: Vec<DataChunk>,
     reduce_group: wgpu::BindGroup,
     _partials: wgpu::Buffer,
 }
 
+/// The slot counts worth building for `runs` runs of `shape`: powers of two and the widest
+/// the shape takes, widest first (a round with fewer runs left takes a narrower kernel).
+fn slot_counts(shape: &Shape, runs: usize) -> Vec<usize> {
+    let widest = shape.max_slots().min(runs).min(MAX_SLOTS);
+    let mut counts: Vec<usize> = (0..)
+        .map(|e| 1usize << e)
+        .take_while(|&s| s < widest)
+        .chain([widest])
+        .collect();
+    counts.reverse();
+    counts
+}
+
 impl PerPointPass {
-    /// Builds the kernels for `shape` (which must fit them), uploads `data` and binds it to
-    /// `params`, `totals` and `state`.
+    /// Builds the kernels for `shape` (which must fit them) and `runs` runs, uploads `data` and
+    /// binds it to the runs' buffers.
     pub fn new(
         ctx: &GpuContext,
         shape: &Shape,
         data: &Dataset,
         options: GpuOptions,
-        params: &wgpu::Buffer,
-        totals: &wgpu::Buffer,
-        state: &wgpu::Buffer,
+        runs: usize,
+        buffers: RunBuffers<'_>,
     ) -> Result<Self> {
         shape.check().map_err(Error::Unsupported)?;
         let reduction = options.reduction(ctx);
-        let fused = pipelines::fused(ctx, shape, reduction, options.weight_reads(ctx, shape))?;
+        let reads = options.weight_reads(ctx, shape);
+        let kernels = slot_counts(shape, runs)
+            .into_iter()
+            .map(|slots| {
+                Ok((
+                    slots,
+                    pipelines::fused(ctx, shape, reduction, reads, slots)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let reduce = pipelines::reduce(ctx, shape, reduction)?;
         let pp = shape.params as u64 + 1;
         let cut = chunks::cut(
@@ -52,14 +95,18 @@ impl PerPointPass {
             data.len(),
             data.inputs() + data.outputs(),
             chunks::points_per_group(ctx),
-            pp * 4,
+            runs as u64 * pp * 4,
             options,
         )?;
         let columns = data.column_slices();
         let pass = ctx.checked("allocating GPU buffers", || {
             use wgpu::BufferUsages as U;
-            let partials =
-                buffers::empty(ctx, "partials", u64::from(cut.rows) * pp * 4, U::STORAGE);
+            let partials = buffers::empty(
+                ctx,
+                "partials",
+                u64::from(cut.rows) * runs as u64 * pp * 4,
+                U::STORAGE,
+            );
             let chunks: Vec<DataChunk> = cut
                 .chunks
                 .iter()
@@ -71,14 +118,34 @@ impl PerPointPass {
                         bytemuck::bytes_of(&chunk.uniform(cut.rows)),
                         U::UNIFORM,
                     );
-                    let bind_group =
-                        fused.bind(ctx, &[&data_buffer, params, &partials, &uniform, state]);
                     DataChunk {
                         groups: chunk.groups,
-                        bind_group,
-                        _data: data_buffer,
-                        _uniform: uniform,
+                        data: data_buffer,
+                        uniform,
                     }
+                })
+                .collect();
+            let fused = kernels
+                .iter()
+                .map(|(slots, kernel)| SlotKernel {
+                    slots: *slots,
+                    pipeline: kernel.pipeline.clone(),
+                    bind_groups: chunks
+                        .iter()
+                        .map(|chunk| {
+                            kernel.bind(
+                                ctx,
+                                &[
+                                    &chunk.data,
+                                    buffers.params,
+                                    &partials,
+                                    &chunk.uniform,
+                                    buffers.states,
+                                    buffers.active,
+                                ],
+                            )
+                        })
+                        .collect(),
                 })
                 .collect();
             let rows = buffers::init(
@@ -90,10 +157,11 @@ impl PerPointPass {
                 }),
                 U::UNIFORM,
             );
-            let reduce_group = reduce.bind(ctx, &[&partials, totals, &rows]);
+            let reduce_group =
+                reduce.bind(ctx, &[&partials, buffers.totals, &rows, buffers.active]);
             PerPointPass {
                 params: shape.params as u32,
-                fused: fused.pipeline.clone(),
+                fused,
                 reduce: reduce.pipeline.clone(),
                 chunks,
                 reduce_group,
@@ -108,16 +176,30 @@ impl PerPointPass {
         Ok(pass)
     }
 
-    /// Records the fused pass over every chunk and the reduce pass.
-    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.fused);
-        for chunk in &self.chunks {
-            pass.set_bind_group(0, &chunk.bind_group, &[]);
-            pass.dispatch_workgroups(chunk.groups, 1, 1);
+    /// Records the fused pass over every chunk and the reduce pass, for the first `active`
+    /// runs of the active list: the narrowest kernel that steps them all from one read of
+    /// each point (or the widest there is, over several rows of workgroups).
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, active: usize) {
+        let kernel = self
+            .fused
+            .iter()
+            .rev()
+            .find(|k| k.slots >= active)
+            .unwrap_or(&self.fused[0]);
+        let rows = active.div_ceil(kernel.slots) as u32;
+        pass.set_pipeline(&kernel.pipeline);
+        for (chunk, group) in self.chunks.iter().zip(&kernel.bind_groups) {
+            pass.set_bind_group(0, group, &[]);
+            pass.dispatch_workgroups(chunk.groups, rows, 1);
         }
         pass.set_pipeline(&self.reduce);
         pass.set_bind_group(0, &self.reduce_group, &[]);
-        pass.dispatch_workgroups(self.params + 1, 1, 1);
+        pass.dispatch_workgroups(self.params + 1, active as u32, 1);
+    }
+
+    /// Runs the widest fused kernel steps from one read of each point.
+    pub fn widest_slots(&self) -> usize {
+        self.fused[0].slots
     }
 
     /// Data chunks (one storage binding and one dispatch each).

@@ -119,23 +119,26 @@ impl Kernel {
     }
 }
 
-/// The fused forward/backward kernel (shaders/fused_step.wgsl).
+/// The fused forward/backward kernel (shaders/fused_step.wgsl), stepping `slots` runs from
+/// each read of a point.
 pub fn fused(
     ctx: &GpuContext,
     shape: &Shape,
     reduction: Reduction,
     reads: WeightReads,
+    slots: usize,
 ) -> Result<Kernel> {
     Kernel::build(
         ctx,
         "fused_step",
-        &shape.fused_source(reduction, reads),
+        &shape.fused_source(reduction, reads, slots),
         &[
             storage(0, true),  // data: the chunk's columns
-            storage(1, true),  // params
-            storage(2, false), // partials: one row per workgroup
+            storage(1, true),  // params: every run's
+            storage(2, false), // partials: per run, one row per workgroup
             uniform(3),        // chunk: points, stride, partial_row
-            storage(4, true),  // state: a stopped run skips the pass
+            storage(4, true),  // states: a stopped run is skipped
+            storage(5, true),  // runs: the runs this step trains
         ],
     )
 }
@@ -148,8 +151,9 @@ pub fn reduce(ctx: &GpuContext, shape: &Shape, reduction: Reduction) -> Result<K
         &shape.reduce_source(reduction),
         &[
             storage(0, true),  // partials
-            storage(1, false), // totals: gradient of the SSE, then the SSE
+            storage(1, false), // totals: per run, gradient of the SSE, then the SSE
             uniform(2),        // rows: how many partial rows
+            storage(3, true),  // runs: the runs this step trains
         ],
     )
 }
@@ -161,12 +165,13 @@ pub fn update(ctx: &GpuContext, shape: &Shape, reduction: Reduction) -> Result<K
         "update",
         &shape.update_source(reduction),
         &[
-            storage(0, true),  // totals
-            storage(1, false), // params
-            storage(2, false), // previous: the weights before the last update
-            storage(3, false), // history: loss and gradient norm per update
-            storage(4, false), // state: updates made, stop reason
-            uniform(5),        // step: learning rate, loss scale, tolerance, divergence limit
+            storage(0, true),  // totals: per run
+            storage(1, false), // params: per run
+            storage(2, false), // previous: the weights before the last update, per run
+            storage(3, false), // history: loss and gradient norm per update, per run
+            storage(4, false), // states: updates made, stop reason, per run
+            storage(5, true),  // steps: learning rate, loss scale, tolerance, limit, per run
+            storage(6, true),  // runs: the runs this step trains
         ],
     )
 }

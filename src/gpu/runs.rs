@@ -1,45 +1,78 @@
-//! The GPU's sweep engine: the data uploaded once and the kernels built once, each run's
-//! weights parked on the device and brought into the engine for its round of steps. Every run
-//! takes exactly the steps it takes alone; each run still reads the data itself, so a step of
-//! R runs costs R passes (the CPU's sweep engine shares one pass among all runs).
+//! The GPU's sweep engine. Where the per-point kernels take the shape, one engine holds every
+//! run: each step's pass reads each point once for as many runs as the kernel has slots, and
+//! a finished run drops out of the passes. The layered kernels train one run at a time: there
+//! each run's weights are parked on the device and brought into the engine for its round of
+//! steps (the data uploaded and the kernels built once, each run reading the data itself).
+//! Either way every run takes exactly the steps it takes alone.
 
+use super::chunks::GpuOptions;
+use super::context::GpuContext;
 use super::engine::{GpuEngine, ParkedRun};
+use super::shaders::Shape;
+use crate::data::Dataset;
 use crate::descent::{Engine, Round, StepRule};
 use crate::error::{Error, Result};
 use crate::loss::Evaluation;
 use crate::network::Network;
 use crate::sweep::SweepEngine;
 
-/// Many runs of gradient descent on one GPU engine.
+/// Many runs of gradient descent on one GPU device.
 pub struct GpuSweep {
     engine: GpuEngine,
-    runs: Vec<ParkedRun>,
+    /// With the layered kernels: every run parked (the engine trains one at a time).
+    parked: Option<Vec<ParkedRun>>,
 }
 
 impl GpuSweep {
-    /// A sweep of the runs `nets` (one shape: `engine`'s) on `engine`, which holds the data.
-    pub fn new(mut engine: GpuEngine, nets: &[Network]) -> Result<Self> {
-        if nets.is_empty() {
+    /// A sweep of the runs `nets` (of one shape) over `data`, uploaded once.
+    pub fn new(
+        ctx: GpuContext,
+        nets: &[Network],
+        data: &Dataset,
+        options: GpuOptions,
+    ) -> Result<Self> {
+        let Some(first) = nets.first() else {
             return Err(Error::InvalidArgument(
                 "a sweep needs at least one run".into(),
             ));
+        };
+        if GpuEngine::takes_runs(&Shape::of(first), options) {
+            let engine = GpuEngine::with_runs(ctx, nets, data, options)?;
+            return Ok(GpuSweep {
+                engine,
+                parked: None,
+            });
         }
-        let runs = nets
+        let mut engine = GpuEngine::new(ctx, first.clone(), data, options)?;
+        let parked = nets
             .iter()
             .map(|net| {
                 engine.load_network(net)?;
                 engine.park()
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(GpuSweep { engine, runs })
+        Ok(GpuSweep {
+            engine,
+            parked: Some(parked),
+        })
     }
 
-    /// `f` on each run in turn, the run brought onto the engine first.
-    fn each<T>(&mut self, mut f: impl FnMut(&mut GpuEngine, usize) -> Result<T>) -> Result<Vec<T>> {
-        (0..self.runs.len())
-            .map(|r| {
-                self.engine.unpark(&self.runs[r]);
-                f(&mut self.engine, r)
+    /// Whether every run steps in the same passes over the data (not one at a time).
+    pub fn shares_passes(&self) -> bool {
+        self.parked.is_none()
+    }
+
+    /// `f` on each parked run in turn, the run brought onto the engine first.
+    fn each_parked<T>(
+        engine: &mut GpuEngine,
+        parked: &[ParkedRun],
+        mut f: impl FnMut(&mut GpuEngine) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        parked
+            .iter()
+            .map(|run| {
+                engine.unpark(run);
+                f(engine)
             })
             .collect()
     }
@@ -51,7 +84,10 @@ impl SweepEngine for GpuSweep {
     }
 
     fn runs(&self) -> usize {
-        self.runs.len()
+        match &self.parked {
+            Some(parked) => parked.len(),
+            None => self.engine.runs(),
+        }
     }
 
     fn run_steps(
@@ -60,29 +96,53 @@ impl SweepEngine for GpuSweep {
         count: usize,
         rules: &[Option<StepRule>],
     ) -> Result<Vec<Round>> {
-        let mut rounds = vec![Round::default(); self.runs.len()];
+        let Some(parked) = &mut self.parked else {
+            return self.engine.run_rounds(first_step, count, rules);
+        };
+        let mut rounds = vec![Round::default(); parked.len()];
         for (r, rule) in rules.iter().enumerate() {
             let Some(rule) = rule else { continue };
-            self.engine.unpark(&self.runs[r]);
+            self.engine.unpark(&parked[r]);
             rounds[r] = self.engine.run_steps(first_step, count, rule)?;
-            self.engine.park_into(&mut self.runs[r]);
+            self.engine.park_into(&mut parked[r]);
         }
         Ok(rounds)
     }
 
     fn evaluate(&mut self) -> Result<Vec<Evaluation>> {
-        self.each(|engine, _| engine.evaluate())
+        match &self.parked {
+            Some(parked) => Self::each_parked(&mut self.engine, parked, |e| e.evaluate()),
+            None => self.engine.evaluate_runs(),
+        }
     }
 
     fn networks(&mut self) -> Result<Vec<Network>> {
-        self.each(|engine, _| engine.network())
+        match &self.parked {
+            Some(parked) => Self::each_parked(&mut self.engine, parked, |e| e.network()),
+            None => self.engine.networks(),
+        }
     }
 
     fn previous_networks(&mut self) -> Result<Vec<Option<Network>>> {
-        self.each(|engine, _| engine.previous_network())
+        match &self.parked {
+            Some(parked) => Self::each_parked(&mut self.engine, parked, |e| e.previous_network()),
+            None => Ok(self
+                .engine
+                .previous_networks()?
+                .into_iter()
+                .map(Some)
+                .collect()),
+        }
     }
 
     fn preferred_round(&self) -> usize {
         self.engine.preferred_round()
+    }
+
+    fn passes_per_step(&self) -> usize {
+        match &self.parked {
+            Some(parked) => parked.len(),
+            None => self.engine.passes_per_step(),
+        }
     }
 }

@@ -17,6 +17,14 @@ pub const MAX_NODES: usize = 256;
 /// Up to this many parameters the per-point kernels keep the weights in registers on every
 /// adapter (see [`WeightReads`]).
 pub const REGISTER_WEIGHTS: usize = 64;
+/// Updates the update kernel records per submission (each run's history holds this many).
+pub const STEPS_PER_SUBMIT: usize = 64;
+/// The most runs of a sweep the fused kernel steps from one read of each point (its slots).
+pub const MAX_SLOTS: usize = 8;
+/// Weights and gradient sums the slots of one thread may hold together: a thread keeps
+/// `2 * params + 1` values per slot, and more than about 160 would spill out of registers on
+/// hardware GPUs (255 per thread on NVIDIA's, with the activations and indices besides).
+const SLOT_VALUES: usize = 160;
 
 /// Where the per-point kernels read a weight at every point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,11 +103,12 @@ impl Reduction {
     }
 }
 
-/// Weight `k` as the per-point kernels' bodies read it.
-fn weight(reads: WeightReads, k: usize) -> String {
+/// Weight `k` of slot `slot` (a run of a sweep; 0 for one run) as the per-point kernels'
+/// bodies read it, the slots' weights one after another in `w`.
+fn weight(reads: WeightReads, slot: usize, params: usize, k: usize) -> String {
     match reads {
-        WeightReads::Registers => format!("w_{k}"),
-        WeightReads::Shared => format!("w[{k}u]"),
+        WeightReads::Registers => format!("w_{slot}_{k}"),
+        WeightReads::Shared => format!("w[{}u]", slot * params + k),
     }
 }
 
@@ -232,14 +241,24 @@ impl Shape {
         self.layers.last().expect("a network has a layer").output_at
     }
 
-    /// The statements that read every weight into a register (`w_k`), for `reads`.
-    fn register_weights(&self, reads: WeightReads) -> String {
+    /// The statements that read every weight of `slots` slots into a register (`w_i_k`),
+    /// for `reads`.
+    fn register_weights(&self, reads: WeightReads, slots: usize) -> String {
         match reads {
             WeightReads::Shared => String::new(),
-            WeightReads::Registers => (0..self.params)
-                .map(|k| format!("    let w_{k} = w[{k}u];\n"))
+            WeightReads::Registers => (0..slots * self.params)
+                .map(|k| {
+                    let (slot, at) = (k / self.params, k % self.params);
+                    format!("    let w_{slot}_{at} = w[{k}u];\n")
+                })
                 .collect(),
         }
+    }
+
+    /// How many runs of a sweep the fused kernel steps from one read of each point for this
+    /// shape: as many as fit [`SLOT_VALUES`], 1 to [`MAX_SLOTS`].
+    pub fn max_slots(&self) -> usize {
+        (SLOT_VALUES / (2 * self.params + 1)).clamp(1, MAX_SLOTS)
     }
 
     fn fill(
@@ -249,9 +268,14 @@ impl Shape {
         body: &str,
         reduction: Reduction,
         reads: WeightReads,
+        slots: usize,
     ) -> String {
         let source = template
-            .replace("{{WEIGHTS}}", &self.register_weights(reads))
+            .replace("{{WEIGHTS}}", &self.register_weights(reads, slots))
+            .replace("{{RB}}", &slots.to_string())
+            .replace("{{RB_P}}", &(slots * self.params).to_string())
+            .replace("{{RB_PP}}", &(slots * (self.params + 1)).to_string())
+            .replace("{{STEPS}}", &STEPS_PER_SUBMIT.to_string())
             .replace("{{WG}}", &wg.to_string())
             .replace("{{P}}", &self.params.to_string())
             .replace("{{NODES}}", &self.nodes.to_string())
@@ -259,13 +283,44 @@ impl Shape {
         reduction.fill(&source)
     }
 
-    /// The fused forward/backward kernel.
+    /// The fused forward/backward kernel, stepping `slots` runs from each read of a point.
     ///
     /// The body is written out in full, one statement per weight, with constant indices:
     /// shader compilers then keep the per-thread arrays in registers. With loops over the
     /// arrays, software adapters (lavapipe) keep them in memory and run several times slower.
-    pub fn fused_source(&self, reduction: Reduction, reads: WeightReads) -> String {
-        let mut body = self.load_and_forward(reads);
+    pub fn fused_source(&self, reduction: Reduction, reads: WeightReads, slots: usize) -> String {
+        let mut body = self.load_inputs();
+        for k in 0..self.outputs {
+            let _ = writeln!(
+                body,
+                "        let t_{k} = data[{t}u * chunk.stride + p];",
+                t = self.inputs + k
+            );
+        }
+        for slot in 0..slots {
+            body += &self.forward(reads, slot);
+            body += &self.backward(reads, slot);
+        }
+        let pp = self.params + 1;
+        let sums: String = (0..slots * pp)
+            .map(|v| {
+                format!(
+                    "    write_sum(workgroup_sum(g[{v}u], lid.x, {{{{SUBGROUP_IDS}}}}), {i}u, {k}u, \
+                     lid.x, wid.x);\n",
+                    i = v / pp,
+                    k = v % pp
+                )
+            })
+            .collect();
+        let source = FUSED.replace("{{SUMS}}", &sums);
+        self.fill(&source, POINT_WG, &body, reduction, reads, slots)
+    }
+
+    /// The squared errors of slot `slot`'s forward pass and its backward pass, adding into the
+    /// slot's gradient sums (`g[slot * PP..]`).
+    fn backward(&self, reads: WeightReads, slot: usize) -> String {
+        let mut body = String::new();
+        let at = slot * (self.params + 1);
         let out = self.output_at();
         let last_relu = self.layers.last().is_some_and(|l| l.relu);
         for k in 0..self.outputs {
@@ -277,12 +332,12 @@ impl Shape {
             let _ = writeln!(
                 body,
                 "        {{\n\
-                 \x20           let e = act[{a}u] - data[{t}u * chunk.stride + p];\n\
-                 \x20           g[P] += e * e;\n\
+                 \x20           let e = act[{a}u] - t_{k};\n\
+                 \x20           g[{sse}u] += e * e;\n\
                  \x20           delta[{a}u] = {d};\n\
                  \x20       }}",
                 a = out + k,
-                t = self.inputs + k,
+                sse = at + self.params,
             );
         }
         for (l, layer) in self.layers.iter().enumerate().rev() {
@@ -292,12 +347,12 @@ impl Shape {
                     let _ = writeln!(
                         body,
                         "        g[{g}u] += {d} * act[{a}u];",
-                        g = layer.weights + j * layer.inputs + i,
+                        g = at + layer.weights + j * layer.inputs + i,
                         a = layer.input_at + i,
                     );
                 }
                 if let Some(b) = layer.bias {
-                    let _ = writeln!(body, "        g[{}u] += {d};", b + j);
+                    let _ = writeln!(body, "        g[{}u] += {d};", at + b + j);
                 }
             }
             if l > 0 {
@@ -307,7 +362,12 @@ impl Shape {
                         .map(|j| {
                             format!(
                                 "{} * delta[{}u]",
-                                weight(reads, layer.weights + j * layer.inputs + i),
+                                weight(
+                                    reads,
+                                    slot,
+                                    self.params,
+                                    layer.weights + j * layer.inputs + i
+                                ),
                                 layer.output_at + j
                             )
                         })
@@ -323,37 +383,37 @@ impl Shape {
                 }
             }
         }
-        self.fill(FUSED, POINT_WG, &body, reduction, reads)
+        body
     }
 
     /// The forward-only kernel.
     pub fn predict_source(&self, reads: WeightReads) -> String {
-        let mut body = self.load_and_forward(reads);
-        let _ = writeln!(
-            body,
-            "        for (var k = 0u; k < {o}u; k++) {{\n\
-             \x20           out[k * chunk.stride + p] = act[{out}u + k];\n\
-             \x20       }}",
-            o = self.outputs,
-            out = self.output_at()
-        );
+        let mut body = self.load_inputs() + &self.forward(reads, 0);
+        // Constant indices (see `fused_source`).
+        for k in 0..self.outputs {
+            let _ = writeln!(
+                body,
+                "        out[{k}u * chunk.stride + p] = act[{a}u];",
+                a = self.output_at() + k
+            );
+        }
         // Nothing to sum: either way gives the same text.
-        self.fill(PREDICT, POINT_WG, &body, Reduction::Workgroup, reads)
+        self.fill(PREDICT, POINT_WG, &body, Reduction::Workgroup, reads, 1)
     }
 
     /// The reduce kernel.
     pub fn reduce_source(&self, reduction: Reduction) -> String {
-        self.fill(REDUCE, REDUCE_WG, "", reduction, WeightReads::Shared)
+        self.fill(REDUCE, REDUCE_WG, "", reduction, WeightReads::Shared, 1)
     }
 
     /// The update kernel.
     pub fn update_source(&self, reduction: Reduction) -> String {
-        self.fill(UPDATE, REDUCE_WG, "", reduction, WeightReads::Shared)
+        self.fill(UPDATE, REDUCE_WG, "", reduction, WeightReads::Shared, 1)
     }
 
     /// The many-vectors SSE kernel of the loss landscape.
     pub fn landscape_source(&self, reduction: Reduction, reads: WeightReads) -> String {
-        let mut body = self.load_and_forward(reads);
+        let mut body = self.load_inputs() + &self.forward(reads, 0);
         let out = self.output_at();
         for k in 0..self.outputs {
             let _ = writeln!(
@@ -366,7 +426,7 @@ impl Shape {
                 t = self.inputs + k,
             );
         }
-        self.fill(LANDSCAPE, POINT_WG, &body, reduction, reads)
+        self.fill(LANDSCAPE, POINT_WG, &body, reduction, reads, 1)
     }
 
     /// The arithmetic yardstick kernel (it does not depend on the shape).
@@ -381,24 +441,35 @@ impl Shape {
         reduction.fill(&READ_ONCE.replace("{{WG}}", &POINT_WG.to_string()))
     }
 
-    /// Loads the point's inputs and runs the forward pass, written out in full (see
-    /// [`Shape::fused_source`]).
-    fn load_and_forward(&self, reads: WeightReads) -> String {
+    /// Loads the point's inputs.
+    fn load_inputs(&self) -> String {
         let mut body = String::new();
         for i in 0..self.inputs {
             let _ = writeln!(body, "        act[{i}u] = data[{i}u * chunk.stride + p];");
         }
+        body
+    }
+
+    /// The forward pass with slot `slot`'s weights, written out in full (see
+    /// [`Shape::fused_source`]).
+    fn forward(&self, reads: WeightReads, slot: usize) -> String {
+        let mut body = String::new();
         for layer in &self.layers {
             for j in 0..layer.nodes {
                 let mut terms: Vec<String> = layer
                     .bias
-                    .map(|b| weight(reads, b + j))
+                    .map(|b| weight(reads, slot, self.params, b + j))
                     .into_iter()
                     .collect();
                 terms.extend((0..layer.inputs).map(|i| {
                     format!(
                         "{} * act[{}u]",
-                        weight(reads, layer.weights + j * layer.inputs + i),
+                        weight(
+                            reads,
+                            slot,
+                            self.params,
+                            layer.weights + j * layer.inputs + i
+                        ),
                         layer.input_at + i
                     )
                 }));

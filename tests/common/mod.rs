@@ -3,7 +3,7 @@
 
 use std::process::Output;
 
-use downhill::{data, Activation, Dataset, Network};
+use downhill::{data, Activation, Dataset, Descent, Network};
 
 /// A seeded random student (with small nonzero biases, so their gradients start from a generic
 /// point) and data from a seeded random relu teacher of the same shape.
@@ -172,4 +172,15 @@ pub fn points_and_model(dir: &std::path::Path) -> (std::path::PathBuf, std::path
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     (data, model)
+}
+
+/// The sweep tests' descent: `steps` steps in rounds of 7 (so rounds end mid-way through the
+/// engines' own batches), stopping when flat.
+pub fn sweep_descent(steps: usize) -> Descent {
+    Descent {
+        max_steps: steps,
+        tolerance: 1e-7,
+        round: Some(7),
+        ..Descent::default()
+    }
 }

@@ -426,8 +426,12 @@ fn print_text(cx: &Context, outcome: &SweepOutcome, verification: Option<&[Repor
         thousands(cx.points),
         cx.source
     );
+    let passes = match outcome.passes_per_step {
+        1 => "one pass over the data per step for every run".to_string(),
+        n => format!("{n} passes over the data per step for all runs"),
+    };
     println!(
-        "device {}; loss {}; up to {} steps; one pass over the data per step for every run",
+        "device {}; loss {}; up to {} steps; {passes}",
         cx.device, args.loss, args.steps
     );
     println!();
