@@ -25,6 +25,7 @@ fn steps(c: &mut Criterion) {
         loss: LossKind::Mse,
         tolerance: 0.0,
         divergence_limit: f64::INFINITY,
+        update: Default::default(),
     };
     let mut group = c.benchmark_group(format!("train_{STEPS}_steps_2-2-1"));
     group.sample_size(10);

@@ -82,6 +82,7 @@ fn time(
         loss: LossKind::Mse,
         tolerance: 0.0,
         divergence_limit: f64::INFINITY,
+        update: Default::default(),
     };
     let mut best = f64::INFINITY;
     for round in 0..4 {

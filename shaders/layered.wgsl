@@ -41,7 +41,8 @@ const P: u32 = {{P}}u;             // parameters
 const NODES: u32 = {{NODES}}u;     // nodes, inputs included
 const INPUTS: u32 = {{INPUTS}}u;
 const OUTPUTS: u32 = {{OUTPUTS}}u;
-const OUTPUT_RELU: bool = {{OUTPUT_RELU}};
+// Activations: 0 identity, 1 ReLU, 2 tanh, 3 sigmoid.
+const OUTPUT_ACT: u32 = {{OUTPUT_ACT}}u;
 const OUTPUT_AT: u32 = {{OUTPUT_AT}}u;  // the outputs' first row
 
 // The layer this text was written for.
@@ -50,10 +51,31 @@ const J: u32 = {{J}}u;             // its nodes
 const W: u32 = {{W}}u;             // its weights' offset (J x I, row-major)
 const HAS_BIAS: bool = {{HAS_BIAS}};
 const BIAS: u32 = {{BIAS}}u;       // its biases' offset (when it has them)
-const RELU: bool = {{RELU}};       // its activation
+const ACT: u32 = {{ACT}}u;         // its activation
 const IN_AT: u32 = {{IN_AT}}u;     // its inputs' first row
 const OUT_AT: u32 = {{OUT_AT}}u;   // its nodes' first row
-const INPUT_RELU: bool = {{INPUT_RELU}};  // whether its inputs came out of a ReLU
+const INPUT_ACT: u32 = {{INPUT_ACT}}u;  // the activation its inputs came out of
+
+// `act` of a pre-activation (tanh's argument clamped where f32's tanh is already +-1: some
+// drivers compute it from exponentials that overflow).
+fn activate(act: u32, z: vec4<f32>) -> vec4<f32> {
+    switch act {
+        case 1u: { return max(z, vec4<f32>(0.0)); }
+        case 2u: { return tanh(clamp(z, vec4<f32>(-15.0), vec4<f32>(15.0))); }
+        case 3u: { return 1.0 / (1.0 + exp(-z)); }
+        default: { return z; }
+    }
+}
+
+// `value` times the slope of `act` where its output is `a`.
+fn times_slope(act: u32, value: f32, a: f32) -> f32 {
+    switch act {
+        case 1u: { return select(0.0, value, a > 0.0); }
+        case 2u: { return value * (1.0 - a * a); }
+        case 3u: { return value * a * (1.0 - a); }
+        default: { return value; }
+    }
+}
 
 const WG: u32 = 64u;
 // Nodes per thread of forward and backward, and weights per thread (BLOCK x BLOCK) of the
@@ -126,9 +148,7 @@ fn forward(
         let w = vec4<f32>(params[rows.x + i], params[rows.y + i], params[rows.z + i], params[rows.w + i]);
         z = fma(w, vec4<f32>(a), z);
     }
-    if (RELU) {
-        z = max(z, vec4<f32>(0.0));
-    }
+    z = activate(ACT, z);
     acts[(OUT_AT + r.x) * B + q] = z.x;
     if (j0 + 1u < J) {
         acts[(OUT_AT + r.y) * B + q] = z.y;
@@ -154,11 +174,7 @@ fn output_error(@builtin(global_invocation_id) gid: vec3<u32>) {
         let y = acts[(OUTPUT_AT + k) * B + q];
         let e = y - data[(INPUTS + k) * batch.stride + batch.start + q];
         squares += e * e;
-        var d = 2.0 * e;
-        if (OUTPUT_RELU && y <= 0.0) {
-            d = 0.0;
-        }
-        deltas[(OUTPUT_AT + k) * B + q] = d;
+        deltas[(OUTPUT_AT + k) * B + q] = times_slope(OUTPUT_ACT, 2.0 * e, y);
     }
     deltas[NODES * B + q] = squares;
 }
@@ -206,11 +222,8 @@ fn backward(
     for (var b = 0u; b < BLOCK; b++) {
         let i = i0 + b;
         if (i < I) {
-            var value = d[b];
-            if (INPUT_RELU && acts[(IN_AT + i) * B + q] <= 0.0) {
-                value = 0.0;
-            }
-            deltas[(IN_AT + i) * B + q] = value;
+            let a = acts[(IN_AT + i) * B + q];
+            deltas[(IN_AT + i) * B + q] = times_slope(INPUT_ACT, d[b], a);
         }
     }
 }

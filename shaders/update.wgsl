@@ -8,6 +8,12 @@ struct Step {
     scale: f32,       // turns the SSE into the chosen loss (1 / (points * outputs) for the MSE)
     tolerance: f32,   // stop once the gradient norm is below this
     limit: f32,       // a loss above this counts as divergence
+    rule: u32,        // GD, MOMENTUM, NESTEROV or ADAM (src/optimizer.rs writes each out)
+    updates: u32,     // updates the run made before this submission
+    beta1: f32,       // the momentum, or Adam's beta1
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
 }
 
 struct State {
@@ -23,6 +29,9 @@ struct State {
 @group(0) @binding(1) var<storage, read_write> params: array<f32>;
 // The weights before the last update, restored when the loss diverges (P values per run).
 @group(0) @binding(2) var<storage, read_write> previous: array<f32>;
+// Per run (P values apart): the momentum buffer or Adam's first moment, and its second.
+@group(0) @binding(7) var<storage, read_write> first: array<f32>;
+@group(0) @binding(8) var<storage, read_write> second: array<f32>;
 // Per run (2 * STEPS values apart), per update: the loss and the gradient norm before it.
 @group(0) @binding(3) var<storage, read_write> history: array<f32>;
 @group(0) @binding(4) var<storage, read_write> states: array<State>;
@@ -43,6 +52,10 @@ const STEPS: u32 = {{STEPS}}u;
 const RUNNING: u32 = 0u;
 const FLAT: u32 = 1u;
 const DIVERGED: u32 = 2u;
+const GD: u32 = 0u;
+const MOMENTUM: u32 = 1u;
+const NESTEROV: u32 = 2u;
+const ADAM: u32 = 3u;
 const SKIP: u32 = 0u;
 const UPDATE: u32 = 1u;
 const RESTORE: u32 = 2u;
@@ -51,6 +64,8 @@ const SUM_WG: u32 = WG;
 
 {{WORKGROUP_SUM}}
 var<workgroup> action: u32;
+// The number of the update being made (1 for a run's first).
+var<workgroup> update_number: u32;
 
 fn is_finite(x: f32) -> bool {
     // WGSL has no isinf/isnan; an all-ones exponent is either.
@@ -92,6 +107,7 @@ fn main(
                 history[h] = loss;
                 history[h + 1u] = norm;
                 states[run].applied += 1u;
+                update_number = step.updates + states[run].applied;
                 decided = UPDATE;
             }
             states[run].stop_loss = loss;
@@ -101,9 +117,37 @@ fn main(
     }
     let todo = workgroupUniformLoad(&action);
     if (todo == UPDATE) {
+        let n = workgroupUniformLoad(&update_number);
         for (var k = lid.x; k < P; k += WG) {
-            previous[w + k] = params[w + k];
-            params[w + k] = params[w + k] - step.learning_rate * step.scale * totals[t + k];
+            let p = params[w + k];
+            previous[w + k] = p;
+            if (step.rule == GD && step.weight_decay == 0.0) {
+                // The lesson's step, written as it always was.
+                params[w + k] = p - step.learning_rate * step.scale * totals[t + k];
+                continue;
+            }
+            var g = totals[t + k] * step.scale;
+            if (step.weight_decay != 0.0) {
+                g += step.weight_decay * p;
+            }
+            var by = g;
+            if (step.rule == MOMENTUM || step.rule == NESTEROV) {
+                var b = g;
+                if (n > 1u) {
+                    b = step.beta1 * first[w + k] + g;
+                }
+                first[w + k] = b;
+                by = select(b, g + step.beta1 * b, step.rule == NESTEROV);
+            } else if (step.rule == ADAM) {
+                let m = step.beta1 * first[w + k] + (1.0 - step.beta1) * g;
+                let v = step.beta2 * second[w + k] + (1.0 - step.beta2) * g * g;
+                first[w + k] = m;
+                second[w + k] = v;
+                let correction1 = 1.0 - pow(step.beta1, f32(n));
+                let correction2 = 1.0 - pow(step.beta2, f32(n));
+                by = m / correction1 / (sqrt(v) / sqrt(correction2) + step.eps);
+            }
+            params[w + k] = p - step.learning_rate * by;
         }
     } else if (todo == RESTORE) {
         for (var k = lid.x; k < P; k += WG) {

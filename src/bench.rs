@@ -232,6 +232,7 @@ fn measure_size(
         loss: LossKind::Mse,
         tolerance: 0.0,
         divergence_limit: f64::INFINITY,
+        update: Default::default(),
     };
     let bytes = set.bytes() as f64;
     let flops = (student.step_flops_per_point() * points) as f64;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::error::{number, Error, Result};
 use crate::loss::{norm, Evaluation, LossKind};
 use crate::network::Network;
+use crate::optimizer::UpdateRule;
 
 /// One step of gradient descent as recorded in the history.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -33,6 +34,8 @@ pub struct StepRule {
     /// Stop (without updating, and going back to the weights before the previous update) once
     /// the loss is above this or not finite.
     pub divergence_limit: f64,
+    /// How the gradient becomes an update (plain descent unless asked otherwise).
+    pub update: UpdateRule,
 }
 
 /// Why an engine stopped inside a round.
@@ -188,6 +191,20 @@ impl Outcome {
         self.history.len()
     }
 
+    /// The history and then the state the run ended in (numbered one past the last update),
+    /// when its loss is known: the rows of a history file and the points of a loss curve.
+    pub fn records_with_end(&self) -> Vec<StepRecord> {
+        let mut records = self.history.clone();
+        if self.final_loss.is_finite() {
+            records.push(StepRecord {
+                step: self.steps() + 1,
+                loss: self.final_loss,
+                gradient_norm: self.final_gradient_norm,
+            });
+        }
+        records
+    }
+
     /// The error to report when the run failed (it diverged, or the engine failed).
     pub fn failure(&self) -> Option<Error> {
         match &self.engine_error {
@@ -217,6 +234,8 @@ pub struct Descent {
     pub divergence_factor: f64,
     /// Steps per round; `None` lets the engine choose.
     pub round: Option<usize>,
+    /// How the gradient becomes an update.
+    pub update: UpdateRule,
 }
 
 impl Default for Descent {
@@ -228,6 +247,7 @@ impl Default for Descent {
             loss: LossKind::Mse,
             divergence_factor: 1e6,
             round: None,
+            update: UpdateRule::default(),
         }
     }
 }
@@ -252,7 +272,7 @@ impl Descent {
                 "the round size must be at least 1".into(),
             ));
         }
-        Ok(())
+        self.update.validate()
     }
 
     /// Runs gradient descent on `engine` until the step limit, a flat spot or divergence.
@@ -271,6 +291,7 @@ impl Descent {
             loss: self.loss,
             tolerance: self.tolerance,
             divergence_limit: f64::INFINITY,
+            update: self.update,
         };
         let mut history: Vec<StepRecord> = Vec::with_capacity(self.max_steps.min(1 << 20));
         let mut stopped = StopReason::MaxSteps;

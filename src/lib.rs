@@ -34,6 +34,7 @@ pub mod limits;
 pub mod loss;
 pub mod model_file;
 pub mod network;
+pub mod optimizer;
 pub mod output;
 #[cfg(feature = "plot")]
 pub mod plot;

@@ -139,7 +139,8 @@ pub fn parse(text: &str) -> std::result::Result<Network, String> {
     for (l, layer) in model.layers.into_iter().enumerate() {
         let activation: Activation = layer.activation.parse().map_err(|_| {
             format!(
-                "layer {l}: unknown activation \"{}\" (expected \"identity\" or \"relu\")",
+                "layer {l}: unknown activation \"{}\" (expected \"identity\", \"relu\", \
+                 \"tanh\" or \"sigmoid\")",
                 layer.activation
             )
         })?;

@@ -22,6 +22,10 @@ pub enum Activation {
     Identity,
     /// `a = max(z, 0)`.
     Relu,
+    /// `a = tanh(z)`.
+    Tanh,
+    /// `a = 1 / (1 + exp(-z))`, the logistic function.
+    Sigmoid,
 }
 
 impl Activation {
@@ -31,11 +35,14 @@ impl Activation {
         match self {
             Activation::Identity => z,
             Activation::Relu => z.max(0.0),
+            Activation::Tanh => z.tanh(),
+            Activation::Sigmoid => 1.0 / (1.0 + (-z).exp()),
         }
     }
 
     /// The activation's slope, written in terms of its output `a` (1 or 0 for a ReLU, as the
-    /// lesson says; at `z = 0` the ReLU's slope is taken as 0).
+    /// lesson says; at `z = 0` the ReLU's slope is taken as 0; `1 - a^2` for tanh, `a (1 - a)`
+    /// for the sigmoid).
     #[inline]
     pub fn slope_from_output(self, a: f64) -> f64 {
         match self {
@@ -47,6 +54,8 @@ impl Activation {
                     0.0
                 }
             }
+            Activation::Tanh => 1.0 - a * a,
+            Activation::Sigmoid => a * (1.0 - a),
         }
     }
 
@@ -55,6 +64,8 @@ impl Activation {
         match self {
             Activation::Identity => "identity",
             Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
         }
     }
 }
@@ -71,8 +82,10 @@ impl FromStr for Activation {
         match s {
             "identity" | "linear" => Ok(Activation::Identity),
             "relu" => Ok(Activation::Relu),
+            "tanh" => Ok(Activation::Tanh),
+            "sigmoid" | "logistic" => Ok(Activation::Sigmoid),
             other => Err(Error::InvalidArgument(format!(
-                "unknown activation '{other}' (expected 'identity' or 'relu')"
+                "unknown activation '{other}' (expected identity, relu, tanh or sigmoid)"
             ))),
         }
     }

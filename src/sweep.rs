@@ -123,6 +123,7 @@ pub fn run_sweep(
                 loss: descent.loss,
                 tolerance: descent.tolerance,
                 divergence_limit: f64::INFINITY,
+                update: descent.update,
             },
             history: Vec::with_capacity(descent.max_steps.min(1 << 16)),
             stopped: None,

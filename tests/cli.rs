@@ -612,9 +612,41 @@ fn model_whose_layer_shapes_do_not_chain() {
 #[test]
 fn model_with_unknown_activation() {
     bad_model(
-        r#"{"format":"downhill-model","version":1,"layers":[{"activation":"tanh","weights":[[1,1]],"bias":null}]}"#,
-        &["unknown activation", "tanh"],
+        r#"{"format":"downhill-model","version":1,"layers":[{"activation":"softplus","weights":[[1,1]],"bias":null}]}"#,
+        &["unknown activation", "softplus", "tanh", "sigmoid"],
     );
+}
+
+/// tanh and sigmoid hidden layers train, are written into the model file, and come back.
+#[test]
+fn tanh_and_sigmoid_models_round_trip() {
+    for act in ["tanh", "sigmoid"] {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m.json");
+        let out = downhill(&[
+            "train",
+            "--points",
+            "500",
+            "--steps",
+            "20",
+            "--layers",
+            "2,3,1",
+            "--hidden-activation",
+            act,
+            "--device",
+            "cpu",
+            "--out",
+            model.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let net = downhill::model_file::load(&model).unwrap();
+        assert_eq!(net.layers()[0].activation.name(), act);
+        assert_eq!(net.layers()[1].activation.name(), "identity");
+    }
 }
 
 #[test]

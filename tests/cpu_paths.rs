@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{assert_evaluations_agree, random_case};
+use common::{assert_evaluations_agree, random_case, EVERY_ACTIVATION};
 
 use downhill::cpu::{CpuKernel, Fused, Reference};
 use downhill::Activation;
@@ -32,7 +32,7 @@ const SIZES: &[usize] = &[1, 7, 63, 64, 65, 1000, 4097, 16 * 1024 + 1];
 fn check_against_reference(fused: &mut Fused, label: &str) {
     let mut seed = 0;
     for widths in SHAPES {
-        for hidden in [Activation::Relu, Activation::Identity] {
+        for hidden in EVERY_ACTIVATION {
             for bias in [true, false] {
                 for &points in SIZES {
                     seed += 1;
@@ -93,7 +93,7 @@ fn fused_result_does_not_depend_on_the_thread_count() {
 #[test]
 fn reference_gradient_matches_central_finite_differences() {
     for (seed, widths) in SHAPES.iter().enumerate() {
-        for hidden in [Activation::Relu, Activation::Identity] {
+        for hidden in EVERY_ACTIVATION {
             let (net, data) = random_case(widths, hidden, true, 200, seed as u64 + 77);
             let analytic = Reference.evaluate(&net, &data).sse_gradient;
             let base = net.params();

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{assert_evaluations_agree, gpu, gradient_gap, random_case};
+use common::{assert_evaluations_agree, gpu, gradient_gap, random_case, EVERY_ACTIVATION};
 
 use downhill::cpu::{CpuEngine, CpuKernel, CpuVariant, Reference};
 use downhill::gpu::engine::predict;
@@ -54,7 +54,7 @@ fn loss_and_gradient_match_the_reference_on_random_networks_at_awkward_sizes() {
     let Some(ctx) = gpu() else { return };
     let mut seed = 0;
     for widths in SHAPES {
-        for hidden in [Activation::Relu, Activation::Identity] {
+        for hidden in EVERY_ACTIVATION {
             for bias in [true, false] {
                 for &points in SIZES {
                     seed += 1;

@@ -74,14 +74,18 @@ fn wide_deep_and_many_output_networks_match_the_reference() {
         &[5, 20, 3],
     ];
     for (k, widths) in shapes.into_iter().enumerate() {
-        // Each shape with two of the four activation and bias combinations, in turn.
+        // Each shape with two of the eight activation and bias combinations, in turn.
         let combos = [
             (Activation::Relu, true),
             (Activation::Identity, false),
+            (Activation::Tanh, true),
+            (Activation::Sigmoid, false),
             (Activation::Relu, false),
             (Activation::Identity, true),
+            (Activation::Tanh, false),
+            (Activation::Sigmoid, true),
         ];
-        for &(hidden, bias) in combos.iter().skip(k % 2 * 2).take(2) {
+        for &(hidden, bias) in combos.iter().skip(k % 4 * 2).take(2) {
             for points in [1, 63, 64, 65, 4097] {
                 check(&ctx, widths, hidden, bias, points, LAYERED);
             }

@@ -352,3 +352,35 @@ fn bad_landscape_requests_are_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!Path::new(&p("loss.jpg")).exists());
 }
+
+/// A run of no steps on one point: the text says "1 point", the history holds the state it
+/// ended in, and the picture (that one point, drawn as a dot) decodes at the default size.
+#[test]
+fn a_run_of_no_steps_on_one_point_draws_its_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let (picture, history) = (dir.path().join("s0.png"), dir.path().join("s0.csv"));
+    let out = downhill(&[
+        "train",
+        "--points",
+        "1",
+        "--steps",
+        "0",
+        "--device",
+        "cpu",
+        "--plot",
+        picture.to_str().unwrap(),
+        "--history",
+        history.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("on 1 point ("), "{text}");
+    let rows = std::fs::read_to_string(&history).unwrap();
+    assert_eq!(rows.lines().count(), 2, "{rows}");
+    assert!(rows.lines().nth(1).unwrap().starts_with("1,"), "{rows}");
+    assert_eq!(png_size(&picture), (900, 600));
+}

@@ -45,7 +45,12 @@ fn every_kernel_validates_for_every_kind_of_shape() {
         &[8, 16, 1],
         &[3, 5, 2],
     ] {
-        for hidden in [Activation::Relu, Activation::Identity] {
+        for hidden in [
+            Activation::Relu,
+            Activation::Identity,
+            Activation::Tanh,
+            Activation::Sigmoid,
+        ] {
             for bias in [true, false] {
                 nets.push(Network::random(widths, hidden, bias, 1).unwrap());
             }
@@ -113,7 +118,12 @@ fn the_layered_kernels_validate_for_every_layer_of_wide_and_deep_shapes() {
         &[64, 1],
         &[5, 20, 3],
     ] {
-        for (hidden, bias) in [(Activation::Relu, true), (Activation::Identity, false)] {
+        for (hidden, bias) in [
+            (Activation::Relu, true),
+            (Activation::Identity, false),
+            (Activation::Tanh, true),
+            (Activation::Sigmoid, false),
+        ] {
             nets.push(Network::random(widths, hidden, bias, 1).unwrap());
         }
     }

@@ -13,7 +13,7 @@ pub struct ShapeArgs {
     #[arg(long, value_name = "W,W,...")]
     pub layers: Option<String>,
     /// Activation of the hidden layers (the output layer is always identity) [default: relu].
-    #[arg(long, value_name = "relu|identity", value_parser = parse_activation)]
+    #[arg(long, value_name = "relu|identity|tanh|sigmoid", value_parser = parse_activation)]
     pub hidden_activation: Option<Activation>,
     /// Leave the bias out of every layer.
     #[arg(long)]
@@ -82,6 +82,14 @@ pub fn print_json(value: &serde_json::Value) {
         "{}",
         serde_json::to_string_pretty(value).expect("a JSON value always serialises")
     );
+}
+
+/// `n` points as text: `1 point`, `1,234,567 points`.
+pub fn points(n: usize) -> String {
+    match n {
+        1 => "1 point".into(),
+        _ => format!("{} points", thousands(n)),
+    }
 }
 
 /// `1234567` as `1,234,567`.

@@ -7,7 +7,7 @@ use clap::Args;
 use downhill::output::check_writable;
 use downhill::{data, model_file, network, Activation, Network, Result};
 
-use super::common::{parse_count, thousands, ShapeArgs};
+use super::common::{parse_count, points as points_text, ShapeArgs};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -65,8 +65,8 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode> {
     let points = data::generate(&teacher, args.points, args.noise, args.seed)?;
     points.save(&args.out)?;
     eprintln!(
-        "downhill: wrote {} points ({} inputs, {} targets) from teacher {} to {}",
-        thousands(points.len()),
+        "downhill: wrote {} ({} inputs, {} targets) from teacher {} to {}",
+        points_text(points.len()),
         points.inputs(),
         points.outputs(),
         teacher.describe(),

@@ -14,7 +14,7 @@ use downhill::plot::{self, DescentPath, ImageKind};
 use downhill::{model_file, Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::common::{parse_count, thousands, ModelDataArgs};
+use super::common::{parse_count, points as points_text, ModelDataArgs};
 
 /// Grid points per axis when --grid is not given.
 const DEFAULT_GRID_1D: usize = 201;
@@ -174,10 +174,10 @@ pub fn run(args: LandscapeArgs) -> Result<ExitCode> {
 
     let names: Vec<&str> = land.axes.iter().map(|a| a.name.as_str()).collect();
     let title = format!(
-        "Loss over {}: {}, {} points, {}",
+        "Loss over {}: {}, {}, {}",
         names.join(" and "),
         net.describe(),
-        thousands(land.points),
+        points_text(land.points),
         target.name()
     );
     let size = (args.width, args.height);

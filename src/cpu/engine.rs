@@ -9,6 +9,7 @@ use crate::descent::{Engine, EngineStop, Round, StepRecord, StepRule};
 use crate::error::Result;
 use crate::loss::{norm, Evaluation};
 use crate::network::Network;
+use crate::optimizer::OptimizerState;
 
 /// Which CPU kernel to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -43,6 +44,7 @@ pub(super) enum Stepped {
 pub(super) fn host_step(
     net: &mut Network,
     previous: &mut Option<Network>,
+    state: &mut OptimizerState,
     evaluation: &Evaluation,
     rule: &StepRule,
     step: usize,
@@ -63,9 +65,8 @@ pub(super) fn host_step(
         }));
     }
     let mut params = net.params();
-    for (p, g) in params.iter_mut().zip(&gradient) {
-        *p -= rule.learning_rate * g;
-    }
+    rule.update
+        .apply(&mut params, &gradient, rule.learning_rate, state);
     *previous = Some(net.clone());
     net.set_params(&params)?;
     Ok(Stepped::Updated(StepRecord {
@@ -80,6 +81,9 @@ pub struct CpuEngine<'a> {
     net: Network,
     /// The weights before the last update, restored when the next loss diverges.
     previous: Option<Network>,
+    /// What the update rule carries from step to step (kept when new weights are set, so
+    /// that a checking engine follows the run it checks).
+    state: OptimizerState,
     data: &'a Dataset,
     kernel: Box<dyn CpuKernel>,
 }
@@ -103,6 +107,7 @@ impl<'a> CpuEngine<'a> {
         Ok(CpuEngine {
             net,
             previous: None,
+            state: OptimizerState::default(),
             data,
             kernel,
         })
@@ -122,7 +127,15 @@ impl Engine for CpuEngine<'_> {
         let mut round = Round::default();
         for step in first_step..first_step + count {
             let evaluation = self.kernel.evaluate(&self.net, self.data);
-            match host_step(&mut self.net, &mut self.previous, &evaluation, rule, step)? {
+            let stepped = host_step(
+                &mut self.net,
+                &mut self.previous,
+                &mut self.state,
+                &evaluation,
+                rule,
+                step,
+            )?;
+            match stepped {
                 Stepped::Updated(record) => round.records.push(record),
                 Stepped::Stopped(stop) => {
                     round.stop = Some(stop);

@@ -99,10 +99,44 @@ fn forward_layer<S: Isa>(
     let w = &plan.transposed[layer.weights..][..layer.nodes * layer.inputs];
     let bias = layer.bias.map(|o| &plan.params[o..o + layer.nodes]);
     matmul_tile(isa, w, layer.nodes, layer.inputs, bias, input, out);
-    if layer.activation == Activation::Relu {
-        for z in out.iter_mut().take(layer.nodes) {
-            let copy = *z;
-            keep_where_positive(z, &copy);
+    activate(layer.activation, &mut out[..layer.nodes]);
+}
+
+/// `act` applied to a layer's pre-activations: the ReLU as a mask; tanh and the sigmoid
+/// value by value (through the standard library's f32 functions).
+#[inline(always)]
+fn activate(act: Activation, out: &mut [Lane]) {
+    match act {
+        Activation::Identity => {}
+        Activation::Relu => {
+            for z in out {
+                let copy = *z;
+                keep_where_positive(z, &copy);
+            }
+        }
+        Activation::Tanh => out.iter_mut().flatten().for_each(|v| *v = v.tanh()),
+        Activation::Sigmoid => out
+            .iter_mut()
+            .flatten()
+            .for_each(|v| *v = 1.0 / (1.0 + (-*v).exp())),
+    }
+}
+
+/// `delta` times the slope of `act` where its outputs are `a`.
+#[inline(always)]
+fn times_slope(act: Activation, delta: &mut Lane, a: &Lane) {
+    match act {
+        Activation::Identity => {}
+        Activation::Relu => keep_where_positive(delta, a),
+        Activation::Tanh => {
+            for (d, a) in delta.iter_mut().zip(a) {
+                *d *= 1.0 - a * a;
+            }
+        }
+        Activation::Sigmoid => {
+            for (d, a) in delta.iter_mut().zip(a) {
+                *d *= a * (1.0 - a);
+            }
         }
     }
 }
@@ -158,9 +192,7 @@ fn tile<S: Isa>(
         for d in delta.iter_mut() {
             *d *= 2.0;
         }
-        if out_act == Activation::Relu {
-            keep_where_positive(delta, prediction);
-        }
+        times_slope(out_act, delta, prediction);
     }
 
     for (l, layer) in plan.layers.iter().enumerate().rev() {
@@ -195,10 +227,9 @@ fn tile<S: Isa>(
             &scratch.delta,
             back,
         );
-        if plan.layers[l - 1].activation == Activation::Relu {
-            for i in 0..layer.inputs {
-                keep_where_positive(&mut back[i], &input[i]);
-            }
+        let below = plan.layers[l - 1].activation;
+        for i in 0..layer.inputs {
+            times_slope(below, &mut back[i], &input[i]);
         }
         std::mem::swap(&mut scratch.delta, &mut scratch.delta_below);
     }

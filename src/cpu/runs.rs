@@ -9,12 +9,15 @@ use crate::descent::{Round, StepRule};
 use crate::error::{Error, Result};
 use crate::loss::Evaluation;
 use crate::network::Network;
+use crate::optimizer::OptimizerState;
 use crate::sweep::SweepEngine;
 
-/// One run's weights, and the weights before its last update (restored if it diverges).
+/// One run's weights, the weights before its last update (restored if it diverges), and
+/// what its update rule carries from step to step.
 struct Run {
     net: Network,
     previous: Option<Network>,
+    state: OptimizerState,
 }
 
 /// Many runs of gradient descent on the CPU, sharing each pass over the data.
@@ -48,6 +51,7 @@ impl<'a> CpuSweep<'a> {
                 .map(|net| Run {
                     net,
                     previous: None,
+                    state: OptimizerState::default(),
                 })
                 .collect(),
             data,
@@ -89,7 +93,15 @@ impl SweepEngine for CpuSweep<'_> {
             for (&r, evaluation) in active.iter().zip(&evaluations) {
                 let rule = rules[r].as_ref().expect("active runs have a rule");
                 let run = &mut self.runs[r];
-                match host_step(&mut run.net, &mut run.previous, evaluation, rule, step)? {
+                let stepped = host_step(
+                    &mut run.net,
+                    &mut run.previous,
+                    &mut run.state,
+                    evaluation,
+                    rule,
+                    step,
+                )?;
+                match stepped {
                     Stepped::Updated(record) => {
                         rounds[r].records.push(record);
                         still.push(r);

@@ -387,7 +387,9 @@ pub fn block_for(layout: &KernelLayout) -> Option<SmallKernel> {
     let [hidden, output] = &layout.layers[..] else {
         return None;
     };
-    if output.activation != Activation::Identity {
+    if output.activation != Activation::Identity
+        || !matches!(hidden.activation, Activation::Identity | Activation::Relu)
+    {
         return None;
     }
     let relu = hidden.activation == Activation::Relu;

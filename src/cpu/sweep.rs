@@ -59,6 +59,7 @@ fn apply(act: Activation, z: f64) -> f64 {
                 0.0
             }
         }
+        other => other.apply(z),
     }
 }
 
@@ -74,6 +75,12 @@ pub fn sse_along_one_weight(
     index: usize,
     values: &[f64],
 ) -> Option<Vec<f64>> {
+    // The closed forms below are the identity's and the ReLU's (pieces of straight lines);
+    // other activations take the many-networks kernel.
+    let piecewise_linear = |a: Activation| matches!(a, Activation::Identity | Activation::Relu);
+    if !net.layers().iter().all(|l| piecewise_linear(l.activation)) {
+        return None;
+    }
     let swept = locate(net, index)?;
     let layers = net.layers();
     if swept.layer + 2 < layers.len() {

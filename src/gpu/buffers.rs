@@ -46,7 +46,7 @@ pub struct RowsUniform {
     pub _pad: [u32; 3],
 }
 
-/// `Step` in update.wgsl.
+/// `Step` in update.wgsl (one per run, in a storage buffer).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct StepUniform {
@@ -54,6 +54,15 @@ pub struct StepUniform {
     pub scale: f32,
     pub tolerance: f32,
     pub limit: f32,
+    /// 0 gradient descent, 1 momentum, 2 Nesterov, 3 Adam.
+    pub rule: u32,
+    /// Updates the run made before this submission.
+    pub updates: u32,
+    /// The momentum, or Adam's beta1.
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
 }
 
 /// `State` in update.wgsl.
@@ -180,7 +189,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<CountUniform>(), 16);
         assert_eq!(std::mem::size_of::<BatchUniform>(), 16);
         assert_eq!(std::mem::size_of::<RowsUniform>(), 16);
-        assert_eq!(std::mem::size_of::<StepUniform>(), 16);
+        assert_eq!(std::mem::size_of::<StepUniform>(), 40);
         assert_eq!(std::mem::size_of::<StateBlock>(), 16);
     }
 }

@@ -22,6 +22,7 @@ use crate::descent::{Engine, EngineStop, Round, StepRecord, StepRule};
 use crate::error::{Error, Result};
 use crate::loss::Evaluation;
 use crate::network::Network;
+use crate::optimizer::Optimizer;
 
 /// How a step's gradient is computed: by one of two families of kernels.
 enum GradientPass {
@@ -32,8 +33,9 @@ enum GradientPass {
 /// One run of a sweep kept on the device while others use the engine, with its weights as
 /// last read back (what the run reports if the device is lost).
 pub struct ParkedRun {
-    params: wgpu::Buffer,
-    previous: wgpu::Buffer,
+    /// The weights, the weights before the last update, and the update rule's two moments.
+    buffers: [wgpu::Buffer; 4],
+    updates: u32,
     last_params: Vec<f32>,
 }
 
@@ -61,6 +63,11 @@ pub struct GpuEngine {
     steps: wgpu::Buffer,
     /// The runs a step trains: their count, then their indices.
     active: wgpu::Buffer,
+    /// What the update rule carries between steps, per run: the momentum buffer (or Adam's
+    /// first moment) and Adam's second moment.
+    moments: [wgpu::Buffer; 2],
+    /// Updates each run has made (Adam's bias correction and momentum's first step need it).
+    updates: Vec<u32>,
     staging: wgpu::Buffer,
     /// The weights as last read back, kept for when the device is lost.
     last_params: Vec<f32>,
@@ -178,11 +185,35 @@ impl GpuEngine {
                 (runs * STEPS_PER_SUBMIT) as u64 * 8,
                 U::STORAGE | U::COPY_SRC,
             );
-            let steps = buffers::empty(&ctx, "steps", runs as u64 * 16, U::STORAGE | U::COPY_DST);
+            let step_bytes = std::mem::size_of::<StepUniform>() as u64;
+            let steps = buffers::empty(
+                &ctx,
+                "steps",
+                runs as u64 * step_bytes,
+                U::STORAGE | U::COPY_DST,
+            );
+            let state_bytes = (runs * shape.params) as u64 * 4;
+            let moment = |label| {
+                buffers::empty(
+                    &ctx,
+                    label,
+                    state_bytes,
+                    U::STORAGE | U::COPY_SRC | U::COPY_DST,
+                )
+            };
+            let moments = [moment("first moments"), moment("second moments")];
             let update_group = update.bind(
                 &ctx,
                 &[
-                    &totals, &params, &previous, &history, &states, &steps, &active,
+                    &totals,
+                    &params,
+                    &previous,
+                    &history,
+                    &states,
+                    &steps,
+                    &active,
+                    &moments[0],
+                    &moments[1],
                 ],
             );
             // A round's read-back (states, history, weights) or an evaluation's totals.
@@ -206,6 +237,8 @@ impl GpuEngine {
                 states,
                 steps,
                 active,
+                moments,
+                updates: vec![0; runs],
                 staging,
                 last_params: params32,
                 ctx: ctx.clone(),
@@ -298,20 +331,19 @@ impl GpuEngine {
         self.reduction
     }
 
-    /// A new parked copy of the run on the device now (its weights and the weights before its
-    /// last update), for a sweep that trains other runs with this engine in between.
+    /// A new parked copy of the run on the device now (its weights, the weights before its
+    /// last update and its update rule's state), for a sweep that trains other runs with this
+    /// engine in between.
     pub fn park(&self) -> Result<ParkedRun> {
         let bytes = self.shape.params as u64 * 4;
         let mut parked = self.ctx.checked("allocating a sweep run's buffers", || {
-            use wgpu::BufferUsages as U;
+            let buffer = || {
+                use wgpu::BufferUsages as U;
+                buffers::empty(&self.ctx, "parked run", bytes, U::COPY_SRC | U::COPY_DST)
+            };
             ParkedRun {
-                params: buffers::empty(&self.ctx, "run params", bytes, U::COPY_SRC | U::COPY_DST),
-                previous: buffers::empty(
-                    &self.ctx,
-                    "run previous",
-                    bytes,
-                    U::COPY_SRC | U::COPY_DST,
-                ),
+                buffers: [buffer(), buffer(), buffer(), buffer()],
+                updates: 0,
                 last_params: self.last_params.clone(),
             }
         })?;
@@ -319,26 +351,32 @@ impl GpuEngine {
         Ok(parked)
     }
 
+    /// The buffers that hold the run on the device now, in the order of a parked run's.
+    fn run_buffers(&self) -> [&wgpu::Buffer; 4] {
+        [
+            &self.params,
+            &self.previous,
+            &self.moments[0],
+            &self.moments[1],
+        ]
+    }
+
     /// Copies the run on the device now into `parked`.
     pub fn park_into(&self, parked: &mut ParkedRun) {
-        self.copy_weights(
-            [&self.params, &self.previous],
-            [&parked.params, &parked.previous],
-        );
+        self.copy_weights(self.run_buffers(), parked.buffers.each_ref());
+        parked.updates = self.updates[0];
         parked.last_params.clone_from(&self.last_params);
     }
 
     /// Makes `parked` the run on the device: its next steps continue that run exactly, its
-    /// divergence check included.
+    /// divergence check and its update rule's state included.
     pub fn unpark(&mut self, parked: &ParkedRun) {
-        self.copy_weights(
-            [&parked.params, &parked.previous],
-            [&self.params, &self.previous],
-        );
+        self.copy_weights(parked.buffers.each_ref(), self.run_buffers());
+        self.updates[0] = parked.updates;
         self.last_params.clone_from(&parked.last_params);
     }
 
-    fn copy_weights(&self, from: [&wgpu::Buffer; 2], to: [&wgpu::Buffer; 2]) {
+    fn copy_weights(&self, from: [&wgpu::Buffer; 4], to: [&wgpu::Buffer; 4]) {
         let bytes = self.shape.params as u64 * 4;
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         for (f, t) in from.into_iter().zip(to) {
@@ -410,13 +448,9 @@ impl GpuEngine {
     ) -> Result<Submitted> {
         let uniforms: Vec<StepUniform> = rules
             .iter()
-            .map(|rule| match rule {
-                Some(rule) => StepUniform {
-                    learning_rate: rule.learning_rate as f32,
-                    scale: rule.loss.scale(self.points, self.outputs) as f32,
-                    tolerance: rule.tolerance as f32,
-                    limit: rule.divergence_limit as f32,
-                },
+            .zip(&self.updates)
+            .map(|(rule, &updates)| match rule {
+                Some(rule) => step_uniform(rule, updates, self.points, self.outputs),
                 None => StepUniform::zeroed(),
             })
             .collect();
@@ -473,6 +507,9 @@ impl GpuEngine {
         while done < count && !active.is_empty() {
             let batch = STEPS_PER_SUBMIT.min(count - done);
             let (states, history) = self.submit_steps(batch, rules, &active)?;
+            for &r in &active {
+                self.updates[r] += states[r].applied;
+            }
             active.retain(|&r| {
                 let state = states[r];
                 let entries = &history[2 * r * STEPS_PER_SUBMIT..];
@@ -551,6 +588,29 @@ impl GpuEngine {
                 Ok(net)
             })
             .collect()
+    }
+}
+
+/// A run's rule as update.wgsl reads it, `updates` updates into the run.
+fn step_uniform(rule: &StepRule, updates: u32, points: usize, outputs: usize) -> StepUniform {
+    let (code, beta1, beta2, eps) = match rule.update.optimizer {
+        Optimizer::Gd => (0, 0.0, 0.0, 0.0),
+        Optimizer::Momentum { momentum, nesterov } => {
+            (if nesterov { 2 } else { 1 }, momentum, 0.0, 0.0)
+        }
+        Optimizer::Adam { beta1, beta2, eps } => (3, beta1, beta2, eps),
+    };
+    StepUniform {
+        learning_rate: rule.learning_rate as f32,
+        scale: rule.loss.scale(points, outputs) as f32,
+        tolerance: rule.tolerance as f32,
+        limit: rule.divergence_limit as f32,
+        rule: code,
+        updates,
+        beta1: beta1 as f32,
+        beta2: beta2 as f32,
+        eps: eps as f32,
+        weight_decay: rule.update.weight_decay as f32,
     }
 }
 

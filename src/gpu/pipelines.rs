@@ -170,8 +170,10 @@ pub fn update(ctx: &GpuContext, shape: &Shape, reduction: Reduction) -> Result<K
             storage(2, false), // previous: the weights before the last update, per run
             storage(3, false), // history: loss and gradient norm per update, per run
             storage(4, false), // states: updates made, stop reason, per run
-            storage(5, true),  // steps: learning rate, loss scale, tolerance, limit, per run
+            storage(5, true),  // steps: learning rate, loss scale, tolerance, limit, rule, per run
             storage(6, true),  // runs: the runs this step trains
+            storage(7, false), // first: momentum buffer or Adam's first moment, per run
+            storage(8, false), // second: Adam's second moment, per run
         ],
     )
 }

@@ -103,6 +103,37 @@ impl Reduction {
     }
 }
 
+/// The layered kernels' code for an activation (`activate` in layered.wgsl).
+fn activation_code(act: Activation) -> u32 {
+    match act {
+        Activation::Identity => 0,
+        Activation::Relu => 1,
+        Activation::Tanh => 2,
+        Activation::Sigmoid => 3,
+    }
+}
+
+/// WGSL for `act` of the pre-activation `z` (tanh's argument clamped where f32's tanh is
+/// already +-1: some drivers compute it from exponentials that overflow).
+fn activate(act: Activation, z: &str) -> String {
+    match act {
+        Activation::Identity => z.to_string(),
+        Activation::Relu => format!("max({z}, 0.0)"),
+        Activation::Tanh => format!("tanh(clamp({z}, -15.0, 15.0))"),
+        Activation::Sigmoid => format!("1.0 / (1.0 + exp(-({z})))"),
+    }
+}
+
+/// WGSL for `value` times the slope of `act` where its output is `a`.
+fn times_slope(act: Activation, value: &str, a: &str) -> String {
+    match act {
+        Activation::Identity => value.to_string(),
+        Activation::Relu => format!("select(0.0, {value}, {a} > 0.0)"),
+        Activation::Tanh => format!("({value}) * (1.0 - {a} * {a})"),
+        Activation::Sigmoid => format!("({value}) * {a} * (1.0 - {a})"),
+    }
+}
+
 /// Weight `k` of slot `slot` (a run of a sweep; 0 for one run) as the per-point kernels'
 /// bodies read it, the slots' weights one after another in `w`.
 fn weight(reads: WeightReads, slot: usize, params: usize, k: usize) -> String {
@@ -119,7 +150,7 @@ struct LayerShape {
     nodes: usize,
     weights: usize,
     bias: Option<usize>,
-    relu: bool,
+    activation: Activation,
     /// First activation of the layer's inputs.
     input_at: usize,
     /// First activation of the layer's nodes.
@@ -150,7 +181,7 @@ impl Shape {
                     nodes: l.nodes(),
                     weights,
                     bias,
-                    relu: l.activation == Activation::Relu,
+                    activation: l.activation,
                     input_at: at,
                     output_at: at + l.inputs(),
                 };
@@ -190,24 +221,31 @@ impl Shape {
     pub fn layered_source(&self, l: usize, batch: u32, reduction: Reduction) -> String {
         let layer = &self.layers[l];
         let last = self.layers.last().expect("a network has a layer");
-        let below_relu = l > 0 && self.layers[l - 1].relu;
+        let below = if l > 0 {
+            self.layers[l - 1].activation
+        } else {
+            Activation::Identity
+        };
         let source = LAYERED
             .replace("{{B}}", &batch.to_string())
             .replace("{{P}}", &self.params.to_string())
             .replace("{{NODES}}", &self.nodes.to_string())
             .replace("{{INPUTS}}", &self.inputs.to_string())
             .replace("{{OUTPUTS}}", &self.outputs.to_string())
-            .replace("{{OUTPUT_RELU}}", &last.relu.to_string())
+            .replace(
+                "{{OUTPUT_ACT}}",
+                &activation_code(last.activation).to_string(),
+            )
             .replace("{{OUTPUT_AT}}", &last.output_at.to_string())
             .replace("{{I}}", &layer.inputs.to_string())
             .replace("{{J}}", &layer.nodes.to_string())
             .replace("{{W}}", &layer.weights.to_string())
             .replace("{{HAS_BIAS}}", &layer.bias.is_some().to_string())
             .replace("{{BIAS}}", &layer.bias.unwrap_or(0).to_string())
-            .replace("{{RELU}}", &layer.relu.to_string())
+            .replace("{{ACT}}", &activation_code(layer.activation).to_string())
             .replace("{{IN_AT}}", &layer.input_at.to_string())
             .replace("{{OUT_AT}}", &layer.output_at.to_string())
-            .replace("{{INPUT_RELU}}", &below_relu.to_string());
+            .replace("{{INPUT_ACT}}", &activation_code(below).to_string());
         reduction.fill(&source)
     }
 
@@ -322,13 +360,13 @@ impl Shape {
         let mut body = String::new();
         let at = slot * (self.params + 1);
         let out = self.output_at();
-        let last_relu = self.layers.last().is_some_and(|l| l.relu);
+        let last = self
+            .layers
+            .last()
+            .expect("a network has a layer")
+            .activation;
         for k in 0..self.outputs {
-            let d = if last_relu {
-                format!("select(0.0, 2.0 * e, act[{}u] > 0.0)", out + k)
-            } else {
-                "2.0 * e".into()
-            };
+            let d = times_slope(last, "2.0 * e", &format!("act[{}u]", out + k));
             let _ = writeln!(
                 body,
                 "        {{\n\
@@ -356,7 +394,7 @@ impl Shape {
                 }
             }
             if l > 0 {
-                let below_relu = self.layers[l - 1].relu;
+                let below = self.layers[l - 1].activation;
                 for i in 0..layer.inputs {
                     let terms: Vec<String> = (0..layer.nodes)
                         .map(|j| {
@@ -374,11 +412,7 @@ impl Shape {
                         .collect();
                     let sum = terms.join(" + ");
                     let a = layer.input_at + i;
-                    let value = if below_relu {
-                        format!("select(0.0, {sum}, act[{a}u] > 0.0)")
-                    } else {
-                        sum
-                    };
+                    let value = times_slope(below, &sum, &format!("act[{a}u]"));
                     let _ = writeln!(body, "        delta[{a}u] = {value};");
                 }
             }
@@ -474,11 +508,7 @@ impl Shape {
                     )
                 }));
                 let z = terms.join(" + ");
-                let value = if layer.relu {
-                    format!("max({z}, 0.0)")
-                } else {
-                    z
-                };
+                let value = activate(layer.activation, &z);
                 let _ = writeln!(body, "        act[{}u] = {value};", layer.output_at + j);
             }
         }

@@ -127,18 +127,23 @@ impl LandscapeFigure<'_> {
         let single = self.paths.len() == 1;
         for (k, descent) in self.paths.iter().enumerate() {
             let colour = path_colour(k, self.paths.len());
-            let path: Vec<(f64, f64)> = descent
-                .steps
-                .iter()
-                .map(|s| (s.weights[0], s.loss))
-                .filter(inside)
-                .collect();
+            let pieces =
+                visible_pieces(descent.steps.iter().map(|s| (s.weights[0], s.loss)), inside);
             let label = Self::descent_label(descent, "steps");
             chart
-                .draw_series(LineSeries::new(path.clone(), colour.stroke_width(1)))?
+                .draw_series(LineSeries::new(std::iter::empty(), colour.stroke_width(1)))?
                 .label(label)
                 .legend(move |(x, y)| Circle::new((x + 10, y), 5, colour.filled()));
-            chart.draw_series(path.iter().map(|&p| Circle::new(p, 5, colour.filled())))?;
+            for piece in &pieces {
+                let line = piece.iter().map(|&(_, p)| p);
+                chart.draw_series(LineSeries::new(line, colour.stroke_width(1)))?;
+            }
+            // Each visible point with its step number.
+            let path: Vec<(usize, (f64, f64))> = pieces.into_iter().flatten().collect();
+            chart.draw_series(
+                path.iter()
+                    .map(|&(_, p)| Circle::new(p, 5, colour.filled())),
+            )?;
             if !single {
                 // Several paths: numbers would crowd each other.
                 continue;
@@ -151,7 +156,8 @@ impl LandscapeFigure<'_> {
                 order.insert(1.min(order.len()), last);
             }
             for i in order {
-                let at = chart.backend_coord(&path[i]);
+                let (step, point) = path[i];
+                let at = chart.backend_coord(&point);
                 let clear = labelled.iter().all(|q| {
                     let (dx, dy) = ((q.0 - at.0) as f64, (q.1 - at.1) as f64);
                     (dx * dx + dy * dy).sqrt() >= 22.0
@@ -159,7 +165,7 @@ impl LandscapeFigure<'_> {
                 if clear {
                     labelled.push(at);
                     chart.draw_series(std::iter::once(
-                        EmptyElement::at(path[i]) + Text::new(i.to_string(), (6, -18), (FONT, 14)),
+                        EmptyElement::at(point) + Text::new(step.to_string(), (6, -18), (FONT, 14)),
                     ))?;
                 }
             }
@@ -288,20 +294,26 @@ impl LandscapeFigure<'_> {
         let inside = |(x, y): &(f64, f64)| x_range.contains(x) && y_range.contains(y);
         for (k, descent) in self.paths.iter().enumerate() {
             let colour = path_colour(k, self.paths.len());
-            let path: Vec<(f64, f64)> = descent
-                .steps
-                .iter()
-                .map(|s| (s.weights[0], s.weights[1]))
-                .filter(inside)
-                .collect();
+            let pieces = visible_pieces(
+                descent.steps.iter().map(|s| (s.weights[0], s.weights[1])),
+                inside,
+            );
             let label = Self::descent_label(descent, "path");
             chart
-                .draw_series(LineSeries::new(path.clone(), colour.stroke_width(2)))?
+                .draw_series(LineSeries::new(std::iter::empty(), colour.stroke_width(2)))?
                 .label(label)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
                 });
-            chart.draw_series(path.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
+            for piece in &pieces {
+                let line = piece.iter().map(|&(_, p)| p);
+                chart.draw_series(LineSeries::new(line, colour.stroke_width(2)))?;
+                chart.draw_series(
+                    piece
+                        .iter()
+                        .map(|&(_, p)| Circle::new(p, 3, colour.filled())),
+                )?;
+            }
         }
         let current = (land.current[0], land.current[1]);
         chart
@@ -362,6 +374,25 @@ impl LandscapeFigure<'_> {
     }
 }
 
+/// The points of a descent inside the drawn range, each with its step number, in pieces of
+/// consecutive steps: a path that leaves the range and comes back is not joined across the
+/// steps it spent outside.
+fn visible_pieces(
+    points: impl Iterator<Item = (f64, f64)>,
+    inside: impl Fn(&(f64, f64)) -> bool,
+) -> Vec<Vec<(usize, (f64, f64))>> {
+    let mut pieces: Vec<Vec<(usize, (f64, f64))>> = vec![Vec::new()];
+    for (step, point) in points.enumerate() {
+        if inside(&point) {
+            pieces.last_mut().expect("never empty").push((step, point));
+        } else if pieces.last().is_some_and(|p| !p.is_empty()) {
+            pieces.push(Vec::new());
+        }
+    }
+    pieces.retain(|p| !p.is_empty());
+    pieces
+}
+
 /// Draws a landscape (one weight: the curve; two: the surface) into `path`.
 /// `paths`: the descents to draw on it (none, one, or one per learning rate of a sweep).
 pub fn landscape(
@@ -372,4 +403,21 @@ pub fn landscape(
     size: (u32, u32),
 ) -> Result<()> {
     render(&LandscapeFigure { land, paths, title }, path, size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visible_pieces;
+
+    #[test]
+    fn a_path_leaving_the_range_is_not_joined_across_the_gap() {
+        let points = [(0.0, 1.0), (0.5, 2.0), (9.0, 3.0), (9.5, 4.0), (0.2, 5.0)];
+        let pieces = visible_pieces(points.into_iter(), |p: &(f64, f64)| p.0 < 1.0);
+        let steps: Vec<Vec<usize>> = pieces
+            .iter()
+            .map(|piece| piece.iter().map(|&(s, _)| s).collect())
+            .collect();
+        assert_eq!(steps, vec![vec![0, 1], vec![4]]);
+        assert!(visible_pieces(points.into_iter(), |_: &(f64, f64)| false).is_empty());
+    }
 }

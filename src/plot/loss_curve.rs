@@ -93,7 +93,14 @@ impl Figure for LossCurve<'_> {
                     .configure_mesh()
                     .x_desc("Iterations")
                     .y_desc("Mean squared error")
-                    .x_label_formatter(&|v| format!("{v:.0}"))
+                    // Steps are whole: no label between two of them.
+                    .x_label_formatter(&|v| {
+                        if (v - v.round()).abs() < 1e-9 {
+                            format!("{v:.0}")
+                        } else {
+                            String::new()
+                        }
+                    })
                     .y_label_formatter(&|v| loss_label(*v))
                     .label_style((FONT, 15))
                     .axis_desc_style((FONT, 17))
@@ -108,6 +115,7 @@ impl Figure for LossCurve<'_> {
                     };
                     let series = chart
                         .draw_series(LineSeries::new(line.iter().copied(), c.stroke_width(2)))?;
+
                     // A legend of hundreds of runs would cover the picture: the first ones,
                     // then how many more.
                     if i < LEGEND_RUNS || self.curves.len() == LEGEND_RUNS + 1 {
@@ -119,6 +127,10 @@ impl Figure for LossCurve<'_> {
                         series
                             .label(format!("and {more} more runs"))
                             .legend(|(x, y)| EmptyElement::at((x, y)));
+                    }
+                    // A run of no steps is one point, which a line does not show.
+                    if let [only] = line[..] {
+                        chart.draw_series(std::iter::once(Circle::new(only, 4, c.filled())))?;
                     }
                     if let (true, Some((x, y))) = (curve.diverged, end) {
                         chart.draw_series(std::iter::once(Cross::new(

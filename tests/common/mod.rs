@@ -5,6 +5,14 @@ use std::process::Output;
 
 use downhill::{data, Activation, Dataset, Descent, Network};
 
+/// Every activation a hidden layer may have.
+pub const EVERY_ACTIVATION: [Activation; 4] = [
+    Activation::Relu,
+    Activation::Identity,
+    Activation::Tanh,
+    Activation::Sigmoid,
+];
+
 /// A seeded random student (with small nonzero biases, so their gradients start from a generic
 /// point) and data from a seeded random relu teacher of the same shape.
 pub fn random_case(

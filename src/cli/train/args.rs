@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use downhill::{DeviceChoice, LossKind};
+use downhill::optimizer::{Optimizer, UpdateRule};
+use downhill::{DeviceChoice, Error, LossKind, Result};
 
 use crate::cli::common::{parse_count, parse_device, parse_loss, ShapeArgs};
 
@@ -17,7 +18,9 @@ Examples:
   downhill train --points 1e5 --plot loss.png --plot-log
   downhill train --points 1e5 --device gpu --verify
   downhill train --points 1e5 --lr 0.001,0.01,0.1,1,10 --plot lrs.png   # a sweep, one picture
-  downhill train --points 1e5 --lr 0.1,0.3 --init-seed 1,2,3 --out runs/ --history runs.csv";
+  downhill train --points 1e5 --lr 0.1,0.3 --init-seed 1,2,3 --out runs/ --history runs.csv
+  downhill train --layers 2,8,1 --optimizer adam --lr 0.01 --steps 500   # PyTorch's Adam rule
+  downhill train --optimizer nesterov --momentum 0.8 --lr 0.05";
 
 #[derive(Args, Debug)]
 #[command(after_help = EXAMPLES)]
@@ -102,4 +105,84 @@ pub struct TrainArgs {
     /// Print one JSON object on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub optimizer: OptimizerArgs,
+}
+
+/// How each step turns the gradient into an update (src/optimizer.rs writes each rule out).
+#[derive(Args, Debug, Clone)]
+pub struct OptimizerArgs {
+    /// The update rule: gd (the lesson's `w - lr * gradient`), momentum, nesterov or adam,
+    /// each exactly as PyTorch's torch.optim.SGD and torch.optim.Adam.
+    #[arg(
+        long,
+        value_name = "gd|momentum|nesterov|adam",
+        default_value = "gd",
+        value_parser = ["gd", "momentum", "nesterov", "adam"]
+    )]
+    pub optimizer: String,
+    /// The momentum of --optimizer momentum or nesterov [default: 0.9].
+    #[arg(long, value_name = "F", allow_hyphen_values = true)]
+    pub momentum: Option<f64>,
+    /// Adam's decay of its first moment [default: 0.9].
+    #[arg(long, value_name = "F", allow_hyphen_values = true)]
+    pub beta1: Option<f64>,
+    /// Adam's decay of its second moment [default: 0.999].
+    #[arg(long, value_name = "F", allow_hyphen_values = true)]
+    pub beta2: Option<f64>,
+    /// Adam's term added to the root of its second moment [default: 1e-8].
+    #[arg(long, value_name = "F", allow_hyphen_values = true)]
+    pub eps: Option<f64>,
+    /// Added to each weight's gradient times the weight (PyTorch's weight_decay), every rule.
+    #[arg(
+        long,
+        value_name = "F",
+        default_value_t = 0.0,
+        allow_hyphen_values = true
+    )]
+    pub weight_decay: f64,
+}
+
+impl OptimizerArgs {
+    /// The update rule the flags ask for; a constant given to a rule that has none is refused.
+    pub fn rule(&self) -> Result<UpdateRule> {
+        let misplaced = |flag: &str, rules: &str| {
+            Err(Error::InvalidArgument(format!(
+                "{flag} applies to --optimizer {rules}, not {}",
+                self.optimizer
+            )))
+        };
+        let adam = self.optimizer == "adam";
+        let momentum = matches!(self.optimizer.as_str(), "momentum" | "nesterov");
+        if self.momentum.is_some() && !momentum {
+            return misplaced("--momentum", "momentum or nesterov");
+        }
+        for (flag, value) in [
+            ("--beta1", self.beta1),
+            ("--beta2", self.beta2),
+            ("--eps", self.eps),
+        ] {
+            if value.is_some() && !adam {
+                return misplaced(flag, "adam");
+            }
+        }
+        let optimizer = match self.optimizer.as_str() {
+            "adam" => Optimizer::Adam {
+                beta1: self.beta1.unwrap_or(0.9),
+                beta2: self.beta2.unwrap_or(0.999),
+                eps: self.eps.unwrap_or(1e-8),
+            },
+            "momentum" | "nesterov" => Optimizer::Momentum {
+                momentum: self.momentum.unwrap_or(0.9),
+                nesterov: self.optimizer == "nesterov",
+            },
+            _ => Optimizer::Gd,
+        };
+        let rule = UpdateRule {
+            optimizer,
+            weight_decay: self.weight_decay,
+        };
+        rule.validate()?;
+        Ok(rule)
+    }
 }

@@ -83,18 +83,8 @@ pub fn write(
         if let Some(p) = past {
             w.write_all(p.rows.as_bytes()).map_err(io)?;
         }
-        for r in &outcome.history {
+        for r in &outcome.records_with_end() {
             writeln!(w, "{},{:e},{:e}", r.step + offset, r.loss, r.gradient_norm).map_err(io)?;
-        }
-        if outcome.final_loss.is_finite() {
-            writeln!(
-                w,
-                "{},{:e},{:e}",
-                outcome.steps() + 1 + offset,
-                outcome.final_loss,
-                outcome.final_gradient_norm
-            )
-            .map_err(io)?;
         }
         Ok(())
     })

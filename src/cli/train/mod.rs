@@ -21,7 +21,7 @@ use downhill::progress::ProgressObserver;
 use downhill::verify::Verified;
 use downhill::{model_file, Descent, Engine, Error, Network, Result, StopReason};
 
-use super::common::{print_json, thousands};
+use super::common::{points as points_text, print_json};
 use super::interrupt::Interrupts;
 use setup::{check_reference_memory, initial_network, training_data};
 
@@ -41,6 +41,7 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
         max_steps: args.steps,
         tolerance: args.tol,
         loss: args.loss,
+        update: args.optimizer.rule()?,
         ..Descent::default()
     };
     descent.validate()?;
@@ -89,10 +90,11 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
 
     interrupts.set_graceful(false);
     let title = format!(
-        "Loss during training: {}, {} points, learning rate {}, {}",
+        "Loss during training: {}, {}, learning rate {}{}, {}",
         outcome.network.describe(),
-        thousands(points),
+        points_text(points),
         number(one.learning_rate),
+        report::rule_text(&args),
         device_name
     );
     write_outputs(&args, &outcome, resume.as_ref(), offset, &title)?;
@@ -167,9 +169,10 @@ fn write_outputs(
         history::write(&mut outputs, path, resume, outcome)?;
     }
     if let Some(path) = &args.plot {
+        // The curve runs to the state the run ended in, as the history file does.
         let picture = plot::loss_curve_bytes(
             path,
-            &outcome.history,
+            &outcome.records_with_end(),
             offset,
             title,
             args.plot_log,

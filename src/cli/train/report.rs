@@ -2,13 +2,14 @@
 //! the final state, then the summary and the weights) or one JSON object.
 
 use downhill::error::{number, weight_text};
+use downhill::optimizer::UpdateRule;
 use downhill::verify::{self, Report};
 use downhill::{model_file, Outcome};
 use serde_json::json;
 use std::process::ExitCode;
 
 use super::args::TrainArgs;
-use crate::cli::common::thousands;
+use crate::cli::common::points as points_text;
 
 /// Everything the report tells, besides the outcome.
 pub struct Context<'a> {
@@ -20,6 +21,14 @@ pub struct Context<'a> {
     pub device: &'a str,
     /// Steps made before this run (a resumed history): the console numbers on from them.
     pub offset: usize,
+}
+
+/// The update rule in words, after the learning rate: nothing for the lesson's plain descent.
+pub fn rule_text(args: &TrainArgs) -> String {
+    match args.optimizer.rule() {
+        Ok(rule) if rule != UpdateRule::default() => format!(", {rule}"),
+        _ => String::new(),
+    }
 }
 
 /// The stopping rule in words.
@@ -36,16 +45,17 @@ pub fn print_text(cx: &Context, outcome: &Outcome, verification: Option<&Report>
     let args = cx.args;
     let net = &outcome.network;
     println!(
-        "training {} on {} points ({})",
+        "training {} on {} ({})",
         net.describe(),
-        thousands(cx.points),
+        points_text(cx.points),
         cx.source
     );
     println!(
-        "device {}; loss {}; learning rate {}; up to {} steps; {}",
+        "device {}; loss {}; learning rate {}{}; up to {} steps; {}",
         cx.device,
         args.loss,
         number(cx.learning_rate),
+        rule_text(args),
         args.steps,
         tolerance_text(args.tol)
     );

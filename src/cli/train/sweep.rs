@@ -15,13 +15,13 @@ use downhill::plot::{self, Curve};
 use downhill::progress::ProgressObserver;
 use downhill::sweep::{run_sweep, SweepEngine, SweepOutcome};
 use downhill::verify::{self, Report, VerifiedSweep};
-use downhill::{model_file, Descent, Error, Network, Outcome, Result, StopReason};
+use downhill::{model_file, Descent, Error, Network, Outcome, Result, StepRecord, StopReason};
 use serde_json::json;
 
 use super::args::TrainArgs;
 use super::report;
 use super::setup::{check_reference_memory, initial_network, training_data};
-use crate::cli::common::{print_json, thousands};
+use crate::cli::common::{points as points_text, print_json, thousands};
 use crate::cli::interrupt::Interrupts;
 
 /// The most runs one sweep takes.
@@ -107,6 +107,7 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
         max_steps: args.steps,
         tolerance: args.tol,
         loss: args.loss,
+        update: args.optimizer.rule()?,
         ..Descent::default()
     };
     for run in &runs {
@@ -163,8 +164,8 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
 
     let network = outcome.runs[0].network.describe();
     let title = format!(
-        "Loss during training: {network}, {} points, {} runs, {device}",
-        thousands(points),
+        "Loss during training: {network}, {}, {} runs, {device}",
+        points_text(points),
         runs.len()
     );
     write_outputs(&args, &runs, &outcome, &title)?;
@@ -306,16 +307,20 @@ fn write_outputs(
     }
     if let Some(path) = &args.plot {
         let several_seeds = runs.iter().any(|r| r.init_seed != runs[0].init_seed);
+        // Each curve runs to the state its run ended in, as its rows of the history do.
+        let records: Vec<Vec<StepRecord>> =
+            outcome.runs.iter().map(Outcome::records_with_end).collect();
         let curves: Vec<Curve> = runs
             .iter()
             .zip(&outcome.runs)
-            .map(|(run, result)| Curve {
+            .zip(&records)
+            .map(|((run, result), records)| Curve {
                 label: if several_seeds {
                     format!("lr {}, seed {}", number(run.learning_rate), run.seed_text())
                 } else {
                     format!("lr {}", number(run.learning_rate))
                 },
-                history: &result.history,
+                history: records,
                 diverged: matches!(result.stopped, StopReason::Diverged { .. }),
             })
             .collect();
@@ -358,21 +363,11 @@ fn write_history(
         let lr = number(run.learning_rate);
         // Empty when the run started from --init's weights.
         let seed = run.init_seed.map_or(String::new(), |s| s.to_string());
-        for s in &result.history {
+        for s in &result.records_with_end() {
             writeln!(
                 w,
                 "{r},{lr},{seed},{},{:e},{:e}",
                 s.step, s.loss, s.gradient_norm
-            )
-            .map_err(io)?;
-        }
-        if result.final_loss.is_finite() {
-            writeln!(
-                w,
-                "{r},{lr},{seed},{},{:e},{:e}",
-                result.steps() + 1,
-                result.final_loss,
-                result.final_gradient_norm
             )
             .map_err(io)?;
         }
@@ -420,10 +415,10 @@ fn by_final_loss(outcome: &SweepOutcome) -> Vec<usize> {
 fn print_text(cx: &Context, outcome: &SweepOutcome, verification: Option<&[Report]>) {
     let args = cx.args;
     println!(
-        "training {} runs of {} on {} points ({})",
+        "training {} runs of {} on {} ({})",
         cx.runs.len(),
         outcome.runs[0].network.describe(),
-        thousands(cx.points),
+        points_text(cx.points),
         cx.source
     );
     let passes = match outcome.passes_per_step {
@@ -431,8 +426,11 @@ fn print_text(cx: &Context, outcome: &SweepOutcome, verification: Option<&[Repor
         n => format!("{n} passes over the data per step for all runs"),
     };
     println!(
-        "device {}; loss {}; up to {} steps; {passes}",
-        cx.device, args.loss, args.steps
+        "device {}; loss {}{}; up to {} steps; {passes}",
+        cx.device,
+        args.loss,
+        report::rule_text(args),
+        args.steps
     );
     println!();
     let loss_column = format!("final {}", args.loss.name());

@@ -1,0 +1,232 @@
+//! The update rules (`--optimizer gd|momentum|nesterov|adam`, `--weight-decay`) against a
+//! by-hand f64 implementation of PyTorch's `torch.optim.SGD` and `torch.optim.Adam`, written
+//! here from their documentation and independent of `src/optimizer.rs`; the GPU against the
+//! CPU; sweeps against runs alone; bad values refused.
+
+mod common;
+
+use common::{random_case, sweep_descent};
+use downhill::cpu::{CpuEngine, CpuKernel, CpuSweep, CpuVariant, Reference};
+use downhill::optimizer::{Optimizer, UpdateRule};
+use downhill::sweep::run_sweep;
+use downhill::{Activation, Dataset, Descent, LossKind, Network};
+
+/// Every rule the command offers, with and without weight decay.
+fn rules() -> Vec<UpdateRule> {
+    let with = |optimizer, weight_decay| UpdateRule {
+        optimizer,
+        weight_decay,
+    };
+    vec![
+        with(Optimizer::Gd, 0.01),
+        with(
+            Optimizer::Momentum {
+                momentum: 0.9,
+                nesterov: false,
+            },
+            0.0,
+        ),
+        with(
+            Optimizer::Momentum {
+                momentum: 0.7,
+                nesterov: true,
+            },
+            0.02,
+        ),
+        with(
+            Optimizer::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            0.0,
+        ),
+        with(
+            Optimizer::Adam {
+                beta1: 0.8,
+                beta2: 0.99,
+                eps: 1e-6,
+            },
+            0.05,
+        ),
+    ]
+}
+
+/// `steps` updates of `net` by PyTorch's rule, each from the f64 reference's MSE gradient.
+fn by_hand(net: &Network, set: &Dataset, rule: &UpdateRule, lr: f64, steps: usize) -> Vec<f64> {
+    let mut p = net.params();
+    let n = p.len();
+    let (mut buf, mut m, mut v) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let mut probe = net.clone();
+    for t in 1..=steps {
+        probe.set_params(&p).unwrap();
+        let grad = Reference.evaluate(&probe, set).gradient(LossKind::Mse);
+        for k in 0..n {
+            // torch.optim: d_p = grad + weight_decay * p
+            let g = grad[k] + rule.weight_decay * p[k];
+            match rule.optimizer {
+                Optimizer::Gd => p[k] -= lr * g,
+                Optimizer::Momentum { momentum, nesterov } => {
+                    // buf = d_p at the first step, then momentum * buf + (1 - dampening) * d_p
+                    buf[k] = if t == 1 { g } else { momentum * buf[k] + g };
+                    let d = if nesterov {
+                        g + momentum * buf[k]
+                    } else {
+                        buf[k]
+                    };
+                    p[k] -= lr * d;
+                }
+                Optimizer::Adam { beta1, beta2, eps } => {
+                    m[k] = beta1 * m[k] + (1.0 - beta1) * g;
+                    v[k] = beta2 * v[k] + (1.0 - beta2) * g * g;
+                    let bias1 = 1.0 - beta1.powi(t as i32);
+                    let bias2 = 1.0 - beta2.powi(t as i32);
+                    let denom = (v[k] / bias2).sqrt() + eps;
+                    p[k] -= lr * (m[k] / bias1) / denom;
+                }
+            }
+        }
+    }
+    p
+}
+
+fn descent(rule: UpdateRule, lr: f64, steps: usize) -> Descent {
+    Descent {
+        learning_rate: lr,
+        update: rule,
+        ..sweep_descent(steps)
+    }
+}
+
+/// The f64 reference engine takes exactly PyTorch's steps (up to the order of a few f64
+/// operations), for every rule, over rounds of 7 steps.
+#[test]
+fn every_rule_is_pytorchs_rule() {
+    for (k, rule) in rules().into_iter().enumerate() {
+        for widths in [&[2usize, 2, 1][..], &[3, 4, 2]] {
+            let (net, set) = random_case(widths, Activation::Tanh, true, 50, k as u64);
+            let lr = 0.05;
+            let want = by_hand(&net, &set, &rule, lr, 20);
+            let mut engine = CpuEngine::new(net.clone(), &set, CpuVariant::Reference).unwrap();
+            let got = descent(rule, lr, 20).run(&mut engine, &mut []).unwrap();
+            assert_eq!(got.history.len(), 20, "{rule:?}");
+            for (g, w) in got.network.params().iter().zip(&want) {
+                assert!(
+                    (g - w).abs() <= 1e-9 * (1.0 + w.abs()),
+                    "{rule:?} {widths:?}: {g} vs {w}"
+                );
+            }
+        }
+    }
+}
+
+/// Every run of a CPU sweep with a rule is the run alone (its state is its own).
+#[test]
+fn a_sweep_keeps_each_runs_state() {
+    let (net, set) = random_case(&[2, 3, 1], Activation::Relu, true, 400, 3);
+    let nets = vec![net.clone(); 3];
+    let rates = [0.01, 0.03, 0.1];
+    for rule in rules() {
+        let d = descent(rule, 0.01, 25);
+        let mut sweep = CpuSweep::new(nets.clone(), &set, CpuVariant::Fused).unwrap();
+        let together = run_sweep(&d, &rates, &mut sweep, &mut []).unwrap();
+        for (i, &lr) in rates.iter().enumerate() {
+            let mut engine = CpuEngine::new(net.clone(), &set, CpuVariant::Fused).unwrap();
+            let alone = descent(rule, lr, 25).run(&mut engine, &mut []).unwrap();
+            assert_eq!(together.runs[i].history, alone.history, "{rule:?} run {i}");
+            assert_eq!(
+                together.runs[i].network.params(),
+                alone.network.params(),
+                "{rule:?} run {i}"
+            );
+        }
+    }
+}
+
+/// The GPU's update pass (in f32) follows the CPU's for every rule, alone and in a sweep (one
+/// pass for all runs, and the layered kernels' parked runs).
+#[cfg(feature = "gpu")]
+#[test]
+fn the_gpu_takes_every_rule_as_the_cpu_does() {
+    use downhill::gpu::{GpuEngine, GpuOptions, GpuSweep};
+    let Some(ctx) = common::gpu() else { return };
+    for (widths, layered) in [(&[2usize, 3, 1][..], false), (&[3, 5, 2], true)] {
+        let (net, set) = random_case(widths, Activation::Relu, true, 700, 4);
+        let options = GpuOptions {
+            layered,
+            ..GpuOptions::default()
+        };
+        for rule in rules() {
+            let case = format!("{widths:?} layered={layered} {rule:?}");
+            let d = descent(rule, 0.02, 30);
+            let mut cpu = CpuEngine::new(net.clone(), &set, CpuVariant::Fused).unwrap();
+            let want = d.run(&mut cpu, &mut []).unwrap();
+            let mut gpu = GpuEngine::new(ctx.clone(), net.clone(), &set, options).unwrap();
+            let got = d.run(&mut gpu, &mut []).unwrap();
+            assert_eq!(got.history.len(), want.history.len(), "{case}");
+            for (g, w) in got.history.iter().zip(&want.history) {
+                assert!(
+                    (g.loss - w.loss).abs() <= 1e-4 * w.loss,
+                    "{case}: {g:?} vs {w:?}"
+                );
+            }
+            for (g, w) in got.network.params().iter().zip(want.network.params()) {
+                assert!(
+                    (g - w).abs() <= 1e-3 * (1.0 + w.abs()),
+                    "{case}: {g} vs {w}"
+                );
+            }
+            // Two runs of a sweep: each as alone on the GPU.
+            let rates = [0.02, 0.05];
+            let mut sweep =
+                GpuSweep::new(ctx.clone(), &[net.clone(), net.clone()], &set, options).unwrap();
+            let together = run_sweep(&d, &rates, &mut sweep, &mut []).unwrap();
+            let mut gpu = GpuEngine::new(ctx.clone(), net.clone(), &set, options).unwrap();
+            let alone = descent(rule, 0.05, 30).run(&mut gpu, &mut []).unwrap();
+            assert_eq!(together.runs[0].history, got.history, "{case}");
+            assert_eq!(together.runs[1].history, alone.history, "{case}");
+            assert_eq!(
+                together.runs[1].network.params(),
+                alone.network.params(),
+                "{case}"
+            );
+        }
+    }
+}
+
+/// Out-of-range constants, and a constant given to a rule that has none, exit 2 naming the
+/// flag; a good rule trains and says so.
+#[cfg(feature = "cli")]
+#[test]
+fn bad_rules_are_refused_by_flag() {
+    let base = [
+        "train", "--points", "300", "--steps", "5", "--device", "cpu",
+    ];
+    for (extra, flag) in [
+        (
+            &["--optimizer", "momentum", "--momentum", "-0.1"][..],
+            "--momentum",
+        ),
+        (&["--optimizer", "adam", "--beta1", "1"], "--beta1"),
+        (&["--optimizer", "adam", "--beta2", "-0.2"], "--beta2"),
+        (&["--optimizer", "adam", "--eps", "0"], "--eps"),
+        (&["--weight-decay", "-1"], "--weight-decay"),
+        (&["--momentum", "0.5"], "--momentum"),
+        (&["--optimizer", "nesterov", "--beta1", "0.5"], "--beta1"),
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let out = common::downhill(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(flag), "{extra:?}: {err}");
+    }
+    let args: Vec<&str> = base
+        .iter()
+        .chain(&["--optimizer", "adam", "--lr", "0.01"])
+        .copied()
+        .collect();
+    let out = common::downhill(&args);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("adam (betas 0.9, 0.999; eps 1e-8)"), "{text}");
+}
