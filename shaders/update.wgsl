@@ -14,6 +14,10 @@ struct Step {
     beta2: f32,
     eps: f32,
     weight_decay: f32,
+    schedule: u32,    // CONSTANT, STEP_DECAY, EXP_DECAY or COSINE
+    every: u32,       // STEP_DECAY: updates between decays
+    factor: f32,      // STEP_DECAY, EXP_DECAY: the factor per decay
+    total: u32,       // COSINE: updates over which the rate falls to 0
 }
 
 struct State {
@@ -29,9 +33,10 @@ struct State {
 @group(0) @binding(1) var<storage, read_write> params: array<f32>;
 // The weights before the last update, restored when the loss diverges (P values per run).
 @group(0) @binding(2) var<storage, read_write> previous: array<f32>;
-// Per run (P values apart): the momentum buffer or Adam's first moment, and its second.
-@group(0) @binding(7) var<storage, read_write> first: array<f32>;
-@group(0) @binding(8) var<storage, read_write> second: array<f32>;
+// The update rule's state: per run (P values apart) the momentum buffer or Adam's first
+// moment, then, in the buffer's second half, Adam's second moments. One binding for both: a
+// kernel may have only 8 storage buffers on some adapters.
+@group(0) @binding(7) var<storage, read_write> moments: array<f32>;
 // Per run (2 * STEPS values apart), per update: the loss and the gradient norm before it.
 @group(0) @binding(3) var<storage, read_write> history: array<f32>;
 @group(0) @binding(4) var<storage, read_write> states: array<State>;
@@ -52,6 +57,11 @@ const STEPS: u32 = {{STEPS}}u;
 const RUNNING: u32 = 0u;
 const FLAT: u32 = 1u;
 const DIVERGED: u32 = 2u;
+const CONSTANT: u32 = 0u;
+const STEP_DECAY: u32 = 1u;
+const EXP_DECAY: u32 = 2u;
+const COSINE: u32 = 3u;
+const PI: f32 = 3.14159265358979;
 const GD: u32 = 0u;
 const MOMENTUM: u32 = 1u;
 const NESTEROV: u32 = 2u;
@@ -66,6 +76,20 @@ const SUM_WG: u32 = WG;
 var<workgroup> action: u32;
 // The number of the update being made (1 for a run's first).
 var<workgroup> update_number: u32;
+
+// The learning rate of update `n` (1 for the first), as src/optimizer.rs's `Schedule::rate`.
+fn scheduled_rate(step: Step, n: u32) -> f32 {
+    let done = n - 1u;
+    switch step.schedule {
+        case STEP_DECAY: { return step.learning_rate * pow(step.factor, f32(done / max(step.every, 1u))); }
+        case EXP_DECAY: { return step.learning_rate * pow(step.factor, f32(done)); }
+        case COSINE: {
+            let phase = PI * f32(done) / f32(max(step.total, 1u));
+            return step.learning_rate * 0.5 * (1.0 + cos(phase));
+        }
+        default: { return step.learning_rate; }
+    }
+}
 
 fn is_finite(x: f32) -> bool {
     // WGSL has no isinf/isnan; an all-ones exponent is either.
@@ -118,12 +142,13 @@ fn main(
     let todo = workgroupUniformLoad(&action);
     if (todo == UPDATE) {
         let n = workgroupUniformLoad(&update_number);
+        let lr = scheduled_rate(step, n);
         for (var k = lid.x; k < P; k += WG) {
             let p = params[w + k];
             previous[w + k] = p;
             if (step.rule == GD && step.weight_decay == 0.0) {
                 // The lesson's step, written as it always was.
-                params[w + k] = p - step.learning_rate * step.scale * totals[t + k];
+                params[w + k] = p - lr * step.scale * totals[t + k];
                 continue;
             }
             var g = totals[t + k] * step.scale;
@@ -131,23 +156,25 @@ fn main(
                 g += step.weight_decay * p;
             }
             var by = g;
+            let first = w + k;
+            let second = arrayLength(&moments) / 2u + w + k;
             if (step.rule == MOMENTUM || step.rule == NESTEROV) {
                 var b = g;
                 if (n > 1u) {
-                    b = step.beta1 * first[w + k] + g;
+                    b = step.beta1 * moments[first] + g;
                 }
-                first[w + k] = b;
+                moments[first] = b;
                 by = select(b, g + step.beta1 * b, step.rule == NESTEROV);
             } else if (step.rule == ADAM) {
-                let m = step.beta1 * first[w + k] + (1.0 - step.beta1) * g;
-                let v = step.beta2 * second[w + k] + (1.0 - step.beta2) * g * g;
-                first[w + k] = m;
-                second[w + k] = v;
+                let m = step.beta1 * moments[first] + (1.0 - step.beta1) * g;
+                let v = step.beta2 * moments[second] + (1.0 - step.beta2) * g * g;
+                moments[first] = m;
+                moments[second] = v;
                 let correction1 = 1.0 - pow(step.beta1, f32(n));
                 let correction2 = 1.0 - pow(step.beta2, f32(n));
                 by = m / correction1 / (sqrt(v) / sqrt(correction2) + step.eps);
             }
-            params[w + k] = p - step.learning_rate * by;
+            params[w + k] = p - lr * by;
         }
     } else if (todo == RESTORE) {
         for (var k = lid.x; k < P; k += WG) {

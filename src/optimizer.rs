@@ -11,6 +11,8 @@
 //!   `p = p - lr * b` (Nesterov: `p = p - lr * (g + momentum * b)`);
 //! - `adam`: `m = beta1 * m + (1 - beta1) * g`, `v = beta2 * v + (1 - beta2) * g^2`, and
 //!   `p = p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)`.
+//!
+//! `lr` is the scheduled rate of update `t` ([`Schedule`]).
 
 use std::fmt;
 
@@ -41,20 +43,81 @@ impl Optimizer {
     }
 }
 
-/// How each step updates the weights: the optimizer and the weight decay.
+/// How the learning rate changes from update to update (`t` is the update's number, 1 for
+/// the first; the rate given is the first update's).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Schedule {
+    /// The same rate throughout.
+    Constant,
+    /// The rate times `factor` after every `every` updates: `lr * factor^floor((t - 1) / every)`.
+    Step { every: u64, factor: f64 },
+    /// The rate times `factor` at every update: `lr * factor^(t - 1)`.
+    Exp { factor: f64 },
+    /// Half a cosine from the rate down to 0 over `total` updates (PyTorch's
+    /// `CosineAnnealingLR` with `eta_min = 0`): `lr * (1 + cos(pi (t - 1) / total)) / 2`.
+    Cosine { total: u64 },
+}
+
+impl Schedule {
+    /// The rate of update `t` (1-based) for a first rate of `lr`.
+    pub fn rate(&self, lr: f64, t: u64) -> f64 {
+        let done = t.saturating_sub(1);
+        match *self {
+            Schedule::Constant => lr,
+            Schedule::Step { every, factor } => lr * factor.powf((done / every.max(1)) as f64),
+            Schedule::Exp { factor } => lr * factor.powf(done as f64),
+            Schedule::Cosine { total } => {
+                let phase = std::f64::consts::PI * done as f64 / total.max(1) as f64;
+                lr * 0.5 * (1.0 + phase.cos())
+            }
+        }
+    }
+
+    /// Checks the constants.
+    pub fn validate(&self) -> Result<()> {
+        let good = match *self {
+            Schedule::Constant | Schedule::Cosine { .. } => true,
+            Schedule::Step { every, factor } => every >= 1 && factor.is_finite() && factor > 0.0,
+            Schedule::Exp { factor } => factor.is_finite() && factor > 0.0,
+        };
+        if good {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "--lr-schedule {self}: EVERY must be at least 1 and FACTOR a finite number > 0"
+            )))
+        }
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Schedule::Constant => write!(f, "constant"),
+            Schedule::Step { every, factor } => write!(f, "step:{every}:{}", number(factor)),
+            Schedule::Exp { factor } => write!(f, "exp:{}", number(factor)),
+            Schedule::Cosine { .. } => write!(f, "cosine"),
+        }
+    }
+}
+
+/// How each step updates the weights: the optimizer, the weight decay and the schedule of the
+/// learning rate.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct UpdateRule {
     pub optimizer: Optimizer,
     /// Added to the gradient times the weight (PyTorch's `weight_decay`); 0 for none.
     pub weight_decay: f64,
+    pub schedule: Schedule,
 }
 
 impl Default for UpdateRule {
-    /// The lesson's plain gradient descent.
+    /// The lesson's plain gradient descent at a constant rate.
     fn default() -> Self {
         UpdateRule {
             optimizer: Optimizer::Gd,
             weight_decay: 0.0,
+            schedule: Schedule::Constant,
         }
     }
 }
@@ -79,6 +142,9 @@ impl fmt::Display for UpdateRule {
         }
         if self.weight_decay != 0.0 {
             write!(f, ", weight decay {}", number(self.weight_decay))?;
+        }
+        if self.schedule != Schedule::Constant {
+            write!(f, ", rate schedule {}", self.schedule)?;
         }
         Ok(())
     }
@@ -106,6 +172,7 @@ impl UpdateRule {
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return bad("--weight-decay", self.weight_decay, "a finite number >= 0");
         }
+        self.schedule.validate()?;
         match self.optimizer {
             Optimizer::Gd => {}
             Optimizer::Momentum { momentum, .. } => {
@@ -128,11 +195,12 @@ impl UpdateRule {
         Ok(())
     }
 
-    /// One update of `params` by `gradient` at learning rate `lr`, `state` carried from the
-    /// previous one (empty before the first).
+    /// One update of `params` by `gradient` at (first) learning rate `lr`, `state` carried
+    /// from the previous one (empty before the first).
     pub fn apply(&self, params: &mut [f64], gradient: &[f64], lr: f64, state: &mut OptimizerState) {
         let n = params.len();
         state.updates += 1;
+        let lr = self.schedule.rate(lr, state.updates);
         let decayed = |k: usize, p: f64| {
             // Without weight decay the gradient as it is (0 * p would turn an infinite p's
             // update into NaN).
@@ -192,10 +260,30 @@ mod tests {
     }
 
     #[test]
+    fn schedules_follow_their_formulas() {
+        let lr = 0.5;
+        let step = Schedule::Step {
+            every: 3,
+            factor: 0.1,
+        };
+        let rates: Vec<f64> = (1..=7).map(|t| step.rate(lr, t)).collect();
+        let want = [0.5, 0.5, 0.5, 0.05, 0.05, 0.05, 0.005];
+        for (r, w) in rates.iter().zip(want) {
+            assert!((r - w).abs() <= 1e-15, "{rates:?}");
+        }
+        assert_eq!(Schedule::Exp { factor: 0.5 }.rate(lr, 3), 0.125);
+        let cosine = Schedule::Cosine { total: 4 };
+        assert_eq!(cosine.rate(lr, 1), 0.5);
+        assert!((cosine.rate(lr, 3) - 0.25).abs() < 1e-15);
+        assert_eq!(Schedule::Constant.rate(lr, 1000), lr);
+    }
+
+    #[test]
     fn out_of_range_constants_are_refused_by_flag() {
         let rule = |optimizer| UpdateRule {
             optimizer,
             weight_decay: 0.0,
+            schedule: Schedule::Constant,
         };
         let cases = [
             (
@@ -233,6 +321,7 @@ mod tests {
                 UpdateRule {
                     optimizer: Optimizer::Gd,
                     weight_decay: -1.0,
+                    schedule: Schedule::Constant,
                 },
                 "--weight-decay",
             ),

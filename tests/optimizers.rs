@@ -7,15 +7,21 @@ mod common;
 
 use common::{random_case, sweep_descent};
 use downhill::cpu::{CpuEngine, CpuKernel, CpuSweep, CpuVariant, Reference};
-use downhill::optimizer::{Optimizer, UpdateRule};
+use downhill::optimizer::{Optimizer, Schedule, UpdateRule};
 use downhill::sweep::run_sweep;
 use downhill::{Activation, Dataset, Descent, LossKind, Network};
 
-/// Every rule the command offers, with and without weight decay.
+/// Every rule the command offers, with and without weight decay, and rate schedules.
 fn rules() -> Vec<UpdateRule> {
     let with = |optimizer, weight_decay| UpdateRule {
         optimizer,
         weight_decay,
+        schedule: Schedule::Constant,
+    };
+    let scheduled = |optimizer, schedule| UpdateRule {
+        optimizer,
+        weight_decay: 0.0,
+        schedule,
     };
     vec![
         with(Optimizer::Gd, 0.01),
@@ -49,7 +55,43 @@ fn rules() -> Vec<UpdateRule> {
             },
             0.05,
         ),
+        scheduled(
+            Optimizer::Gd,
+            Schedule::Step {
+                every: 4,
+                factor: 0.5,
+            },
+        ),
+        scheduled(
+            Optimizer::Momentum {
+                momentum: 0.9,
+                nesterov: false,
+            },
+            Schedule::Exp { factor: 0.95 },
+        ),
+        scheduled(
+            Optimizer::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            Schedule::Cosine { total: 20 },
+        ),
     ]
+}
+
+/// PyTorch's StepLR, ExponentialLR and CosineAnnealingLR (eta_min 0), stepped once per update:
+/// the rate of update `t` (1-based).
+fn scheduled_rate(schedule: &Schedule, lr: f64, t: usize) -> f64 {
+    let epoch = (t - 1) as i32;
+    match *schedule {
+        Schedule::Constant => lr,
+        Schedule::Step { every, factor } => lr * factor.powi(epoch / every as i32),
+        Schedule::Exp { factor } => lr * factor.powi(epoch),
+        Schedule::Cosine { total } => {
+            lr * (1.0 + (std::f64::consts::PI * f64::from(epoch) / total as f64).cos()) / 2.0
+        }
+    }
 }
 
 /// `steps` updates of `net` by PyTorch's rule, each from the f64 reference's MSE gradient.
@@ -59,6 +101,7 @@ fn by_hand(net: &Network, set: &Dataset, rule: &UpdateRule, lr: f64, steps: usiz
     let (mut buf, mut m, mut v) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
     let mut probe = net.clone();
     for t in 1..=steps {
+        let lr = scheduled_rate(&rule.schedule, lr, t);
         probe.set_params(&p).unwrap();
         let grad = Reference.evaluate(&probe, set).gradient(LossKind::Mse);
         for k in 0..n {
@@ -213,6 +256,10 @@ fn bad_rules_are_refused_by_flag() {
         (&["--weight-decay", "-1"], "--weight-decay"),
         (&["--momentum", "0.5"], "--momentum"),
         (&["--optimizer", "nesterov", "--beta1", "0.5"], "--beta1"),
+        (&["--lr-schedule", "step:0:0.5"], "--lr-schedule"),
+        (&["--lr-schedule", "exp:-1"], "--lr-schedule"),
+        (&["--lr-schedule", "linear"], "--lr-schedule"),
+        (&["--lr-schedule", "step:10"], "--lr-schedule"),
     ] {
         let args: Vec<&str> = base.iter().chain(extra).copied().collect();
         let out = common::downhill(&args);
@@ -229,4 +276,59 @@ fn bad_rules_are_refused_by_flag() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("adam (betas 0.9, 0.999; eps 1e-8)"), "{text}");
+    let json_args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+    let out = common::downhill(&json_args);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["optimizer"]["name"], "adam");
+}
+
+/// A rate schedule's rates go into the history, one per update, and the last row (no update)
+/// leaves the column empty.
+#[cfg(feature = "cli")]
+#[test]
+fn a_scheduled_history_records_each_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("h.csv");
+    let out = common::downhill(&[
+        "train",
+        "--points",
+        "300",
+        "--steps",
+        "6",
+        "--tol",
+        "0",
+        "--device",
+        "cpu",
+        "--lr",
+        "0.4",
+        "--lr-schedule",
+        "step:2:0.5",
+        "--history",
+        history.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&history).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("step,loss,gradient_norm,learning_rate"));
+    let rates: Vec<String> = lines
+        .map(|l| l.rsplit(',').next().unwrap().to_string())
+        .collect();
+    let parsed: Vec<Option<f64>> = rates.iter().map(|r| r.parse().ok()).collect();
+    assert_eq!(
+        parsed,
+        vec![
+            Some(0.4),
+            Some(0.4),
+            Some(0.2),
+            Some(0.2),
+            Some(0.1),
+            Some(0.1),
+            None
+        ],
+        "{text}"
+    );
 }

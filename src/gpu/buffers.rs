@@ -63,6 +63,11 @@ pub struct StepUniform {
     pub beta2: f32,
     pub eps: f32,
     pub weight_decay: f32,
+    /// 0 constant, 1 step decay, 2 exponential decay, 3 cosine.
+    pub schedule: u32,
+    pub every: u32,
+    pub factor: f32,
+    pub total: u32,
 }
 
 /// `State` in update.wgsl.
@@ -189,7 +194,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<CountUniform>(), 16);
         assert_eq!(std::mem::size_of::<BatchUniform>(), 16);
         assert_eq!(std::mem::size_of::<RowsUniform>(), 16);
-        assert_eq!(std::mem::size_of::<StepUniform>(), 40);
+        assert_eq!(std::mem::size_of::<StepUniform>(), 56);
         assert_eq!(std::mem::size_of::<StateBlock>(), 16);
     }
 }

@@ -22,7 +22,7 @@ use crate::descent::{Engine, EngineStop, Round, StepRecord, StepRule};
 use crate::error::{Error, Result};
 use crate::loss::Evaluation;
 use crate::network::Network;
-use crate::optimizer::Optimizer;
+use crate::optimizer::{Optimizer, Schedule};
 
 /// How a step's gradient is computed: by one of two families of kernels.
 enum GradientPass {
@@ -33,8 +33,9 @@ enum GradientPass {
 /// One run of a sweep kept on the device while others use the engine, with its weights as
 /// last read back (what the run reports if the device is lost).
 pub struct ParkedRun {
-    /// The weights, the weights before the last update, and the update rule's two moments.
-    buffers: [wgpu::Buffer; 4],
+    /// The weights, the weights before the last update, and the update rule's moments (two
+    /// per weight).
+    buffers: [wgpu::Buffer; 3],
     updates: u32,
     last_params: Vec<f32>,
 }
@@ -63,9 +64,9 @@ pub struct GpuEngine {
     steps: wgpu::Buffer,
     /// The runs a step trains: their count, then their indices.
     active: wgpu::Buffer,
-    /// What the update rule carries between steps, per run: the momentum buffer (or Adam's
-    /// first moment) and Adam's second moment.
-    moments: [wgpu::Buffer; 2],
+    /// What the update rule carries between steps: every run's momentum buffer (or Adam's
+    /// first moment), then every run's second moment.
+    moments: wgpu::Buffer,
     /// Updates each run has made (Adam's bias correction and momentum's first step need it).
     updates: Vec<u32>,
     staging: wgpu::Buffer,
@@ -192,28 +193,18 @@ impl GpuEngine {
                 runs as u64 * step_bytes,
                 U::STORAGE | U::COPY_DST,
             );
-            let state_bytes = (runs * shape.params) as u64 * 4;
-            let moment = |label| {
-                buffers::empty(
-                    &ctx,
-                    label,
-                    state_bytes,
-                    U::STORAGE | U::COPY_SRC | U::COPY_DST,
-                )
-            };
-            let moments = [moment("first moments"), moment("second moments")];
+            // Every run's first moments, then every run's second moments.
+            let moment_bytes = (2 * runs * shape.params) as u64 * 4;
+            let moments = buffers::empty(
+                &ctx,
+                "moments",
+                moment_bytes,
+                U::STORAGE | U::COPY_SRC | U::COPY_DST,
+            );
             let update_group = update.bind(
                 &ctx,
                 &[
-                    &totals,
-                    &params,
-                    &previous,
-                    &history,
-                    &states,
-                    &steps,
-                    &active,
-                    &moments[0],
-                    &moments[1],
+                    &totals, &params, &previous, &history, &states, &steps, &active, &moments,
                 ],
             );
             // A round's read-back (states, history, weights) or an evaluation's totals.
@@ -337,12 +328,12 @@ impl GpuEngine {
     pub fn park(&self) -> Result<ParkedRun> {
         let bytes = self.shape.params as u64 * 4;
         let mut parked = self.ctx.checked("allocating a sweep run's buffers", || {
-            let buffer = || {
+            let buffer = |bytes| {
                 use wgpu::BufferUsages as U;
                 buffers::empty(&self.ctx, "parked run", bytes, U::COPY_SRC | U::COPY_DST)
             };
             ParkedRun {
-                buffers: [buffer(), buffer(), buffer(), buffer()],
+                buffers: [buffer(bytes), buffer(bytes), buffer(2 * bytes)],
                 updates: 0,
                 last_params: self.last_params.clone(),
             }
@@ -352,13 +343,8 @@ impl GpuEngine {
     }
 
     /// The buffers that hold the run on the device now, in the order of a parked run's.
-    fn run_buffers(&self) -> [&wgpu::Buffer; 4] {
-        [
-            &self.params,
-            &self.previous,
-            &self.moments[0],
-            &self.moments[1],
-        ]
+    fn run_buffers(&self) -> [&wgpu::Buffer; 3] {
+        [&self.params, &self.previous, &self.moments]
     }
 
     /// Copies the run on the device now into `parked`.
@@ -376,11 +362,12 @@ impl GpuEngine {
         self.last_params.clone_from(&parked.last_params);
     }
 
-    fn copy_weights(&self, from: [&wgpu::Buffer; 4], to: [&wgpu::Buffer; 4]) {
-        let bytes = self.shape.params as u64 * 4;
+    /// Copies each of `from` into the buffer of the same size in `to` (an engine that parks
+    /// runs holds one run).
+    fn copy_weights(&self, from: [&wgpu::Buffer; 3], to: [&wgpu::Buffer; 3]) {
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         for (f, t) in from.into_iter().zip(to) {
-            encoder.copy_buffer_to_buffer(f, 0, t, 0, bytes);
+            encoder.copy_buffer_to_buffer(f, 0, t, 0, f.size().min(t.size()));
         }
         self.ctx.queue.submit([encoder.finish()]);
     }
@@ -392,7 +379,8 @@ impl GpuEngine {
 
     /// Puts `net`'s weights (of the engine's shape) on the device as the first run's, for the
     /// next steps or evaluation: one engine evaluates any number of weight sets over data
-    /// uploaded once.
+    /// uploaded once. The update rule's state stays (a checking engine follows the run it
+    /// checks): a new run with momentum or Adam takes a new engine.
     pub fn load_network(&mut self, net: &Network) -> Result<()> {
         if Shape::of(net) != self.shape {
             return Err(Error::InvalidArgument(format!(
@@ -600,6 +588,14 @@ fn step_uniform(rule: &StepRule, updates: u32, points: usize, outputs: usize) ->
         }
         Optimizer::Adam { beta1, beta2, eps } => (3, beta1, beta2, eps),
     };
+    // Counts past u32 cannot happen within a run the engine takes (its steps are u32 too).
+    let count = |n: u64| n.min(u64::from(u32::MAX)) as u32;
+    let (schedule, every, factor, total) = match rule.update.schedule {
+        Schedule::Constant => (0, 0, 0.0, 0),
+        Schedule::Step { every, factor } => (1, count(every), factor, 0),
+        Schedule::Exp { factor } => (2, 0, factor, 0),
+        Schedule::Cosine { total } => (3, 0, 0.0, count(total)),
+    };
     StepUniform {
         learning_rate: rule.learning_rate as f32,
         scale: rule.loss.scale(points, outputs) as f32,
@@ -611,6 +607,10 @@ fn step_uniform(rule: &StepRule, updates: u32, points: usize, outputs: usize) ->
         beta2: beta2 as f32,
         eps: eps as f32,
         weight_decay: rule.update.weight_decay as f32,
+        schedule,
+        every,
+        factor: factor as f32,
+        total,
     }
 }
 

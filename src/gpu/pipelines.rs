@@ -172,8 +172,7 @@ pub fn update(ctx: &GpuContext, shape: &Shape, reduction: Reduction) -> Result<K
             storage(4, false), // states: updates made, stop reason, per run
             storage(5, true),  // steps: learning rate, loss scale, tolerance, limit, rule, per run
             storage(6, true),  // runs: the runs this step trains
-            storage(7, false), // first: momentum buffer or Adam's first moment, per run
-            storage(8, false), // second: Adam's second moment, per run
+            storage(7, false), // moments: momentum buffers or Adam's moments, per run
         ],
     )
 }

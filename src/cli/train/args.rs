@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use downhill::optimizer::{Optimizer, UpdateRule};
+use downhill::optimizer::{Optimizer, Schedule, UpdateRule};
 use downhill::{DeviceChoice, Error, LossKind, Result};
 
 use crate::cli::common::{parse_count, parse_device, parse_loss, ShapeArgs};
@@ -20,7 +20,7 @@ Examples:
   downhill train --points 1e5 --lr 0.001,0.01,0.1,1,10 --plot lrs.png   # a sweep, one picture
   downhill train --points 1e5 --lr 0.1,0.3 --init-seed 1,2,3 --out runs/ --history runs.csv
   downhill train --layers 2,8,1 --optimizer adam --lr 0.01 --steps 500   # PyTorch's Adam rule
-  downhill train --optimizer nesterov --momentum 0.8 --lr 0.05";
+  downhill train --optimizer nesterov --momentum 0.8 --lr 0.05 --lr-schedule step:50:0.5";
 
 #[derive(Args, Debug)]
 #[command(after_help = EXAMPLES)]
@@ -141,11 +141,50 @@ pub struct OptimizerArgs {
         allow_hyphen_values = true
     )]
     pub weight_decay: f64,
+    /// How the learning rate changes: constant; step:EVERY:FACTOR (times FACTOR every EVERY
+    /// steps); exp:FACTOR (times FACTOR every step); cosine (half a cosine down to 0 over
+    /// --steps). The rate of each step goes into the --history file.
+    #[arg(
+        long,
+        value_name = "constant|step:EVERY:FACTOR|exp:FACTOR|cosine",
+        default_value = "constant"
+    )]
+    pub lr_schedule: String,
 }
 
 impl OptimizerArgs {
-    /// The update rule the flags ask for; a constant given to a rule that has none is refused.
-    pub fn rule(&self) -> Result<UpdateRule> {
+    /// The rate schedule for a run of `steps` steps.
+    fn schedule(&self, steps: usize) -> Result<Schedule> {
+        let text = self.lr_schedule.as_str();
+        let bad = || {
+            Error::InvalidArgument(format!(
+                "--lr-schedule '{}': expected constant, step:EVERY:FACTOR, exp:FACTOR or cosine \
+                 (such as step:100:0.5 or exp:0.99)",
+                downhill::error::shown(text)
+            ))
+        };
+        let parts: Vec<&str> = text.split(':').collect();
+        let schedule = match parts[..] {
+            ["constant"] => Schedule::Constant,
+            ["cosine"] => Schedule::Cosine {
+                total: steps as u64,
+            },
+            ["exp", factor] => Schedule::Exp {
+                factor: factor.parse().map_err(|_| bad())?,
+            },
+            ["step", every, factor] => Schedule::Step {
+                every: every.parse().map_err(|_| bad())?,
+                factor: factor.parse().map_err(|_| bad())?,
+            },
+            _ => return Err(bad()),
+        };
+        schedule.validate()?;
+        Ok(schedule)
+    }
+
+    /// The update rule the flags ask for, for a run of `steps` steps; a constant given to a
+    /// rule that has none is refused.
+    pub fn rule(&self, steps: usize) -> Result<UpdateRule> {
         let misplaced = |flag: &str, rules: &str| {
             Err(Error::InvalidArgument(format!(
                 "{flag} applies to --optimizer {rules}, not {}",
@@ -181,6 +220,7 @@ impl OptimizerArgs {
         let rule = UpdateRule {
             optimizer,
             weight_decay: self.weight_decay,
+            schedule: self.schedule(steps)?,
         };
         rule.validate()?;
         Ok(rule)

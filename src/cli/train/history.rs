@@ -1,16 +1,29 @@
 //! The `--history` file: CSV `step,loss,gradient_norm`, one row per step with the loss and the
 //! gradient norm before that step's update, and a last row with the state the run ended in
-//! (numbered one past the last update). A resumed run (`--init`) starts from that state, so its
+//! (numbered one past the last update). With a rate schedule, a fourth column holds each
+//! update's learning rate (empty in the last row, which made no update). A resumed run (`--init`) starts from that state, so its
 //! first row takes the place of the last row of the file it continues.
 
 use std::io::Write;
 use std::path::Path;
 
+use downhill::optimizer::Schedule;
 use downhill::output::Outputs;
 use downhill::{Error, Outcome, Result};
 
 /// The header every history file starts with.
 pub const HEADER: &str = "step,loss,gradient_norm";
+/// The header of a history with a rate schedule's column.
+pub const SCHEDULED_HEADER: &str = "step,loss,gradient_norm,learning_rate";
+
+/// The header for a run with (`true`) or without a rate schedule.
+fn header(scheduled: bool) -> &'static str {
+    if scheduled {
+        SCHEDULED_HEADER
+    } else {
+        HEADER
+    }
+}
 
 /// An existing history file, read to be continued.
 pub struct PastHistory {
@@ -28,16 +41,18 @@ impl PastHistory {
     }
 }
 
-/// Reads an existing history to be continued.
-pub fn read(path: &Path) -> Result<PastHistory> {
+/// Reads an existing history to be continued by a run with (`scheduled`) or without a rate
+/// schedule: its header must be that run's.
+pub fn read(path: &Path, scheduled: bool) -> Result<PastHistory> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut lines = text.lines();
-    if lines.next().map(|l| l.trim_start_matches('\u{feff}')) != Some(HEADER) {
+    let want = header(scheduled);
+    if lines.next().map(|l| l.trim_start_matches('\u{feff}')) != Some(want) {
         return Err(Error::BadData {
             path: path.to_path_buf(),
             message: format!(
-                "not a downhill loss history (expected the header {HEADER}); give another \
-                 --history to start a new one"
+                "not a downhill loss history of a run like this one (expected the header \
+                 {want}); give another --history to start a new one"
             ),
         });
     }
@@ -69,22 +84,34 @@ pub fn read(path: &Path) -> Result<PastHistory> {
     Ok(PastHistory { rows, last_step })
 }
 
-/// Writes the history (after `past`, numbering on from it) into `outputs`.
+/// Writes the history (after `past`, numbering on from it) into `outputs`; with `rates` (a
+/// schedule and the first rate), each update's rate in a fourth column.
 pub fn write(
     outputs: &mut Outputs,
     path: &Path,
     past: Option<&PastHistory>,
     outcome: &Outcome,
+    rates: Option<(Schedule, f64)>,
 ) -> Result<()> {
     let offset = past.map_or(0, PastHistory::offset);
     outputs.write(path, |w| {
         let io = |e| Error::io(path, e);
-        writeln!(w, "{HEADER}").map_err(io)?;
+        writeln!(w, "{}", header(rates.is_some())).map_err(io)?;
         if let Some(p) = past {
             w.write_all(p.rows.as_bytes()).map_err(io)?;
         }
+        let updates = outcome.steps();
         for r in &outcome.records_with_end() {
-            writeln!(w, "{},{:e},{:e}", r.step + offset, r.loss, r.gradient_norm).map_err(io)?;
+            write!(w, "{},{:e},{:e}", r.step + offset, r.loss, r.gradient_norm).map_err(io)?;
+            match rates {
+                // Update number r.step of this run (a continued run's rule starts afresh).
+                Some((schedule, first)) if r.step <= updates => {
+                    write!(w, ",{:e}", schedule.rate(first, r.step as u64)).map_err(io)?
+                }
+                Some(_) => write!(w, ",").map_err(io)?,
+                None => {}
+            }
+            writeln!(w).map_err(io)?;
         }
         Ok(())
     })

@@ -15,6 +15,7 @@ use downhill::descent::Observer;
 use downhill::device::{OpenEngine, Target};
 use downhill::error::number;
 
+use downhill::optimizer::Schedule;
 use downhill::output::{check_distinct, check_output, Outputs};
 use downhill::plot;
 use downhill::progress::ProgressObserver;
@@ -41,7 +42,7 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
         max_steps: args.steps,
         tolerance: args.tol,
         loss: args.loss,
-        update: args.optimizer.rule()?,
+        update: args.optimizer.rule(args.steps)?,
         ..Descent::default()
     };
     descent.validate()?;
@@ -97,7 +98,14 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
         report::rule_text(&args),
         device_name
     );
-    write_outputs(&args, &outcome, resume.as_ref(), offset, &title)?;
+    write_outputs(
+        &args,
+        one.learning_rate,
+        &outcome,
+        resume.as_ref(),
+        offset,
+        &title,
+    )?;
 
     let cx = report::Context {
         args: &args,
@@ -139,7 +147,10 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
 /// numbering on from its end.
 fn past_history(args: &TrainArgs) -> Result<Option<history::PastHistory>> {
     Ok(match (&args.init, &args.history) {
-        (Some(_), Some(path)) if path.exists() => Some(history::read(path)?),
+        (Some(_), Some(path)) if path.exists() => {
+            let scheduled = args.optimizer.rule(args.steps)?.schedule != Schedule::Constant;
+            Some(history::read(path, scheduled)?)
+        }
         (None, Some(path)) if path.is_file() => {
             eprintln!(
                 "downhill: {} exists and will be replaced (only a run with --init continues a \
@@ -156,6 +167,7 @@ fn past_history(args: &TrainArgs) -> Result<Option<history::PastHistory>> {
 /// in place.
 fn write_outputs(
     args: &TrainArgs,
+    learning_rate: f64,
     outcome: &downhill::Outcome,
     resume: Option<&history::PastHistory>,
     offset: usize,
@@ -166,7 +178,9 @@ fn write_outputs(
         model_file::write(&mut outputs, &outcome.network, path)?;
     }
     if let Some(path) = &args.history {
-        history::write(&mut outputs, path, resume, outcome)?;
+        let schedule = args.optimizer.rule(args.steps)?.schedule;
+        let rates = (schedule != Schedule::Constant).then_some((schedule, learning_rate));
+        history::write(&mut outputs, path, resume, outcome, rates)?;
     }
     if let Some(path) = &args.plot {
         // The curve runs to the state the run ended in, as the history file does.

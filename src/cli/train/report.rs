@@ -25,9 +25,18 @@ pub struct Context<'a> {
 
 /// The update rule in words, after the learning rate: nothing for the lesson's plain descent.
 pub fn rule_text(args: &TrainArgs) -> String {
-    match args.optimizer.rule() {
+    match args.optimizer.rule(args.steps) {
         Ok(rule) if rule != UpdateRule::default() => format!(", {rule}"),
         _ => String::new(),
+    }
+}
+
+/// The update rule in JSON: its name (`gd`, `momentum`, `nesterov`, `adam`) and in words with
+/// its constants, weight decay and rate schedule.
+pub fn rule_json(args: &TrainArgs) -> serde_json::Value {
+    match args.optimizer.rule(args.steps) {
+        Ok(rule) => json!({"name": rule.optimizer.name(), "rule": rule.to_string()}),
+        Err(_) => serde_json::Value::Null,
     }
 }
 
@@ -158,6 +167,7 @@ pub fn json(cx: &Context, outcome: &Outcome, verification: Option<&Report>) -> s
         "ms_per_step": outcome.ms_per_step(),
         "points": cx.points,
         "learning_rate": cx.learning_rate,
+        "optimizer": rule_json(args),
         "network": outcome.network.describe(),
         "model": model_file::to_json_value(&outcome.network),
     });

@@ -107,7 +107,7 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
         max_steps: args.steps,
         tolerance: args.tol,
         loss: args.loss,
-        update: args.optimizer.rule()?,
+        update: args.optimizer.rule(args.steps)?,
         ..Descent::default()
     };
     for run in &runs {
@@ -512,6 +512,7 @@ fn json_report(
                 "ms_per_step": outcome.ms_per_step(),
                 "points": cx.points,
                 "learning_rate": run.learning_rate,
+                "optimizer": report::rule_json(args),
                 "init_seed": run.init_seed,
                 "network": result.network.describe(),
                 "model": model_file::to_json_value(&result.network),
