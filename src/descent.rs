@@ -112,6 +112,9 @@ pub enum StopReason {
     Failed { step: usize },
     /// An observer asked to stop (an interrupt): the run ended after the round in flight.
     Interrupted,
+    /// The validation loss did not improve for the patience's steps: the run went back to
+    /// the weights after step `best_step`, the lowest validation loss seen.
+    Early { best_step: usize },
 }
 
 impl StopReason {
@@ -123,6 +126,7 @@ impl StopReason {
             StopReason::Diverged { .. } => "diverged",
             StopReason::Failed { .. } => "failed",
             StopReason::Interrupted => "interrupted",
+            StopReason::Early { .. } => "early",
         }
     }
 
@@ -153,8 +157,23 @@ impl fmt::Display for StopReason {
             }
             StopReason::Failed { step } => write!(f, "the device failed at step {step}"),
             StopReason::Interrupted => f.write_str("interrupted"),
+            StopReason::Early { best_step } => write!(
+                f,
+                "early: no lower validation loss for --patience steps; back at the weights \
+                 after step {best_step}, the lowest"
+            ),
         }
     }
+}
+
+/// A held-out set's loss after every step, and early stopping on it
+/// ([`Descent::run_validated`]).
+pub struct Validation<'a> {
+    /// The validation loss of a network's weights.
+    pub loss: &'a mut dyn FnMut(&Network) -> Result<f64>,
+    /// Stop after this many steps without a lower validation loss, going back to the weights
+    /// that had the lowest; `None` never stops early.
+    pub patience: Option<usize>,
 }
 
 /// Something told about progress after every round.
@@ -183,6 +202,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// What made the engine fail, when `stopped` is [`StopReason::Failed`].
     pub engine_error: Option<String>,
+    /// With a validation set, its loss after every step (`[k]` after step k+1).
+    pub validation_history: Vec<f64>,
 }
 
 impl Outcome {
@@ -281,7 +302,21 @@ impl Descent {
         engine: &mut dyn Engine,
         observers: &mut [&mut dyn Observer],
     ) -> Result<Outcome> {
+        self.run_validated(engine, observers, None)
+    }
+
+    /// [`Descent::run`], and with `validation` the held-out loss after every step (the
+    /// engine then takes one step per round) and early stopping on it.
+    pub fn run_validated(
+        &self,
+        engine: &mut dyn Engine,
+        observers: &mut [&mut dyn Observer],
+        mut validation: Option<Validation<'_>>,
+    ) -> Result<Outcome> {
         self.validate()?;
+        let mut validation_history = Vec::new();
+        // The lowest validation loss so far: (loss, step, weights).
+        let mut best: Option<(f64, usize, Network)> = None;
         let round = self
             .round
             .unwrap_or_else(|| engine.preferred_round())
@@ -299,7 +334,7 @@ impl Descent {
         let mut engine_error = None;
         while history.len() < self.max_steps {
             // The first round is one step: its loss sets the divergence limit for the rest.
-            let count = if history.is_empty() {
+            let count = if history.is_empty() || validation.is_some() {
                 1
             } else {
                 round.min(self.max_steps - history.len())
@@ -323,6 +358,25 @@ impl Descent {
             }
             for o in observers.iter_mut() {
                 o.observe(&history, self.max_steps);
+            }
+            if let (Some(v), false) = (validation.as_mut(), result.records.is_empty()) {
+                let net = engine.network()?;
+                let loss = (v.loss)(&net)?;
+                validation_history.push(loss);
+                let step = history.len();
+                if best.as_ref().is_none_or(|(lowest, _, _)| loss < *lowest) {
+                    best = Some((loss, step, net));
+                }
+                let since = step - best.as_ref().map_or(step, |b| b.1);
+                if let (Some(patience), Some((_, best_step, weights))) = (v.patience, &best) {
+                    if since >= patience && result.stop.is_none() {
+                        engine.set_network(weights)?;
+                        stopped = StopReason::Early {
+                            best_step: *best_step,
+                        };
+                        break;
+                    }
+                }
             }
             let interrupted = observers.iter().any(|o| o.stop_requested());
             match result.stop {
@@ -379,6 +433,7 @@ impl Descent {
             network: engine.network()?,
             elapsed,
             engine_error,
+            validation_history,
         })
     }
 }

@@ -244,6 +244,7 @@ pub fn run_sweep(
                 engine_error: matches!(stopped, StopReason::Failed { .. })
                     .then(|| engine_error.clone())
                     .flatten(),
+                validation_history: Vec::new(),
             }
         })
         .collect();

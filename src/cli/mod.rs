@@ -43,7 +43,8 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Train a network by gradient descent (with no data: the lesson's 2-2-1 problem).
-    Train(train::TrainArgs),
+    // Boxed: its options outweigh every other command's.
+    Train(Box<train::TrainArgs>),
     /// Loss and gradient (the slope for every weight) of a model on a data file.
     Eval(evaluate::EvalArgs),
     /// One prediction row per input row.
@@ -67,7 +68,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     // any output begun. Only `train`'s descent stops gracefully (after the steps in flight).
     let interrupts = interrupt::Interrupts::install(false)?;
     match cli.command {
-        Command::Train(args) => train::run(args, interrupts),
+        Command::Train(args) => train::run(*args, interrupts),
         Command::Eval(args) => evaluate::run_eval(args),
         Command::Predict(args) => evaluate::run_predict(args),
         Command::Generate(args) => generate::run(args),

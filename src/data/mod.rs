@@ -46,6 +46,31 @@ impl Dataset {
         Ok(Dataset { columns, inputs })
     }
 
+    /// Holds out a seeded random `fraction` of the points: `(training, validation)`, each
+    /// keeping the points' order. The same seed picks the same points on every machine.
+    pub fn split(&self, fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        let n = self.len();
+        let held = (fraction * n as f64).round() as usize;
+        if !(fraction > 0.0 && fraction < 1.0) || held == 0 || held >= n {
+            return Err(Error::InvalidArgument(format!(
+                "--validation {}: expected a fraction in (0, 1) that leaves at least one point \
+                 on each side of {n} points",
+                crate::error::number(fraction)
+            )));
+        }
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        let (validation, training) = order.split_at_mut(held);
+        let part = |indices: &mut [usize]| {
+            indices.sort_unstable();
+            Dataset::from_columns(self.columns.select(Axis(1), indices), self.inputs)
+        };
+        let validation = part(validation)?;
+        Ok((part(training)?, validation))
+    }
+
     /// Builds a dataset from rows `[x..., y...]` (row-major), mainly for tests and examples.
     pub fn from_rows(rows: ArrayView2<f32>, inputs: usize) -> Result<Self> {
         Dataset::from_columns(rows.t().to_owned(), inputs)

@@ -20,7 +20,9 @@ Examples:
   downhill train --points 1e5 --lr 0.001,0.01,0.1,1,10 --plot lrs.png   # a sweep, one picture
   downhill train --points 1e5 --lr 0.1,0.3 --init-seed 1,2,3 --out runs/ --history runs.csv
   downhill train --layers 2,8,1 --optimizer adam --lr 0.01 --steps 500   # PyTorch's Adam rule
-  downhill train --optimizer nesterov --momentum 0.8 --lr 0.05 --lr-schedule step:50:0.5";
+  downhill train --optimizer nesterov --momentum 0.8 --lr 0.05 --lr-schedule step:50:0.5
+  downhill train --layers 2,16,1 --points 1e4 --optimizer adam --lr 0.01 --steps 2000 \
+      --validation 0.2 --patience 50 --plot fit.png   # held-out loss, early stopping";
 
 #[derive(Args, Debug)]
 #[command(after_help = EXAMPLES)]
@@ -107,6 +109,15 @@ pub struct TrainArgs {
     pub json: bool,
     #[command(flatten)]
     pub optimizer: OptimizerArgs,
+    /// Hold out this fraction of the points (picked by --seed) and record their loss after
+    /// every step: a column of --history, a second curve in --plot, validation_loss_history
+    /// in --json. One run only.
+    #[arg(long, value_name = "F", allow_hyphen_values = true)]
+    pub validation: Option<f64>,
+    /// Stop once the validation loss has not fallen for this many steps, and go back to the
+    /// weights that had the lowest (stopped: early).
+    #[arg(long, value_name = "N", requires = "validation", value_parser = parse_count)]
+    pub patience: Option<usize>,
 }
 
 /// How each step turns the gradient into an update (src/optimizer.rs writes each rule out).

@@ -9,20 +9,35 @@ use std::path::Path;
 
 use downhill::optimizer::Schedule;
 use downhill::output::Outputs;
-use downhill::{Error, Outcome, Result};
+use downhill::{Error, Outcome, Result, StopReason};
 
 /// The header every history file starts with.
 pub const HEADER: &str = "step,loss,gradient_norm";
-/// The header of a history with a rate schedule's column.
-pub const SCHEDULED_HEADER: &str = "step,loss,gradient_norm,learning_rate";
-
-/// The header for a run with (`true`) or without a rate schedule.
-fn header(scheduled: bool) -> &'static str {
+/// The header for a run with or without a rate schedule (a `learning_rate` column) and a
+/// validation set (a `validation_loss` column).
+fn header(scheduled: bool, validated: bool) -> String {
+    let mut header = HEADER.to_string();
     if scheduled {
-        SCHEDULED_HEADER
-    } else {
-        HEADER
+        header += ",learning_rate";
     }
+    if validated {
+        header += ",validation_loss";
+    }
+    header
+}
+
+/// The validation loss of the weights a history row's loss is of (row `step`: the weights
+/// after step `step - 1`), when known.
+fn validation_loss_of(outcome: &Outcome, step: usize) -> Option<f64> {
+    let held = &outcome.validation_history;
+    if step == outcome.steps() + 1 {
+        // The end row: the weights the run ended with (the best ones after an early stop).
+        return match outcome.stopped {
+            StopReason::Early { best_step } => held.get(best_step.checked_sub(1)?).copied(),
+            _ => held.last().copied(),
+        };
+    }
+    held.get(step.checked_sub(2)?).copied()
 }
 
 /// An existing history file, read to be continued.
@@ -41,13 +56,13 @@ impl PastHistory {
     }
 }
 
-/// Reads an existing history to be continued by a run with (`scheduled`) or without a rate
-/// schedule: its header must be that run's.
-pub fn read(path: &Path, scheduled: bool) -> Result<PastHistory> {
+/// Reads an existing history to be continued by a run with or without a rate schedule and a
+/// validation set: its header must be that run's.
+pub fn read(path: &Path, scheduled: bool, validated: bool) -> Result<PastHistory> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut lines = text.lines();
-    let want = header(scheduled);
-    if lines.next().map(|l| l.trim_start_matches('\u{feff}')) != Some(want) {
+    let want = header(scheduled, validated);
+    if lines.next().map(|l| l.trim_start_matches('\u{feff}')) != Some(want.as_str()) {
         return Err(Error::BadData {
             path: path.to_path_buf(),
             message: format!(
@@ -85,7 +100,8 @@ pub fn read(path: &Path, scheduled: bool) -> Result<PastHistory> {
 }
 
 /// Writes the history (after `past`, numbering on from it) into `outputs`; with `rates` (a
-/// schedule and the first rate), each update's rate in a fourth column.
+/// schedule and the first rate), each update's rate in a column; with a validation history,
+/// the validation loss in the last column.
 pub fn write(
     outputs: &mut Outputs,
     path: &Path,
@@ -96,7 +112,8 @@ pub fn write(
     let offset = past.map_or(0, PastHistory::offset);
     outputs.write(path, |w| {
         let io = |e| Error::io(path, e);
-        writeln!(w, "{}", header(rates.is_some())).map_err(io)?;
+        let validated = !outcome.validation_history.is_empty();
+        writeln!(w, "{}", header(rates.is_some(), validated)).map_err(io)?;
         if let Some(p) = past {
             w.write_all(p.rows.as_bytes()).map_err(io)?;
         }
@@ -110,6 +127,12 @@ pub fn write(
                 }
                 Some(_) => write!(w, ",").map_err(io)?,
                 None => {}
+            }
+            if validated {
+                match validation_loss_of(outcome, r.step) {
+                    Some(loss) => write!(w, ",{loss:e}").map_err(io)?,
+                    None => write!(w, ",").map_err(io)?,
+                }
             }
             writeln!(w).map_err(io)?;
         }

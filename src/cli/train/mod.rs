@@ -11,16 +11,16 @@ pub use args::TrainArgs;
 use std::path::Path;
 use std::process::ExitCode;
 
-use downhill::descent::Observer;
+use downhill::descent::{Observer, Validation};
 use downhill::device::{OpenEngine, Target};
 use downhill::error::number;
 
 use downhill::optimizer::Schedule;
 use downhill::output::{check_distinct, check_output, Outputs};
-use downhill::plot;
+use downhill::plot::{self, Curve};
 use downhill::progress::ProgressObserver;
 use downhill::verify::Verified;
-use downhill::{model_file, Descent, Engine, Error, Network, Result, StopReason};
+use downhill::{model_file, Descent, Engine, Error, Network, Result, StepRecord, StopReason};
 
 use super::common::{points as points_text, print_json};
 use super::interrupt::Interrupts;
@@ -52,7 +52,26 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     let target = Target::resolve(args.device)?;
     check_reference_memory(&args, &net, &target)?;
     let (data, source) = training_data(&args, &net)?;
+    // The held-out points leave the training set before anything sees it.
+    let (data, held_out) = match args.validation {
+        Some(fraction) => {
+            let (training, held_out) = data.split(fraction, args.seed)?;
+            (training, Some(held_out))
+        }
+        None => (data, None),
+    };
     let points = data.len();
+    let mut validator = match &held_out {
+        Some(set) => Some(target.evaluator(&net, set)?),
+        None => None,
+    };
+    let loss_kind = args.loss;
+    let mut held_out_loss = |net: &Network| -> Result<f64> {
+        let evaluator = validator.as_mut().expect("validating with a held-out set");
+        Ok(evaluator.evaluate(net)?.loss(loss_kind))
+    };
+    let patience = args.patience;
+    let validating = held_out.is_some();
     let resume = past_history(&args)?;
     let offset = resume.as_ref().map_or(0, history::PastHistory::offset);
     let mut progress = ProgressObserver::new(args.steps);
@@ -64,7 +83,14 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     let mut observers = [&mut progress as &mut dyn Observer, &mut interrupts];
     let mut run = |engine: &mut dyn Engine| -> Result<(downhill::Outcome, String)> {
         let device_name = engine.device();
-        Ok((descent.run(engine, &mut observers)?, device_name))
+        let validation = validating.then_some(Validation {
+            loss: &mut held_out_loss,
+            patience,
+        });
+        Ok((
+            descent.run_validated(engine, &mut observers, validation)?,
+            device_name,
+        ))
     };
     let ((outcome, device_name), verification) = match (opened, args.verify) {
         #[cfg(feature = "gpu")]
@@ -114,6 +140,7 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
         source: source.describe(),
         device: &device_name,
         offset,
+        held_out: held_out.as_ref().map(|set| set.len()),
     };
     if args.json {
         print_json(&report::json(&cx, &outcome, verification.as_ref()));
@@ -149,7 +176,7 @@ fn past_history(args: &TrainArgs) -> Result<Option<history::PastHistory>> {
     Ok(match (&args.init, &args.history) {
         (Some(_), Some(path)) if path.exists() => {
             let scheduled = args.optimizer.rule(args.steps)?.schedule != Schedule::Constant;
-            Some(history::read(path, scheduled)?)
+            Some(history::read(path, scheduled, args.validation.is_some())?)
         }
         (None, Some(path)) if path.is_file() => {
             eprintln!(
@@ -184,14 +211,49 @@ fn write_outputs(
     }
     if let Some(path) = &args.plot {
         // The curve runs to the state the run ended in, as the history file does.
-        let picture = plot::loss_curve_bytes(
-            path,
-            &outcome.records_with_end(),
-            offset,
-            title,
-            args.plot_log,
-            plot::DEFAULT_SIZE,
-        )?;
+        let training = outcome.records_with_end();
+        let picture = if outcome.validation_history.is_empty() {
+            plot::loss_curve_bytes(
+                path,
+                &training,
+                offset,
+                title,
+                args.plot_log,
+                plot::DEFAULT_SIZE,
+            )?
+        } else {
+            // Each validation loss at the step whose training loss is of the same weights.
+            let held_out: Vec<StepRecord> = outcome
+                .validation_history
+                .iter()
+                .enumerate()
+                .map(|(k, &loss)| StepRecord {
+                    step: k + 2,
+                    loss,
+                    gradient_norm: f64::NAN,
+                })
+                .collect();
+            let curves = [
+                Curve {
+                    label: "training".into(),
+                    history: &training,
+                    diverged: false,
+                },
+                Curve {
+                    label: "validation".into(),
+                    history: &held_out,
+                    diverged: false,
+                },
+            ];
+            plot::loss_curves_bytes(
+                path,
+                &curves,
+                offset,
+                title,
+                args.plot_log,
+                plot::DEFAULT_SIZE,
+            )?
+        };
         outputs.write(path, |w| {
             use std::io::Write;
             w.write_all(&picture).map_err(|e| Error::io(path, e))

@@ -21,6 +21,8 @@ pub struct Context<'a> {
     pub device: &'a str,
     /// Steps made before this run (a resumed history): the console numbers on from them.
     pub offset: usize,
+    /// Points held out for validation (`--validation`).
+    pub held_out: Option<usize>,
 }
 
 /// The update rule in words, after the learning rate: nothing for the lesson's plain descent.
@@ -29,6 +31,17 @@ pub fn rule_text(args: &TrainArgs) -> String {
         Ok(rule) if rule != UpdateRule::default() => format!(", {rule}"),
         _ => String::new(),
     }
+}
+
+/// The step after which the validation loss was lowest (the first such), and that loss.
+fn best_validation(outcome: &Outcome) -> Option<(usize, f64)> {
+    outcome.validation_history.iter().enumerate().fold(
+        None,
+        |best: Option<(usize, f64)>, (k, &loss)| match best {
+            Some((_, lowest)) if lowest <= loss => best,
+            _ => Some((k + 1, loss)),
+        },
+    )
 }
 
 /// The update rule in JSON: its name (`gd`, `momentum`, `nesterov`, `adam`) and in words with
@@ -53,8 +66,11 @@ fn tolerance_text(tol: f64) -> String {
 pub fn print_text(cx: &Context, outcome: &Outcome, verification: Option<&Report>) {
     let args = cx.args;
     let net = &outcome.network;
+    let held_out = cx.held_out.map_or(String::new(), |n| {
+        format!(", {} held out for validation", points_text(n))
+    });
     println!(
-        "training {} on {} ({})",
+        "training {} on {} ({}{held_out})",
         net.describe(),
         points_text(cx.points),
         cx.source
@@ -96,6 +112,18 @@ pub fn print_text(cx: &Context, outcome: &Outcome, verification: Option<&Report>
         if outcome.steps() == 1 { "" } else { "s" },
         outcome.stopped
     );
+    if let Some((step, loss)) = best_validation(outcome) {
+        println!(
+            "validation {}: lowest {loss:.6e} after step {}, last {:.6e}",
+            args.loss,
+            step + cx.offset,
+            outcome
+                .validation_history
+                .last()
+                .copied()
+                .unwrap_or(f64::NAN)
+        );
+    }
     let ms = outcome.ms_per_step();
     if ms > 0.0 {
         println!(
@@ -168,6 +196,8 @@ pub fn json(cx: &Context, outcome: &Outcome, verification: Option<&Report>) -> s
         "points": cx.points,
         "learning_rate": cx.learning_rate,
         "optimizer": rule_json(args),
+        "validation_loss_history": outcome.validation_history,
+        "best_epoch": best_validation(outcome).map(|(step, _)| step + cx.offset),
         "network": outcome.network.describe(),
         "model": model_file::to_json_value(&outcome.network),
     });

@@ -101,6 +101,11 @@ fn model_path(dir: &Path, run: &RunSpec) -> PathBuf {
 }
 
 pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Result<ExitCode> {
+    if args.validation.is_some() {
+        return Err(Error::InvalidArgument(
+            "--validation trains one run: give one --lr and one --init-seed".into(),
+        ));
+    }
     let mut interrupts = interrupts;
     let descent = Descent {
         learning_rate: runs[0].learning_rate,
