@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::error::{number, Error, Result};
 use crate::loss::{norm, Evaluation, LossKind};
 use crate::network::Network;
-use crate::optimizer::UpdateRule;
+use crate::optimizer::{OptimizerState, UpdateRule};
 
 /// One step of gradient descent as recorded in the history.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -90,6 +90,21 @@ pub trait Engine {
     fn set_network_after(&mut self, net: &Network, previous: &Network) -> Result<()> {
         let _ = previous;
         self.set_network(net)
+    }
+
+    /// What the update rule carries from step to step now (saved with the weights, so that a
+    /// run with momentum or Adam can continue exactly).
+    fn optimizer_state(&mut self) -> Result<OptimizerState> {
+        Ok(OptimizerState::default())
+    }
+
+    /// Continues the update rule from `state` (a resumed run).
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        let _ = state;
+        Err(Error::Unsupported(format!(
+            "{} cannot continue an update rule's state",
+            self.device()
+        )))
     }
 
     /// How many steps to run per round when the caller has no preference.

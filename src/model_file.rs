@@ -1,6 +1,12 @@
 //! The JSON model format:
 //! `{"format": "downhill-model", "version": 1, "layers": [{"activation": "relu",
 //! "weights": [[1, 1], [-1, 1]], "bias": [0, 0]}, ...]}`; `bias` may be `null`.
+//!
+//! Version 2 adds an optional `"optimizer": {"rule": "adam", "updates": 20, "first": [...],
+//! "second": [...]}`: the update rule's state after a run with momentum, Nesterov or Adam
+//! (`first`: the momentum buffer or Adam's first moments, `second`: Adam's second moments,
+//! both in the flat parameter order), so that `train --init` continues that run exactly.
+//! Files without state are written as version 1; both versions are read.
 
 use std::io::Write;
 use std::path::Path;
@@ -10,12 +16,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::network::{Activation, Layer, Network};
+use crate::optimizer::OptimizerState;
 use crate::output::{write_atomically, Outputs};
 
 /// The `format` field every model file carries.
 pub const FORMAT: &str = "downhill-model";
-/// The model format version this build reads and writes.
+/// The model format version of a file without an update rule's state.
 pub const VERSION: u32 = 1;
+/// The model format version of a file with an update rule's state.
+pub const VERSION_WITH_STATE: u32 = 2;
 /// The largest model file read: a model of ten million weights is about 250 MB of JSON; a
 /// larger file (or `/dev/zero`) is refused instead of being read until memory runs out.
 pub const MAX_FILE_BYTES: u64 = 256 << 20;
@@ -26,6 +35,42 @@ struct ModelJson {
     format: String,
     version: u32,
     layers: Vec<LayerJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    optimizer: Option<SavedRule>,
+}
+
+/// An update rule's state as a model file carries it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedRule {
+    /// The rule's name (`momentum`, `nesterov` or `adam`): a run continues the state only with
+    /// the same rule.
+    pub rule: String,
+    pub updates: u64,
+    pub first: Vec<f64>,
+    #[serde(default)]
+    pub second: Vec<f64>,
+}
+
+impl SavedRule {
+    /// The state of `rule` after a run, as saved.
+    pub fn new(rule: &str, state: &OptimizerState) -> Self {
+        SavedRule {
+            rule: rule.into(),
+            updates: state.updates,
+            first: state.first.clone(),
+            second: state.second.clone(),
+        }
+    }
+
+    /// The state to continue from.
+    pub fn state(&self) -> OptimizerState {
+        OptimizerState {
+            updates: self.updates,
+            first: self.first.clone(),
+            second: self.second.clone(),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -55,6 +100,7 @@ fn to_model_json(net: &Network) -> ModelJson {
     ModelJson {
         format: FORMAT.into(),
         version: VERSION,
+        optimizer: None,
         layers: net
             .layers()
             .iter()
@@ -74,17 +120,41 @@ pub fn save(net: &Network, path: &Path) -> Result<()> {
 
 /// Writes the model to `path` as one of a command's `outputs` (put in place by their commit).
 pub fn write(outputs: &mut Outputs, net: &Network, path: &Path) -> Result<()> {
-    outputs.write(path, |w| write_json(net, w, path))
+    write_with_rule(outputs, net, None, path)
+}
+
+/// [`write`], with an update rule's state (a version 2 file) when there is one.
+pub fn write_with_rule(
+    outputs: &mut Outputs,
+    net: &Network,
+    rule: Option<&SavedRule>,
+    path: &Path,
+) -> Result<()> {
+    let mut model = to_model_json(net);
+    if let Some(rule) = rule {
+        model.version = VERSION_WITH_STATE;
+        model.optimizer = Some(rule.clone());
+    }
+    outputs.write(path, |w| write_model(&model, w, path))
 }
 
 fn write_json(net: &Network, w: &mut impl Write, path: &Path) -> Result<()> {
-    serde_json::to_writer_pretty(&mut *w, &to_model_json(net))
+    write_model(&to_model_json(net), w, path)
+}
+
+fn write_model(model: &ModelJson, w: &mut impl Write, path: &Path) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *w, model)
         .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
     writeln!(w).map_err(|e| Error::io(path, e))
 }
 
 /// Reads and validates a model file.
 pub fn load(path: &Path) -> Result<Network> {
+    Ok(load_with_rule(path)?.0)
+}
+
+/// Reads and validates a model file, and the update rule's state it carries (version 2).
+pub fn load_with_rule(path: &Path) -> Result<(Network, Option<SavedRule>)> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut bytes = Vec::new();
@@ -103,17 +173,22 @@ pub fn load(path: &Path) -> Result<Network> {
     }
     let text = String::from_utf8(bytes)
         .map_err(|_| Error::bad_model(path, "is not UTF-8 text: not a downhill model"))?;
-    parse(&text).map_err(|message| Error::bad_model(path, message))
+    parse_with_rule(&text).map_err(|message| Error::bad_model(path, message))
 }
 
 /// Parses and validates model JSON text; the error is a message without the file name.
 pub fn parse(text: &str) -> std::result::Result<Network, String> {
+    Ok(parse_with_rule(text)?.0)
+}
+
+/// [`parse`], and the update rule's state the text carries.
+fn parse_with_rule(text: &str) -> std::result::Result<(Network, Option<SavedRule>), String> {
     // Editors on some systems start UTF-8 files with a byte-order mark; JSON has no use for it.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
         return Err("the model file is empty".into());
     }
-    let model: ModelJson = serde_json::from_str(text).map_err(|e| {
+    let mut model: ModelJson = serde_json::from_str(text).map_err(|e| {
         format!(
             "not a valid downhill model (line {}, column {}): {e}",
             e.line(),
@@ -126,12 +201,19 @@ pub fn parse(text: &str) -> std::result::Result<Network, String> {
             model.format
         ));
     }
-    if model.version != VERSION {
+    if model.version != VERSION && model.version != VERSION_WITH_STATE {
         return Err(format!(
-            "model format version {} is not supported (this build reads version {VERSION})",
+            "model format version {} is not supported (this build reads versions {VERSION} \
+             and {VERSION_WITH_STATE})",
             model.version
         ));
     }
+    if model.optimizer.is_some() && model.version == VERSION {
+        return Err(format!(
+            "\"optimizer\" needs model format version {VERSION_WITH_STATE}"
+        ));
+    }
+    let saved = model.optimizer.take();
     if model.layers.is_empty() {
         return Err("\"layers\" is empty: a model needs at least one layer".into());
     }
@@ -198,5 +280,24 @@ pub fn parse(text: &str) -> std::result::Result<Network, String> {
         };
         layers.push(Layer::new(weights, bias, activation).map_err(|e| format!("layer {l}: {e}"))?);
     }
-    Network::new(layers).map_err(|e| e.to_string())
+    let net = Network::new(layers).map_err(|e| e.to_string())?;
+    if let Some(saved) = &saved {
+        let n = net.param_count();
+        let fits = |values: &[f64]| values.is_empty() || values.len() == n;
+        if !fits(&saved.first) || !fits(&saved.second) {
+            return Err(format!(
+                "\"optimizer\": \"first\" and \"second\" must hold one value per parameter \
+                 ({n}), or none"
+            ));
+        }
+        if !saved
+            .first
+            .iter()
+            .chain(&saved.second)
+            .all(|v| fits_f32(*v))
+        {
+            return Err(format!("\"optimizer\": a value {NOT_F32}"));
+        }
+    }
+    Ok((net, saved))
 }

@@ -299,6 +299,15 @@ impl Engine for Verified<'_> {
         self.against.set_network_after(net, previous)
     }
 
+    fn optimizer_state(&mut self) -> Result<crate::optimizer::OptimizerState> {
+        self.checked.optimizer_state()
+    }
+
+    fn set_optimizer_state(&mut self, state: &crate::optimizer::OptimizerState) -> Result<()> {
+        self.checked.set_optimizer_state(state)?;
+        self.against.set_optimizer_state(state)
+    }
+
     fn preferred_round(&self) -> usize {
         self.checked.preferred_round()
     }

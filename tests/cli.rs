@@ -649,6 +649,26 @@ fn tanh_and_sigmoid_models_round_trip() {
     }
 }
 
+/// An update rule's state needs version 2 and one value per parameter.
+#[test]
+fn model_with_a_bad_optimizer_state() {
+    let layer = r#"[{"activation":"identity","weights":[[1,1]],"bias":null}]"#;
+    bad_model(
+        &format!(
+            r#"{{"format":"downhill-model","version":1,"layers":{layer},
+            "optimizer":{{"rule":"adam","updates":1,"first":[0,0],"second":[0,0]}}}}"#
+        ),
+        &["needs model format version 2"],
+    );
+    bad_model(
+        &format!(
+            r#"{{"format":"downhill-model","version":2,"layers":{layer},
+            "optimizer":{{"rule":"adam","updates":1,"first":[0],"second":[0,0]}}}}"#
+        ),
+        &["one value per parameter"],
+    );
+}
+
 #[test]
 fn model_with_non_finite_weight() {
     bad_model(

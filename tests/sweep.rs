@@ -317,10 +317,7 @@ fn a_sweep_from_a_model_file_names_its_runs_by_rate_alone() {
 #[cfg(unix)]
 #[test]
 fn an_interrupted_sweep_writes_every_run() {
-    let mut devices = vec!["cpu"];
-    if common::gpu().is_some() {
-        devices.push("gpu");
-    }
+    let devices = common::devices();
     for device in devices {
         let dir = tempfile::tempdir().unwrap();
         let runs = dir.path().join("runs");
@@ -425,10 +422,7 @@ fn every_run_of_a_gpu_sweep_is_the_run_alone() {
 /// sweep against the f64 reference, the GPU's against the fused CPU kernel.
 #[test]
 fn a_verified_sweep_compares_every_run() {
-    let mut devices = vec!["cpu"];
-    if common::gpu().is_some() {
-        devices.push("gpu");
-    }
+    let devices = common::devices();
     for device in devices {
         let out = downhill(&[
             "train",

@@ -94,10 +94,7 @@ fn early_stopping_goes_back_to_the_best_weights() {
 #[cfg(feature = "cli")]
 #[test]
 fn the_command_records_the_validation_loss() {
-    let mut devices = vec!["cpu"];
-    if common::gpu().is_some() {
-        devices.push("gpu");
-    }
+    let devices = common::devices();
     let mut histories = Vec::new();
     for device in devices {
         let dir = tempfile::tempdir().unwrap();

@@ -189,10 +189,7 @@ fn verify_on_the_gpu_checks_against_the_fused_cpu_kernel() {
 #[cfg(all(feature = "cli", feature = "gpu"))]
 #[test]
 fn a_diverging_run_verifies_on_both_paths() {
-    let mut devices = vec!["cpu"];
-    if common::gpu().is_some() {
-        devices.push("gpu");
-    }
+    let devices = common::devices();
     for device in devices {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_downhill"))
             .args([

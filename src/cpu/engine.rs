@@ -154,6 +154,15 @@ impl Engine for CpuEngine<'_> {
         Ok(self.net.clone())
     }
 
+    fn optimizer_state(&mut self) -> Result<OptimizerState> {
+        Ok(self.state.clone())
+    }
+
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        self.state = state.clone();
+        Ok(())
+    }
+
     fn set_network(&mut self, net: &Network) -> Result<()> {
         if net.widths() != self.net.widths() {
             return Err(crate::error::Error::InvalidArgument(format!(

@@ -22,7 +22,7 @@ use crate::descent::{Engine, EngineStop, Round, StepRecord, StepRule};
 use crate::error::{Error, Result};
 use crate::loss::Evaluation;
 use crate::network::Network;
-use crate::optimizer::{Optimizer, Schedule};
+use crate::optimizer::{Optimizer, OptimizerState, Schedule};
 
 /// How a step's gradient is computed: by one of two families of kernels.
 enum GradientPass {
@@ -651,6 +651,45 @@ impl Engine for GpuEngine {
     fn previous_network(&mut self) -> Result<Option<Network>> {
         let mut nets = self.previous_networks()?;
         Ok(Some(nets.swap_remove(0)))
+    }
+
+    fn optimizer_state(&mut self) -> Result<OptimizerState> {
+        // The first run's: its first moments at the start, its second ones past every run's
+        // first.
+        let p = self.shape.params;
+        let bytes = buffers::read(&self.ctx, &self.moments, 0, (2 * self.runs * p) as u64 * 4)?;
+        let values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+        let widen =
+            |range: std::ops::Range<usize>| values[range].iter().map(|&v| f64::from(v)).collect();
+        Ok(OptimizerState {
+            updates: u64::from(self.updates[0]),
+            first: widen(0..p),
+            second: widen(self.runs * p..self.runs * p + p),
+        })
+    }
+
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        let p = self.shape.params;
+        let narrow = |values: &[f64]| -> Vec<f32> {
+            let mut out: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+            out.resize(p, 0.0);
+            out
+        };
+        let (first, second) = (narrow(&state.first), narrow(&state.second));
+        let queue = &self.ctx.queue;
+        queue.write_buffer(&self.moments, 0, bytemuck::cast_slice(&first));
+        queue.write_buffer(
+            &self.moments,
+            (self.runs * p) as u64 * 4,
+            bytemuck::cast_slice(&second),
+        );
+        self.updates[0] = u32::try_from(state.updates).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "{} updates are more than the GPU counts",
+                state.updates
+            ))
+        })?;
+        Ok(())
     }
 
     fn set_network_after(&mut self, net: &Network, previous: &Network) -> Result<()> {

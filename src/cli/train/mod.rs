@@ -15,7 +15,8 @@ use downhill::descent::{Observer, Validation};
 use downhill::device::{OpenEngine, Target};
 use downhill::error::number;
 
-use downhill::optimizer::Schedule;
+use downhill::model_file::SavedRule;
+use downhill::optimizer::{Optimizer, OptimizerState, Schedule};
 use downhill::output::{check_distinct, check_output, Outputs};
 use downhill::plot::{self, Curve};
 use downhill::progress::ProgressObserver;
@@ -81,16 +82,27 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     // the weights reached are written; before and after, it ends the command at once.
     interrupts.set_graceful(true);
     let mut observers = [&mut progress as &mut dyn Observer, &mut interrupts];
+    let rule = descent.update;
+    let resumed = resumed_rule(&args, rule.optimizer)?;
+    let mut saved = None;
     let mut run = |engine: &mut dyn Engine| -> Result<(downhill::Outcome, String)> {
         let device_name = engine.device();
+        if let Some(state) = &resumed {
+            engine.set_optimizer_state(state)?;
+        }
         let validation = validating.then_some(Validation {
             loss: &mut held_out_loss,
             patience,
         });
-        Ok((
-            descent.run_validated(engine, &mut observers, validation)?,
-            device_name,
-        ))
+        let outcome = descent.run_validated(engine, &mut observers, validation)?;
+        // The rule's state goes into --out beside the weights (plain descent has none).
+        if rule.optimizer != Optimizer::Gd {
+            saved = Some(SavedRule::new(
+                rule.optimizer.name(),
+                &engine.optimizer_state()?,
+            ));
+        }
+        Ok((outcome, device_name))
     };
     let ((outcome, device_name), verification) = match (opened, args.verify) {
         #[cfg(feature = "gpu")]
@@ -127,6 +139,7 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     write_outputs(
         &args,
         one.learning_rate,
+        saved.as_ref(),
         &outcome,
         resume.as_ref(),
         offset,
@@ -168,6 +181,27 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     }
 }
 
+/// The update rule's state an `--init` model carries, when it is the state of this run's rule
+/// (another rule's state is left, and the rule starts afresh).
+fn resumed_rule(args: &TrainArgs, optimizer: Optimizer) -> Result<Option<OptimizerState>> {
+    let Some(path) = &args.init else {
+        return Ok(None);
+    };
+    let Some(saved) = model_file::load_with_rule(path)?.1 else {
+        return Ok(None);
+    };
+    if saved.rule == optimizer.name() {
+        return Ok(Some(saved.state()));
+    }
+    eprintln!(
+        "downhill: {} holds the state of --optimizer {}; --optimizer {} starts afresh",
+        path.display(),
+        saved.rule,
+        optimizer.name()
+    );
+    Ok(None)
+}
+
 /// Every output path checked before any work: each can be written, none is another or the
 /// training data.
 /// The history a run continues (`--init` with an existing `--history`): appended to,
@@ -195,6 +229,7 @@ fn past_history(args: &TrainArgs) -> Result<Option<history::PastHistory>> {
 fn write_outputs(
     args: &TrainArgs,
     learning_rate: f64,
+    rule_state: Option<&SavedRule>,
     outcome: &downhill::Outcome,
     resume: Option<&history::PastHistory>,
     offset: usize,
@@ -202,7 +237,7 @@ fn write_outputs(
 ) -> Result<()> {
     let mut outputs = Outputs::new();
     if let Some(path) = &args.out {
-        model_file::write(&mut outputs, &outcome.network, path)?;
+        model_file::write_with_rule(&mut outputs, &outcome.network, rule_state, path)?;
     }
     if let Some(path) = &args.history {
         let schedule = args.optimizer.rule(args.steps)?.schedule;
@@ -344,6 +379,14 @@ impl Engine for Perturbed<'_> {
 
     fn evaluate(&mut self) -> Result<downhill::Evaluation> {
         self.inner.evaluate()
+    }
+
+    fn optimizer_state(&mut self) -> Result<downhill::optimizer::OptimizerState> {
+        self.inner.optimizer_state()
+    }
+
+    fn set_optimizer_state(&mut self, state: &downhill::optimizer::OptimizerState) -> Result<()> {
+        self.inner.set_optimizer_state(state)
     }
 
     fn network(&mut self) -> Result<Network> {
