@@ -195,10 +195,9 @@ pub fn sweep_descent(steps: usize) -> Descent {
 
 /// The devices a command test runs on: the CPU, and the GPU where an adapter exists.
 pub fn devices() -> Vec<&'static str> {
-    let mut devices = vec!["cpu"];
     #[cfg(feature = "gpu")]
     if gpu().is_some() {
-        devices.push("gpu");
+        return vec!["cpu", "gpu"];
     }
-    devices
+    vec!["cpu"]
 }
