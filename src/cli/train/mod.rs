@@ -73,7 +73,7 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     };
     let patience = args.patience;
     let validating = held_out.is_some();
-    let resume = past_history(&args)?;
+    let resume = past_history(&args, descent.update.schedule)?;
     let offset = resume.as_ref().map_or(0, history::PastHistory::offset);
     let mut progress = ProgressObserver::new(args.steps);
     let opened = target.engine(net.clone(), &data)?;
@@ -83,6 +83,7 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     interrupts.set_graceful(true);
     let mut observers = [&mut progress as &mut dyn Observer, &mut interrupts];
     let rule = descent.update;
+    let schedule = rule.schedule;
     let resumed = resumed_rule(&args, rule.optimizer)?;
     let mut saved = None;
     let mut run = |engine: &mut dyn Engine| -> Result<(downhill::Outcome, String)> {
@@ -133,12 +134,13 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
         outcome.network.describe(),
         points_text(points),
         number(one.learning_rate),
-        report::rule_text(&args),
+        report::rule_text(&descent.update),
         device_name
     );
     write_outputs(
         &args,
-        one.learning_rate,
+        // Each step's rate goes into the history when it changes.
+        (schedule != Schedule::Constant).then_some((schedule, one.learning_rate)),
         saved.as_ref(),
         &outcome,
         resume.as_ref(),
@@ -149,6 +151,7 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     let cx = report::Context {
         args: &args,
         learning_rate: one.learning_rate,
+        rule: descent.update,
         points,
         source: source.describe(),
         device: &device_name,
@@ -160,7 +163,7 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     } else {
         report::print_text(&cx, &outcome, verification.as_ref());
     }
-    let wrote = written(&args);
+    let wrote = report::written(&args, false);
     let interrupted = matches!(outcome.stopped, StopReason::Interrupted);
     let last = outcome.history.last().map_or(offset, |r| r.step + offset);
     let stopped = interrupts.exit_code().filter(|_| interrupted);
@@ -206,10 +209,10 @@ fn resumed_rule(args: &TrainArgs, optimizer: Optimizer) -> Result<Option<Optimiz
 /// training data.
 /// The history a run continues (`--init` with an existing `--history`): appended to,
 /// numbering on from its end.
-fn past_history(args: &TrainArgs) -> Result<Option<history::PastHistory>> {
+fn past_history(args: &TrainArgs, schedule: Schedule) -> Result<Option<history::PastHistory>> {
     Ok(match (&args.init, &args.history) {
         (Some(_), Some(path)) if path.exists() => {
-            let scheduled = args.optimizer.rule(args.steps)?.schedule != Schedule::Constant;
+            let scheduled = schedule != Schedule::Constant;
             Some(history::read(path, scheduled, args.validation.is_some())?)
         }
         (None, Some(path)) if path.is_file() => {
@@ -224,11 +227,12 @@ fn past_history(args: &TrainArgs) -> Result<Option<history::PastHistory>> {
     })
 }
 
-/// The model, the history and the picture: every output written in full before any is put
-/// in place.
+/// The model (with the rule's state, if any), the history (with each step's rate under a
+/// schedule: `rates` is the schedule and the first rate) and the picture: every output written
+/// in full before any is put in place.
 fn write_outputs(
     args: &TrainArgs,
-    learning_rate: f64,
+    rates: Option<(Schedule, f64)>,
     rule_state: Option<&SavedRule>,
     outcome: &downhill::Outcome,
     resume: Option<&history::PastHistory>,
@@ -240,8 +244,6 @@ fn write_outputs(
         model_file::write_with_rule(&mut outputs, &outcome.network, rule_state, path)?;
     }
     if let Some(path) = &args.history {
-        let schedule = args.optimizer.rule(args.steps)?.schedule;
-        let rates = (schedule != Schedule::Constant).then_some((schedule, learning_rate));
         history::write(&mut outputs, path, resume, outcome, rates)?;
     }
     if let Some(path) = &args.plot {
@@ -295,21 +297,6 @@ fn write_outputs(
         })?;
     }
     outputs.commit()
-}
-
-/// What the run wrote, in words.
-fn written(args: &TrainArgs) -> Vec<String> {
-    let mut wrote = Vec::new();
-    if let Some(path) = &args.out {
-        wrote.push(format!("the model to {}", path.display()));
-    }
-    if let Some(path) = &args.history {
-        wrote.push(format!("the loss history to {}", path.display()));
-    }
-    if let Some(path) = &args.plot {
-        wrote.push(format!("the loss curve to {}", path.display()));
-    }
-    wrote
 }
 
 fn check_outputs(args: &TrainArgs) -> Result<()> {

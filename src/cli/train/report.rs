@@ -15,6 +15,8 @@ use crate::cli::common::points as points_text;
 pub struct Context<'a> {
     pub args: &'a TrainArgs,
     pub learning_rate: f64,
+    /// The update rule the run took.
+    pub rule: UpdateRule,
     pub points: usize,
     /// Where the data came from.
     pub source: String,
@@ -26,10 +28,11 @@ pub struct Context<'a> {
 }
 
 /// The update rule in words, after the learning rate: nothing for the lesson's plain descent.
-pub fn rule_text(args: &TrainArgs) -> String {
-    match args.optimizer.rule(args.steps) {
-        Ok(rule) if rule != UpdateRule::default() => format!(", {rule}"),
-        _ => String::new(),
+pub fn rule_text(rule: &UpdateRule) -> String {
+    if *rule == UpdateRule::default() {
+        String::new()
+    } else {
+        format!(", {rule}")
     }
 }
 
@@ -46,11 +49,28 @@ fn best_validation(outcome: &Outcome) -> Option<(usize, f64)> {
 
 /// The update rule in JSON: its name (`gd`, `momentum`, `nesterov`, `adam`) and in words with
 /// its constants, weight decay and rate schedule.
-pub fn rule_json(args: &TrainArgs) -> serde_json::Value {
-    match args.optimizer.rule(args.steps) {
-        Ok(rule) => json!({"name": rule.optimizer.name(), "rule": rule.to_string()}),
-        Err(_) => serde_json::Value::Null,
-    }
+pub fn rule_json(rule: &UpdateRule) -> serde_json::Value {
+    json!({"name": rule.optimizer.name(), "rule": rule.to_string()})
+}
+
+/// What `train` wrote, in words: one run's outputs, or (`several`) a sweep's.
+pub fn written(args: &TrainArgs, several: bool) -> Vec<String> {
+    let (model, history, curve) = if several {
+        ("one model per run", "the loss histories", "the loss curves")
+    } else {
+        ("the model", "the loss history", "the loss curve")
+    };
+    [
+        (&args.out, model),
+        (&args.history, history),
+        (&args.plot, curve),
+    ]
+    .into_iter()
+    .filter_map(|(path, what)| {
+        path.as_ref()
+            .map(|path| format!("{what} to {}", path.display()))
+    })
+    .collect()
 }
 
 /// The stopping rule in words.
@@ -80,7 +100,7 @@ pub fn print_text(cx: &Context, outcome: &Outcome, verification: Option<&Report>
         cx.device,
         args.loss,
         number(cx.learning_rate),
-        rule_text(args),
+        rule_text(&cx.rule),
         args.steps,
         tolerance_text(args.tol)
     );
@@ -195,7 +215,7 @@ pub fn json(cx: &Context, outcome: &Outcome, verification: Option<&Report>) -> s
         "ms_per_step": outcome.ms_per_step(),
         "points": cx.points,
         "learning_rate": cx.learning_rate,
-        "optimizer": rule_json(args),
+        "optimizer": rule_json(&cx.rule),
         "validation_loss_history": outcome.validation_history,
         "best_epoch": best_validation(outcome).map(|(step, _)| step + cx.offset),
         "network": outcome.network.describe(),

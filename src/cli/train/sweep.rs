@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use downhill::descent::Observer;
 use downhill::device::{OpenSweep, Target};
 use downhill::error::number;
+use downhill::optimizer::UpdateRule;
 use downhill::output::{check_distinct, check_output, Outputs};
 use downhill::plot::{self, Curve};
 use downhill::progress::ProgressObserver;
@@ -176,6 +177,7 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
     write_outputs(&args, &runs, &outcome, &title)?;
     let cx = Context {
         args: &args,
+        rule: descent.update,
         runs: &runs,
         points,
         source: source.describe(),
@@ -186,7 +188,7 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
     } else {
         print_text(&cx, &outcome, verification.as_deref());
     }
-    let wrote = written(&args);
+    let wrote = report::written(&args, true);
     let interrupted = outcome
         .runs
         .iter()
@@ -380,23 +382,11 @@ fn write_history(
     Ok(())
 }
 
-fn written(args: &TrainArgs) -> Vec<String> {
-    let mut wrote = Vec::new();
-    if let Some(path) = &args.out {
-        wrote.push(format!("one model per run to {}", path.display()));
-    }
-    if let Some(path) = &args.history {
-        wrote.push(format!("the loss histories to {}", path.display()));
-    }
-    if let Some(path) = &args.plot {
-        wrote.push(format!("the loss curves to {}", path.display()));
-    }
-    wrote
-}
-
 /// Everything the report tells besides the outcomes.
 struct Context<'a> {
     args: &'a TrainArgs,
+    /// The update rule every run took.
+    rule: UpdateRule,
     runs: &'a [RunSpec],
     points: usize,
     source: String,
@@ -434,7 +424,7 @@ fn print_text(cx: &Context, outcome: &SweepOutcome, verification: Option<&[Repor
         "device {}; loss {}{}; up to {} steps; {passes}",
         cx.device,
         args.loss,
-        report::rule_text(args),
+        report::rule_text(&cx.rule),
         args.steps
     );
     println!();
@@ -517,7 +507,7 @@ fn json_report(
                 "ms_per_step": outcome.ms_per_step(),
                 "points": cx.points,
                 "learning_rate": run.learning_rate,
-                "optimizer": report::rule_json(args),
+                "optimizer": report::rule_json(&cx.rule),
                 "init_seed": run.init_seed,
                 "network": result.network.describe(),
                 "model": model_file::to_json_value(&result.network),
