@@ -22,7 +22,7 @@ LAYERS = {
     "error": 1, "limits": 1, "output": 1,
     "network": 2, "model_file": 2, "data": 2, "loss": 2, "descent": 2, "sweep": 2,
     "optimizer": 2,
-    "cpu": 3, "gpu": 3,
+    "batches": 3, "cpu": 3, "gpu": 3,
     "device": 4,
     "verify": 5, "landscape": 5, "bench": 5, "progress": 5, "plot": 5,
 }

@@ -3,13 +3,13 @@
 // workgroup's sum (sum_workgroup.wgsl or sum_subgroups.wgsl). Never one long serial sum.
 
 struct Rows {
-    count: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    count: u32,   // rows summed: every chunk's, or one mini-batch's
+    first: u32,   // the first of them
+    stride: u32,  // rows over all chunks (the distance between one value's rows)
+    _pad: u32,
 }
 
-// Value k of run r's every row (workgroup of the fused pass) at (r * PP + k) * rows.count + row.
+// Value k of run r's every row (workgroup of the fused pass) at (r * PP + k) * rows.stride + row.
 @group(0) @binding(0) var<storage, read> partials: array<f32>;
 // PP values per run: the summed gradient of the SSE, then the SSE.
 @group(0) @binding(1) var<storage, read_write> totals: array<f32>;
@@ -44,7 +44,7 @@ fn main(
     // Consecutive threads read consecutive rows.
     var sum = 0.0;
     for (var r = lid.x; r < rows.count; r += WG) {
-        sum += partials[value * rows.count + r];
+        sum += partials[value * rows.stride + rows.first + r];
     }
     let total = workgroup_sum(sum, lid.x, {{SUBGROUP_IDS}});
     if (lid.x == 0u) {

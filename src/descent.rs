@@ -127,8 +127,9 @@ pub enum StopReason {
     Failed { step: usize },
     /// An observer asked to stop (an interrupt): the run ended after the round in flight.
     Interrupted,
-    /// The validation loss did not improve for the patience's steps: the run went back to
-    /// the weights after step `best_step`, the lowest validation loss seen.
+    /// The validation loss did not improve for the patience's epochs: the run went back to
+    /// the weights after step `best_step` (the end of an epoch), the lowest validation loss
+    /// seen.
     Early { best_step: usize },
 }
 
@@ -174,19 +175,19 @@ impl fmt::Display for StopReason {
             StopReason::Interrupted => f.write_str("interrupted"),
             StopReason::Early { best_step } => write!(
                 f,
-                "early: no lower validation loss for --patience steps; back at the weights \
+                "early: no lower validation loss for --patience epochs; back at the weights \
                  after step {best_step}, the lowest"
             ),
         }
     }
 }
 
-/// A held-out set's loss after every step, and early stopping on it
-/// ([`Descent::run_validated`]).
+/// A held-out set's loss after every epoch (every step at full batch), and early stopping on
+/// it ([`Descent::run_validated`]).
 pub struct Validation<'a> {
     /// The validation loss of a network's weights.
     pub loss: &'a mut dyn FnMut(&Network) -> Result<f64>,
-    /// Stop after this many steps without a lower validation loss, going back to the weights
+    /// Stop after this many epochs without a lower validation loss, going back to the weights
     /// that had the lowest; `None` never stops early.
     pub patience: Option<usize>,
 }
@@ -217,8 +218,11 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// What made the engine fail, when `stopped` is [`StopReason::Failed`].
     pub engine_error: Option<String>,
-    /// With a validation set, its loss after every step (`[k]` after step k+1).
+    /// With a validation set, its loss after every epoch (`[k]` after epoch k+1, the step
+    /// `(k + 1) * steps_per_epoch`).
     pub validation_history: Vec<f64>,
+    /// Steps per epoch (1 at full batch, the batches of an epoch with mini-batches).
+    pub steps_per_epoch: usize,
 }
 
 impl Outcome {
@@ -272,6 +276,9 @@ pub struct Descent {
     pub round: Option<usize>,
     /// How the gradient becomes an update.
     pub update: UpdateRule,
+    /// Steps per epoch: 1 at full batch, the batches of an epoch with mini-batches. A
+    /// validation set is evaluated, and patience counted, once per epoch.
+    pub steps_per_epoch: usize,
 }
 
 impl Default for Descent {
@@ -284,6 +291,7 @@ impl Default for Descent {
             divergence_factor: 1e6,
             round: None,
             update: UpdateRule::default(),
+            steps_per_epoch: 1,
         }
     }
 }
@@ -303,6 +311,11 @@ impl Descent {
                 number(self.tolerance)
             )));
         }
+        if self.steps_per_epoch == 0 {
+            return Err(Error::InvalidArgument(
+                "an epoch needs at least one step".into(),
+            ));
+        }
         if self.round == Some(0) {
             return Err(Error::InvalidArgument(
                 "the round size must be at least 1".into(),
@@ -320,8 +333,8 @@ impl Descent {
         self.run_validated(engine, observers, None)
     }
 
-    /// [`Descent::run`], and with `validation` the held-out loss after every step (the
-    /// engine then takes one step per round) and early stopping on it.
+    /// [`Descent::run`], and with `validation` the held-out loss after every epoch (the
+    /// engine's rounds then end at the epochs' ends) and early stopping on it.
     pub fn run_validated(
         &self,
         engine: &mut dyn Engine,
@@ -330,6 +343,7 @@ impl Descent {
     ) -> Result<Outcome> {
         self.validate()?;
         let mut validation_history = Vec::new();
+        let per_epoch = self.steps_per_epoch;
         // The lowest validation loss so far: (loss, step, weights).
         let mut best: Option<(f64, usize, Network)> = None;
         let round = self
@@ -349,10 +363,14 @@ impl Descent {
         let mut engine_error = None;
         while history.len() < self.max_steps {
             // The first round is one step: its loss sets the divergence limit for the rest.
-            let count = if history.is_empty() || validation.is_some() {
+            let left = self.max_steps - history.len();
+            let count = if history.is_empty() {
                 1
+            } else if validation.is_some() {
+                // Up to the end of the epoch.
+                (per_epoch - history.len() % per_epoch).min(left)
             } else {
-                round.min(self.max_steps - history.len())
+                round.min(left)
             };
             let started = Instant::now();
             let result = match engine.run_steps(history.len() + 1, count, &rule) {
@@ -374,7 +392,10 @@ impl Descent {
             for o in observers.iter_mut() {
                 o.observe(&history, self.max_steps);
             }
-            if let (Some(v), false) = (validation.as_mut(), result.records.is_empty()) {
+            let epoch_ended = history.len().is_multiple_of(per_epoch);
+            if let (Some(v), false, true) =
+                (validation.as_mut(), result.records.is_empty(), epoch_ended)
+            {
                 let net = engine.network()?;
                 let loss = (v.loss)(&net)?;
                 validation_history.push(loss);
@@ -382,7 +403,7 @@ impl Descent {
                 if best.as_ref().is_none_or(|(lowest, _, _)| loss < *lowest) {
                     best = Some((loss, step, net));
                 }
-                let since = step - best.as_ref().map_or(step, |b| b.1);
+                let since = (step - best.as_ref().map_or(step, |b| b.1)) / per_epoch;
                 if let (Some(patience), Some((_, best_step, weights))) = (v.patience, &best) {
                     if since >= patience && result.stop.is_none() {
                         engine.set_network(weights)?;
@@ -449,6 +470,7 @@ impl Descent {
             elapsed,
             engine_error,
             validation_history,
+            steps_per_epoch: per_epoch,
         })
     }
 }

@@ -11,6 +11,7 @@ use ndarray::{Array2, ArrayView2};
 
 use std::time::Instant;
 
+use crate::batches::BatchPlan;
 use crate::cpu::{probe, CpuEngine, CpuKernel, CpuSweep, CpuVariant};
 use crate::data::Dataset;
 use crate::descent::Engine;
@@ -236,6 +237,37 @@ impl Target {
             }
         }
         Ok(OpenEngine::Cpu(CpuEngine::new(net, data, self.cpu_kernel)?))
+    }
+
+    /// A training engine that takes one step per batch of `plan` (a full batch is plain
+    /// descent, as [`Target::engine`]): on the GPU the batches are gathered on the device.
+    pub fn batch_engine<'a>(
+        &self,
+        net: Network,
+        data: &'a Dataset,
+        plan: BatchPlan,
+    ) -> Result<OpenEngine<'a>> {
+        #[cfg(feature = "gpu")]
+        if let Some(ctx) = &self.ctx {
+            let opened = GpuEngine::with_batches(
+                ctx.clone(),
+                net.clone(),
+                data,
+                GpuOptions::default(),
+                plan,
+            );
+            match opened {
+                Ok(engine) => return Ok(OpenEngine::Gpu(Box::new(engine))),
+                Err(e) if self.falls_back(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(OpenEngine::Cpu(CpuEngine::with_batches(
+            net,
+            data,
+            self.cpu_kernel,
+            plan,
+        )?))
     }
 
     /// A sweep engine for the runs `nets` (one shape) on this device: on the CPU every run

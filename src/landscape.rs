@@ -7,6 +7,7 @@ use crate::device::Target;
 use crate::error::{number, Error, Result};
 use crate::loss::LossKind;
 use crate::network::Network;
+use crate::optimizer::{OptimizerState, UpdateRule};
 
 /// Grid points evaluated per pass over the data (and per progress update).
 const BATCH: usize = 2048;
@@ -184,14 +185,16 @@ pub fn compute(
 }
 
 /// Gradient descent on the axes' weights alone (every other weight held fixed), from the
-/// model's weights: `steps` steps of `learning_rate` times the slope. Returns every point
-/// visited, the start included (`steps + 1` entries).
+/// model's weights: `steps` steps of `rule` (the lesson's `learning_rate` times the slope, or
+/// momentum, Adam, ...). Returns every point visited, the start included (`steps + 1`
+/// entries).
 pub fn descend(
     target: &Target,
     net: &Network,
     data: &Dataset,
     axes: &[WeightAxis],
     learning_rate: f64,
+    rule: &UpdateRule,
     steps: usize,
 ) -> Result<Vec<AxisStep>> {
     if !(learning_rate.is_finite() && learning_rate > 0.0) {
@@ -205,6 +208,7 @@ pub fn descend(
     let mut visited = Vec::with_capacity(steps.min(1 << 20) + 1);
     // Set up once: on the GPU the data is uploaded and the kernels built a single time.
     let mut evaluator = target.evaluator(net, data)?;
+    let mut state = OptimizerState::default();
     for step in 0..=steps {
         let at = with_weights(net, &base, axes, &weights)?;
         let evaluation = evaluator.evaluate(&at)?;
@@ -217,9 +221,9 @@ pub fn descend(
             break;
         }
         let gradient = evaluation.gradient(LossKind::Mse);
-        for (w, axis) in weights.iter_mut().zip(axes) {
-            *w -= learning_rate * gradient[axis.index];
-        }
+        // The rule sees only the drawn weights (the others stay where the model has them).
+        let along: Vec<f64> = axes.iter().map(|axis| gradient[axis.index]).collect();
+        rule.apply(&mut weights, &along, learning_rate, &mut state);
     }
     Ok(visited)
 }

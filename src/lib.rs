@@ -21,6 +21,7 @@
 //! assert!(outcome.final_loss < outcome.history[0].loss);
 //! ```
 
+pub mod batches;
 pub mod bench;
 pub mod cpu;
 pub mod data;

@@ -245,6 +245,7 @@ pub fn run_sweep(
                     .then(|| engine_error.clone())
                     .flatten(),
                 validation_history: Vec::new(),
+                steps_per_epoch: descent.steps_per_epoch,
             }
         })
         .collect();

@@ -96,7 +96,8 @@ fn descent_on_one_weight_goes_downhill() {
     let (net, data) = random_case(&[2, 2, 1], Activation::Identity, true, 500, 2);
     let target = Target::resolve(DeviceChoice::Cpu).unwrap();
     let axis = WeightAxis::new(&net, "l1.n0.w0", None, None, 11).unwrap();
-    let steps = landscape::descend(&target, &net, &data, &[axis], 0.1, 10).unwrap();
+    let steps =
+        landscape::descend(&target, &net, &data, &[axis], 0.1, &Default::default(), 10).unwrap();
     assert_eq!(steps.len(), 11);
     for pair in steps.windows(2) {
         assert!(pair[1].loss <= pair[0].loss, "{pair:?}");
@@ -109,6 +110,48 @@ fn descent_on_one_weight_goes_downhill() {
         (moved + 0.1 * slope).abs() <= 1e-5 * slope.abs().max(1e-6),
         "{moved} vs {slope}"
     );
+}
+
+/// `--descend --optimizer adam`: the path is Adam's rule on the drawn weights alone, step by
+/// step as written out in the README (bias-corrected moments), from the reference's slopes.
+#[test]
+fn descent_on_two_weights_takes_any_update_rule() {
+    use downhill::optimizer::{Optimizer, Schedule, UpdateRule};
+    let (net, data) = random_case(&[2, 3, 1], Activation::Tanh, true, 300, 4);
+    let target = Target::resolve(DeviceChoice::Cpu).unwrap();
+    let names = ["l0.n0.w0", "l1.n0.w1"];
+    let axes: Vec<WeightAxis> = names
+        .iter()
+        .map(|n| WeightAxis::new(&net, n, None, None, 5).unwrap())
+        .collect();
+    let (beta1, beta2, eps, lr) = (0.9, 0.999, 1e-8, 0.05);
+    let rule = UpdateRule {
+        optimizer: Optimizer::Adam { beta1, beta2, eps },
+        weight_decay: 0.0,
+        schedule: Schedule::Constant,
+    };
+    let steps = landscape::descend(&target, &net, &data, &axes, lr, &rule, 6).unwrap();
+    let index: Vec<usize> = names.iter().map(|n| net.param_index(n).unwrap()).collect();
+    let mut params = net.params();
+    let (mut m, mut v) = ([0.0; 2], [0.0; 2]);
+    for (t, visited) in steps.iter().enumerate() {
+        for (k, &i) in index.iter().enumerate() {
+            let gap = (visited.weights[k] - params[i]).abs();
+            assert!(gap <= 1e-5 * params[i].abs().max(1e-3), "step {t}: {gap:e}");
+        }
+        let mut at = net.clone();
+        at.set_params(&params).unwrap();
+        let gradient = Reference.evaluate(&at, &data).gradient(LossKind::Mse);
+        let t = (t + 1) as i32;
+        for (k, &i) in index.iter().enumerate() {
+            let g = gradient[i];
+            m[k] = beta1 * m[k] + (1.0 - beta1) * g;
+            v[k] = beta2 * v[k] + (1.0 - beta2) * g * g;
+            let m_hat = m[k] / (1.0 - beta1.powi(t));
+            let v_hat = v[k] / (1.0 - beta2.powi(t));
+            params[i] -= lr * m_hat / (v_hat.sqrt() + eps);
+        }
+    }
 }
 
 fn png_size(path: &Path) -> (u32, u32) {

@@ -98,6 +98,7 @@ fn every_kernel_validates_for_every_kind_of_shape() {
         );
     }
     validate("fma_peak.wgsl", &Shape::fma_peak_source());
+    validate("gather.wgsl", &Shape::gather_source());
 }
 
 /// The layered kernels (every entry point, for every layer) for wide, deep, many-output and

@@ -9,12 +9,14 @@ use downhill::data::Table;
 use downhill::device::Target;
 use downhill::error::{number, weight_text};
 use downhill::landscape::{self, Landscape, WeightAxis};
+use downhill::optimizer::UpdateRule;
 use downhill::output::{check_distinct, check_writable, write_atomically};
 use downhill::plot::{self, DescentPath, ImageKind};
 use downhill::{model_file, Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::common::{parse_count, points as points_text, ModelDataArgs};
+use super::train::OptimizerArgs;
 
 /// Grid points per axis when --grid is not given.
 const DEFAULT_GRID_1D: usize = 201;
@@ -27,6 +29,8 @@ Examples:
   downhill landscape --model start.json --data points.csv --weight l1.n0.w0 --descend --lr 0.5 --steps 8 --out curve.png
   downhill landscape --model start.json --data points.csv --weight l1.n0.w0 --descend --lr 0.05,0.5,4 --steps 8 --out rates.png
   downhill landscape --model start.json --data points.csv --weight l0.n0.w0 --weight l0.n0.w1 --grid 41 --out surface.svg
+  downhill landscape --model start.json --data points.csv --weight l0.n0.w0 --weight l0.n0.w1 --descend \
+      --optimizer momentum --lr 0.05 --steps 40 --out momentum.png   # a momentum path on the surface
   downhill landscape --model start.json --data points.csv --weight l0.n1.b --grid 1001 --out curve.csv
   downhill landscape --model start.json --data points.csv --weight l0.n1.b --grid 11   # CSV on stdout";
 
@@ -65,6 +69,9 @@ pub struct LandscapeArgs {
     /// Steps of --descend.
     #[arg(long, value_name = "K", default_value_t = 10, requires = "descend")]
     steps: usize,
+    /// The update rule of --descend's steps (a momentum or Adam path over the surface).
+    #[command(flatten)]
+    optimizer: OptimizerArgs,
     /// Picture (.png, .svg) or grid values (.csv); without it, the CSV goes to stdout.
     #[arg(long, value_name = "FILE.png|FILE.svg|FILE.csv")]
     out: Option<PathBuf>,
@@ -95,6 +102,13 @@ pub fn run(args: LandscapeArgs) -> Result<ExitCode> {
         ));
     }
     check_rates(&args.lr)?;
+    let rule = args.optimizer.rule(args.steps, 1)?;
+    if rule != UpdateRule::default() && !args.descend {
+        return Err(Error::InvalidArgument(
+            "--optimizer, --weight-decay and --lr-schedule shape --descend's steps: add --descend"
+                .into(),
+        ));
+    }
     let output = match &args.out {
         None => Output::Stdout,
         Some(path) => {
@@ -157,12 +171,14 @@ pub fn run(args: LandscapeArgs) -> Result<ExitCode> {
             .map(|&learning_rate| {
                 Ok(DescentPath {
                     learning_rate,
+                    rule: (rule != UpdateRule::default()).then(|| rule.to_string()),
                     steps: landscape::descend(
                         &target,
                         &net,
                         &data,
                         &land.axes,
                         learning_rate,
+                        &rule,
                         args.steps,
                     )?,
                 })

@@ -53,7 +53,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// The loss over one weight (a curve, with the tangent) or two (a surface), every other
     /// weight held fixed; optionally the gradient-descent steps on them.
-    Landscape(landscape::LandscapeArgs),
+    // Boxed too: it takes the update rule's options.
+    Landscape(Box<landscape::LandscapeArgs>),
     /// Time training steps on every path (CPU fused, CPU reference, GPU) against this
     /// machine's measured memory bandwidth and arithmetic peak.
     Bench(bench::BenchArgs),
@@ -72,7 +73,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(args) => evaluate::run_eval(args),
         Command::Predict(args) => evaluate::run_predict(args),
         Command::Generate(args) => generate::run(args),
-        Command::Landscape(args) => landscape::run(args),
+        Command::Landscape(args) => landscape::run(*args),
         Command::Bench(args) => bench::run(args),
         Command::Info => info::run(),
     }

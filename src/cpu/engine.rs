@@ -4,6 +4,7 @@
 use super::fused::Fused;
 use super::kernel::CpuKernel;
 use super::reference::{self, Reference};
+use crate::batches::BatchPlan;
 use crate::data::Dataset;
 use crate::descent::{Engine, EngineStop, Round, StepRecord, StepRule};
 use crate::error::Result;
@@ -86,6 +87,28 @@ pub struct CpuEngine<'a> {
     state: OptimizerState,
     data: &'a Dataset,
     kernel: Box<dyn CpuKernel>,
+    /// With mini-batches: the plan and the batches of the epoch gathered last.
+    batches: Option<HostBatches>,
+}
+
+/// An epoch's batches gathered on the host.
+struct HostBatches {
+    plan: BatchPlan,
+    epoch: Option<usize>,
+    batches: Vec<Dataset>,
+}
+
+impl HostBatches {
+    /// The batch step `step` takes, gathering its epoch's batches first if they are not
+    /// those gathered last.
+    fn of_step(&mut self, data: &Dataset, step: usize) -> Result<&Dataset> {
+        let epoch = self.plan.epoch_of(step);
+        if self.epoch != Some(epoch) {
+            self.plan.gather(data, epoch, &mut self.batches)?;
+            self.epoch = Some(epoch);
+        }
+        Ok(&self.batches[self.plan.batch_of(step)])
+    }
 }
 
 impl<'a> CpuEngine<'a> {
@@ -110,7 +133,34 @@ impl<'a> CpuEngine<'a> {
             state: OptimizerState::default(),
             data,
             kernel,
+            batches: None,
         })
+    }
+
+    /// An engine that takes one step per batch of `plan` (a full batch is plain descent);
+    /// its evaluations are still over all of `data`.
+    pub fn with_batches(
+        net: Network,
+        data: &'a Dataset,
+        variant: CpuVariant,
+        plan: BatchPlan,
+    ) -> Result<Self> {
+        let mut engine = Self::new(net, data, variant)?;
+        if plan.points() != data.len() {
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "a plan of batches of {} points for {} points",
+                plan.points(),
+                data.len()
+            )));
+        }
+        if !plan.is_full() {
+            engine.batches = Some(HostBatches {
+                plan,
+                epoch: None,
+                batches: Vec::new(),
+            });
+        }
+        Ok(engine)
     }
 }
 
@@ -126,7 +176,11 @@ impl Engine for CpuEngine<'_> {
     fn run_steps(&mut self, first_step: usize, count: usize, rule: &StepRule) -> Result<Round> {
         let mut round = Round::default();
         for step in first_step..first_step + count {
-            let evaluation = self.kernel.evaluate(&self.net, self.data);
+            let batch = match &mut self.batches {
+                Some(batches) => batches.of_step(self.data, step)?,
+                None => self.data,
+            };
+            let evaluation = self.kernel.evaluate(&self.net, batch);
             let stepped = host_step(
                 &mut self.net,
                 &mut self.previous,

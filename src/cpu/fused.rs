@@ -74,7 +74,38 @@ pub(super) struct Scratch {
     weight_sums: Vec<LaneSums>,
 }
 
+thread_local! {
+    /// Each thread's scratch from its last block, kept for the next evaluation of the same
+    /// shape: a mini-batch step is short, and allocating (and the kernel zeroing) a fresh
+    /// scratch per call cost about a sixth of it.
+    static KEPT_SCRATCH: std::cell::RefCell<Option<Scratch>> = const { std::cell::RefCell::new(None) };
+}
+
 impl Scratch {
+    /// Whether this scratch fits `plan`'s shape.
+    fn fits(&self, plan: &KernelLayout) -> bool {
+        self.weight_sums.len() == plan.params.len()
+            && self.acts.len() == plan.widths.len()
+            && self
+                .acts
+                .iter()
+                .zip(&plan.widths)
+                .all(|(a, &w)| a.len() == w)
+            && self.delta.len() == plan.widths.iter().copied().max().unwrap_or(1)
+    }
+
+    /// Runs `work` with this thread's kept scratch for `plan` (made if it has none of that
+    /// shape), and keeps it for the next call.
+    fn with_kept<R>(plan: &KernelLayout, work: impl FnOnce(&mut Scratch) -> R) -> R {
+        let mut scratch = KEPT_SCRATCH
+            .with(|kept| kept.borrow_mut().take())
+            .filter(|s| s.fits(plan))
+            .unwrap_or_else(|| Scratch::new(plan));
+        let result = work(&mut scratch);
+        KEPT_SCRATCH.with(|kept| *kept.borrow_mut() = Some(scratch));
+        result
+    }
+
     pub(super) fn new(plan: &KernelLayout) -> Self {
         let widest = plan.widths.iter().copied().max().unwrap_or(1);
         Scratch {
@@ -278,6 +309,21 @@ pub(super) fn block_range(block: usize, points: usize) -> (usize, usize) {
     (start, (start + BLOCK).min(points))
 }
 
+/// Blocks a small set (a mini-batch) is cut into at least, so that every thread has work:
+/// a fixed count rather than the machine's threads, so that the sums (and the results) do
+/// not depend on the machine.
+const MIN_BLOCKS: usize = 8;
+/// The least work worth a parallel task, in parameters times points.
+const MIN_TASK_WORK: usize = 1 << 20;
+
+/// Points per parallel task over `points` points of a network of `params` parameters:
+/// [`BLOCK`], or fewer on a small set, but whole tiles and never less than a task's worth.
+fn block_points(points: usize, params: usize) -> usize {
+    let even = points.div_ceil(MIN_BLOCKS).next_multiple_of(TILE);
+    let least = (MIN_TASK_WORK / params.max(1)).next_multiple_of(TILE);
+    even.max(least).min(BLOCK)
+}
+
 impl CpuKernel for Fused {
     fn name(&self) -> &'static str {
         "fused"
@@ -307,12 +353,13 @@ impl CpuKernel for Fused {
             .then(|| super::small::block_for(first))
             .flatten();
         let level = self.level;
-        (0..points.div_ceil(BLOCK))
+        let block_size = block_points(points, params);
+        (0..points.div_ceil(block_size))
             .into_par_iter()
-            .map_init(
-                || Scratch::new(first),
-                |scratch, block| {
-                    let (start, end) = block_range(block, points);
+            .map(|block| {
+                Scratch::with_kept(first, |scratch| {
+                    let start = block * block_size;
+                    let end = (start + block_size).min(points);
                     plans
                         .iter()
                         .map(|plan| {
@@ -331,8 +378,8 @@ impl CpuKernel for Fused {
                             Partial { sse, gradient }
                         })
                         .collect::<Vec<Partial>>()
-                },
-            )
+                })
+            })
             .collect_into_vec(&mut self.partials);
 
         (0..plans.len())

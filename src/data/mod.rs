@@ -71,6 +71,42 @@ impl Dataset {
         Ok((part(training)?, validation))
     }
 
+    /// The points `indices`, in that order: a batch of a shuffled epoch.
+    pub fn gathered(&self, indices: &[u32]) -> Result<Dataset> {
+        if indices.is_empty() {
+            return Err(Error::InvalidArgument(
+                "a dataset needs at least one point".into(),
+            ));
+        }
+        let mut batch = Dataset {
+            columns: Array2::zeros((self.columns.nrows(), indices.len())),
+            inputs: self.inputs,
+        };
+        batch.fill_from(self, indices);
+        Ok(batch)
+    }
+
+    /// Overwrites this dataset's points with `source`'s points `indices` (as many as this
+    /// one holds), column by column.
+    pub(crate) fn fill_from(&mut self, source: &Dataset, indices: &[u32]) {
+        for (mut to, from) in self
+            .columns
+            .rows_mut()
+            .into_iter()
+            .zip(source.columns.rows())
+        {
+            let from = from
+                .to_slice()
+                .expect("columns are stored in standard layout");
+            let to = to
+                .as_slice_mut()
+                .expect("columns are stored in standard layout");
+            for (value, &i) in to.iter_mut().zip(indices) {
+                *value = from[i as usize];
+            }
+        }
+    }
+
     /// Builds a dataset from rows `[x..., y...]` (row-major), mainly for tests and examples.
     pub fn from_rows(rows: ArrayView2<f32>, inputs: usize) -> Result<Self> {
         Dataset::from_columns(rows.t().to_owned(), inputs)

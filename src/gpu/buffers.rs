@@ -42,8 +42,23 @@ pub struct CountUniform {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub struct RowsUniform {
+    /// Rows summed: every chunk's, or one mini-batch's.
     pub count: u32,
-    pub _pad: [u32; 3],
+    /// The first of them.
+    pub first: u32,
+    /// Rows over all chunks.
+    pub stride: u32,
+    pub _pad: u32,
+}
+
+/// `Gather` in gather.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct GatherUniform {
+    pub first: u32,
+    pub points: u32,
+    pub source_start: u32,
+    pub source_points: u32,
 }
 
 /// `Step` in update.wgsl (one per run, in a storage buffer).
@@ -194,6 +209,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<CountUniform>(), 16);
         assert_eq!(std::mem::size_of::<BatchUniform>(), 16);
         assert_eq!(std::mem::size_of::<RowsUniform>(), 16);
+        assert_eq!(std::mem::size_of::<GatherUniform>(), 16);
         assert_eq!(std::mem::size_of::<StepUniform>(), 56);
         assert_eq!(std::mem::size_of::<StateBlock>(), 16);
     }

@@ -10,6 +10,7 @@
 use bytemuck::Zeroable;
 use ndarray::{Array2, ArrayView2};
 
+use super::batching::DeviceBatches;
 use super::buffers::{self, StateBlock, StepUniform};
 use super::chunks::{self, GpuOptions};
 use super::context::GpuContext;
@@ -17,6 +18,7 @@ use super::layered::{self, LayeredPass};
 use super::per_point::{PerPointPass, RunBuffers};
 use super::pipelines::{self, Kernel};
 use super::shaders::{Reduction, Shape, STEPS_PER_SUBMIT};
+use crate::batches::BatchPlan;
 use crate::data::{row_slices, Dataset};
 use crate::descent::{Engine, EngineStop, Round, StepRecord, StepRule};
 use crate::error::{Error, Result};
@@ -72,6 +74,19 @@ pub struct GpuEngine {
     staging: wgpu::Buffer,
     /// The weights as last read back, kept for when the device is lost.
     last_params: Vec<f32>,
+    /// With mini-batches (one run): each data chunk is a batch, gathered here every epoch.
+    batches: Option<DeviceBatches>,
+}
+
+/// What a submission's steps read: all the data, or consecutive mini-batches.
+#[derive(Clone, Copy)]
+enum Points {
+    All,
+    /// Batches from `first` on, each of `points` points.
+    Batches {
+        first: usize,
+        points: usize,
+    },
 }
 
 /// Per run, what one submission of steps left: the state and the history entries.
@@ -96,6 +111,50 @@ impl GpuEngine {
         nets: &[Network],
         data: &Dataset,
         options: GpuOptions,
+    ) -> Result<Self> {
+        Self::build(ctx, nets, data, options, false)
+    }
+
+    /// An engine training `net` with one step per batch of `plan` (a full batch is plain
+    /// descent): the data's chunks are the batches, gathered on the device every epoch. Its
+    /// evaluations are over all the data.
+    pub fn with_batches(
+        ctx: GpuContext,
+        net: Network,
+        data: &Dataset,
+        options: GpuOptions,
+        plan: BatchPlan,
+    ) -> Result<Self> {
+        if plan.points() != data.len() {
+            return Err(Error::InvalidArgument(format!(
+                "a plan of batches of {} points for {} points",
+                plan.points(),
+                data.len()
+            )));
+        }
+        if plan.is_full() {
+            return Self::new(ctx, net, data, options);
+        }
+        let batched = GpuOptions {
+            max_chunk_points: Some(plan.size()),
+            ..options
+        };
+        let mut engine = Self::build(ctx, std::slice::from_ref(&net), data, batched, true)?;
+        let buffers = match &engine.gradient {
+            GradientPass::PerPoint(pass) => pass.data_buffers(),
+            GradientPass::Layered(pass) => pass.data_buffers(),
+        };
+        let batches = DeviceBatches::new(&engine.ctx, plan, data, &buffers, options)?;
+        engine.batches = Some(batches);
+        Ok(engine)
+    }
+
+    fn build(
+        ctx: GpuContext,
+        nets: &[Network],
+        data: &Dataset,
+        options: GpuOptions,
+        batched: bool,
     ) -> Result<Self> {
         let Some(net) = nets.first() else {
             return Err(Error::InvalidArgument(
@@ -171,7 +230,7 @@ impl GpuEngine {
                 active: &active,
             };
             GradientPass::PerPoint(PerPointPass::new(
-                &ctx, &shape, data, options, runs, buffers,
+                &ctx, &shape, data, options, runs, buffers, batched,
             )?)
         } else {
             GradientPass::Layered(LayeredPass::new(
@@ -232,6 +291,7 @@ impl GpuEngine {
                 updates: vec![0; runs],
                 staging,
                 last_params: params32,
+                batches: None,
                 ctx: ctx.clone(),
             }
         })?;
@@ -425,20 +485,25 @@ impl GpuEngine {
         }
     }
 
-    /// Runs `count` steps of the runs `active` (by `rules`, one per run) in one submission;
-    /// returns every run's state and history entries (`STEPS_PER_SUBMIT` pairs per run), and
-    /// keeps the weights read back with them.
+    /// Runs `count` steps of the runs `active` (by `rules`, one per run) over `points` in one
+    /// submission; returns every run's state and history entries (`STEPS_PER_SUBMIT` pairs
+    /// per run), and keeps the weights read back with them.
     fn submit_steps(
         &mut self,
         count: usize,
         rules: &[Option<StepRule>],
         active: &[usize],
+        points: Points,
     ) -> Result<Submitted> {
+        let scaled_over = match points {
+            Points::All => self.points,
+            Points::Batches { points, .. } => points,
+        };
         let uniforms: Vec<StepUniform> = rules
             .iter()
             .zip(&self.updates)
             .map(|(rule, &updates)| match rule {
-                Some(rule) => step_uniform(rule, updates, self.points, self.outputs),
+                Some(rule) => step_uniform(rule, updates, scaled_over, self.outputs),
                 None => StepUniform::zeroed(),
             })
             .collect();
@@ -450,8 +515,16 @@ impl GpuEngine {
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            for _ in 0..count {
-                self.record_gradient(&mut pass, active.len());
+            for i in 0..count {
+                match (points, &self.gradient) {
+                    (Points::All, _) => self.record_gradient(&mut pass, active.len()),
+                    (Points::Batches { first, .. }, GradientPass::PerPoint(gradient)) => {
+                        gradient.record_chunk(&mut pass, first + i)
+                    }
+                    (Points::Batches { first, .. }, GradientPass::Layered(gradient)) => {
+                        gradient.record_chunk(&mut pass, first + i)
+                    }
+                }
                 pass.set_pipeline(&self.update);
                 pass.set_bind_group(0, &self.update_group, &[]);
                 pass.dispatch_workgroups(active.len() as u32, 1, 1);
@@ -493,8 +566,8 @@ impl GpuEngine {
         let mut active: Vec<usize> = (0..self.runs).filter(|&r| rules[r].is_some()).collect();
         let mut done = 0;
         while done < count && !active.is_empty() {
-            let batch = STEPS_PER_SUBMIT.min(count - done);
-            let (states, history) = self.submit_steps(batch, rules, &active)?;
+            let (batch, points) = self.next_submission(first_step + done, count - done);
+            let (states, history) = self.submit_steps(batch, rules, &active, points)?;
             for &r in &active {
                 self.updates[r] += states[r].applied;
             }
@@ -525,6 +598,34 @@ impl GpuEngine {
             done += batch;
         }
         Ok(rounds)
+    }
+
+    /// How many of the next `left` steps (from step `step`) one submission takes, and over
+    /// which points: at full batch up to `STEPS_PER_SUBMIT`; with mini-batches, no further
+    /// than the end of the epoch (whose batches are gathered first), and the last batch
+    /// alone when it is smaller (its loss is scaled by its own points).
+    fn next_submission(&mut self, step: usize, left: usize) -> (usize, Points) {
+        let most = STEPS_PER_SUBMIT.min(left);
+        let Some(batches) = &mut self.batches else {
+            return (most, Points::All);
+        };
+        batches.load_epoch_of(&self.ctx, step);
+        let plan = *batches.plan();
+        let (batch, last) = (plan.batch_of(step), plan.per_epoch() - 1);
+        let points = plan.range(batch).len();
+        let same_size = if points == plan.range(last).len() {
+            last + 1 - batch
+        } else {
+            last - batch
+        };
+        let count = most.min(same_size.max(1));
+        (
+            count,
+            Points::Batches {
+                first: batch,
+                points,
+            },
+        )
     }
 
     /// The SSE and its gradient of every run at its weights now.

@@ -144,7 +144,11 @@ pub(super) struct LayeredPass {
     sum: Kernel,
     layers: Vec<LayerKernels>,
     batches: Vec<BoundBatch>,
-    /// Held for the bind groups: the data chunks, the batches' uniforms, the work buffers.
+    /// Each data chunk's batches (a mini-batch's, when each chunk is one).
+    chunk_batches: Vec<std::ops::Range<usize>>,
+    /// Each data chunk's buffer.
+    data: Vec<wgpu::Buffer>,
+    /// Held for the bind groups: the batches' uniforms, the work buffers.
     _buffers: Vec<wgpu::Buffer>,
 }
 
@@ -199,13 +203,16 @@ impl LayeredPass {
             let deltas = buffers::empty(ctx, "errors", work, U::STORAGE);
             let mut kept = Vec::new();
             let mut batches = Vec::new();
-            for (chunk, chunk_data) in cut.chunks.iter().zip(cut.upload(ctx, &columns)) {
+            let mut chunk_batches = Vec::new();
+            let data = cut.upload(ctx, &columns);
+            for (chunk, chunk_data) in cut.chunks.iter().zip(&data) {
+                let first = batches.len();
                 for start in (0..chunk.points()).step_by(batch) {
                     let count = batch.min(chunk.points() - start);
                     let uniform = batch_uniform(ctx, chunk, start, count);
                     let group = forward.load.bind(
                         ctx,
-                        &[&chunk_data, params, &acts, &deltas, totals, &uniform, state],
+                        &[chunk_data, params, &acts, &deltas, totals, &uniform, state],
                     );
                     batches.push(BoundBatch {
                         count: count as u32,
@@ -213,7 +220,7 @@ impl LayeredPass {
                     });
                     kept.push(uniform);
                 }
-                kept.push(chunk_data);
+                chunk_batches.push(first..batches.len());
             }
             kept.extend([acts, deltas]);
             LayeredPass {
@@ -225,6 +232,8 @@ impl LayeredPass {
                 sum: sum.clone(),
                 layers,
                 batches,
+                chunk_batches,
+                data,
                 _buffers: kept,
             }
         })
@@ -246,11 +255,31 @@ impl LayeredPass {
         self.record_pass(pass, false);
     }
 
+    /// Records one step's gradient over data chunk `chunk` alone (a mini-batch).
+    pub fn record_chunk(&self, pass: &mut wgpu::ComputePass<'_>, chunk: usize) {
+        self.record_batches(pass, self.chunk_batches[chunk].clone(), true);
+    }
+
+    /// Every chunk's data buffer, in order.
+    pub fn data_buffers(&self) -> Vec<&wgpu::Buffer> {
+        self.data.iter().collect()
+    }
+
     fn record_pass(&self, pass: &mut wgpu::ComputePass<'_>, gradient: bool) {
+        self.record_batches(pass, 0..self.batches.len(), gradient);
+    }
+
+    /// The totals zeroed, then the batches `range` forward (and back, with `gradient`).
+    fn record_batches(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        range: std::ops::Range<usize>,
+        gradient: bool,
+    ) {
         pass.set_pipeline(&self.zero.pipeline);
-        pass.set_bind_group(0, &self.batches[0].group, &[]);
+        pass.set_bind_group(0, &self.batches[range.start].group, &[]);
         pass.dispatch_workgroups((self.params + 1).div_ceil(SUM_THREADS), 1, 1);
-        for batch in &self.batches {
+        for batch in &self.batches[range] {
             let points = batch.count.div_ceil(POINT_THREADS);
             pass.set_bind_group(0, &batch.group, &[]);
             self.forward.record(pass, batch.count);

@@ -3,6 +3,7 @@
 //! [`context`] finds adapters and opens a device; [`shaders`] writes the kernels' source for a
 //! shape; `pipelines` compiles them; [`engine`] owns the buffers and runs descent.
 
+mod batching;
 mod buffers;
 mod chunks;
 pub mod context;

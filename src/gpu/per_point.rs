@@ -32,6 +32,8 @@ struct DataChunk {
     groups: u32,
     data: wgpu::Buffer,
     uniform: wgpu::Buffer,
+    /// With mini-batches (each chunk one batch): the reduce pass over this chunk's rows alone.
+    reduce_alone: Option<wgpu::BindGroup>,
 }
 
 /// The fused kernel for one number of slots, bound to every chunk.
@@ -67,7 +69,8 @@ fn slot_counts(shape: &Shape, runs: usize) -> Vec<usize> {
 
 impl PerPointPass {
     /// Builds the kernels for `shape` (which must fit them) and `runs` runs, uploads `data` and
-    /// binds it to the runs' buffers.
+    /// binds it to the runs' buffers. With `batched`, each chunk is a mini-batch that a step
+    /// may take alone ([`PerPointPass::record_batch`]).
     pub fn new(
         ctx: &GpuContext,
         shape: &Shape,
@@ -75,6 +78,7 @@ impl PerPointPass {
         options: GpuOptions,
         runs: usize,
         buffers: RunBuffers<'_>,
+        batched: bool,
     ) -> Result<Self> {
         shape.check().map_err(Error::Unsupported)?;
         let reduction = options.reduction(ctx);
@@ -107,6 +111,15 @@ impl PerPointPass {
                 u64::from(cut.rows) * runs as u64 * pp * 4,
                 U::STORAGE,
             );
+            let rows_uniform = |count, first| {
+                let rows = RowsUniform {
+                    count,
+                    first,
+                    stride: cut.rows,
+                    _pad: 0,
+                };
+                buffers::init(ctx, "rows", bytemuck::bytes_of(&rows), U::UNIFORM)
+            };
             let chunks: Vec<DataChunk> = cut
                 .chunks
                 .iter()
@@ -118,10 +131,15 @@ impl PerPointPass {
                         bytemuck::bytes_of(&chunk.uniform(cut.rows)),
                         U::UNIFORM,
                     );
+                    let reduce_alone = batched.then(|| {
+                        let rows = rows_uniform(chunk.groups, chunk.first_row);
+                        reduce.bind(ctx, &[&partials, buffers.totals, &rows, buffers.active])
+                    });
                     DataChunk {
                         groups: chunk.groups,
                         data: data_buffer,
                         uniform,
+                        reduce_alone,
                     }
                 })
                 .collect();
@@ -148,15 +166,7 @@ impl PerPointPass {
                         .collect(),
                 })
                 .collect();
-            let rows = buffers::init(
-                ctx,
-                "rows",
-                bytemuck::bytes_of(&RowsUniform {
-                    count: cut.rows,
-                    _pad: [0; 3],
-                }),
-                U::UNIFORM,
-            );
+            let rows = rows_uniform(cut.rows, 0);
             let reduce_group =
                 reduce.bind(ctx, &[&partials, buffers.totals, &rows, buffers.active]);
             PerPointPass {
@@ -195,6 +205,31 @@ impl PerPointPass {
         pass.set_pipeline(&self.reduce);
         pass.set_bind_group(0, &self.reduce_group, &[]);
         pass.dispatch_workgroups(self.params + 1, active as u32, 1);
+    }
+
+    /// Records one step's pass over chunk `batch` alone (a mini-batch, with `batched`) for
+    /// one run: the fused kernel over its points and the reduce pass over its rows.
+    pub fn record_chunk(&self, pass: &mut wgpu::ComputePass<'_>, batch: usize) {
+        let kernel = self
+            .fused
+            .last()
+            .expect("a one-slot kernel is always built");
+        let chunk = &self.chunks[batch];
+        let reduce = chunk
+            .reduce_alone
+            .as_ref()
+            .expect("record_batch is only called on a batched pass");
+        pass.set_pipeline(&kernel.pipeline);
+        pass.set_bind_group(0, &kernel.bind_groups[batch], &[]);
+        pass.dispatch_workgroups(chunk.groups, 1, 1);
+        pass.set_pipeline(&self.reduce);
+        pass.set_bind_group(0, reduce, &[]);
+        pass.dispatch_workgroups(self.params + 1, 1, 1);
+    }
+
+    /// Every chunk's data buffer, in order.
+    pub fn data_buffers(&self) -> Vec<&wgpu::Buffer> {
+        self.chunks.iter().map(|c| &c.data).collect()
     }
 
     /// Runs the widest fused kernel steps from one read of each point.

@@ -206,6 +206,21 @@ pub fn read_once(ctx: &GpuContext, reduction: Reduction) -> Result<Kernel> {
     )
 }
 
+/// The mini-batch gather (shaders/gather.wgsl).
+pub fn gather(ctx: &GpuContext) -> Result<Kernel> {
+    Kernel::build(
+        ctx,
+        "gather",
+        &Shape::gather_source(),
+        &[
+            storage(0, true),  // source: one chunk of the training data
+            storage(1, true),  // order: the epoch's permutation
+            storage(2, false), // batch: the batch's chunk
+            uniform(3),        // gather: where the batch starts, its points, the source's
+        ],
+    )
+}
+
 /// The arithmetic yardstick (shaders/fma_peak.wgsl).
 pub fn fma_peak(ctx: &GpuContext) -> Result<Kernel> {
     Kernel::build(

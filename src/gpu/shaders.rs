@@ -61,6 +61,7 @@ const READ_ONCE: &str = include_str!("../../shaders/read_once.wgsl");
 const LANDSCAPE: &str = include_str!("../../shaders/landscape.wgsl");
 const LAYERED: &str = include_str!("../../shaders/layered.wgsl");
 const FMA_PEAK: &str = include_str!("../../shaders/fma_peak.wgsl");
+const GATHER: &str = include_str!("../../shaders/gather.wgsl");
 
 /// Rounds of the arithmetic yardstick's chains per thread.
 pub const FMA_ROUNDS: u32 = 1024;
@@ -468,6 +469,11 @@ impl Shape {
         FMA_PEAK
             .replace("{{WG}}", &POINT_WG.to_string())
             .replace("{{ROUNDS}}", &FMA_ROUNDS.to_string())
+    }
+
+    /// The mini-batch gather (it does not depend on the shape).
+    pub fn gather_source() -> String {
+        GATHER.replace("{{WG}}", &POINT_WG.to_string())
     }
 
     /// The read-only yardstick kernel (it does not depend on the shape).

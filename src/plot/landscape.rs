@@ -27,6 +27,9 @@ struct LandscapeFigure<'a> {
 #[derive(Clone, Debug)]
 pub struct DescentPath {
     pub learning_rate: f64,
+    /// The update rule's name when it is not the lesson's plain gradient descent (`adam`,
+    /// `momentum`, ...), for the legend.
+    pub rule: Option<String>,
     pub steps: Vec<AxisStep>,
 }
 
@@ -64,7 +67,8 @@ impl LandscapeFigure<'_> {
     /// The legend text of a descent series.
     fn descent_label(path: &DescentPath, what: &str) -> String {
         format!(
-            "gradient descent {what} (learning rate {})",
+            "{} {what} (learning rate {})",
+            path.rule.as_deref().unwrap_or("gradient descent"),
             crate::error::number(path.learning_rate)
         )
     }

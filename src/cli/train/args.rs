@@ -22,7 +22,9 @@ Examples:
   downhill train --layers 2,8,1 --optimizer adam --lr 0.01 --steps 500   # PyTorch's Adam rule
   downhill train --optimizer nesterov --momentum 0.8 --lr 0.05 --lr-schedule step:50:0.5
   downhill train --layers 2,16,1 --points 1e4 --optimizer adam --lr 0.01 --steps 2000 \
-      --validation 0.2 --patience 50 --plot fit.png   # held-out loss, early stopping";
+      --validation 0.2 --patience 50 --plot fit.png   # held-out loss, early stopping
+  downhill train --layers 8,64,64,1 --points 1e4 --optimizer adam --lr 0.001 --batch-size 200 \
+      --epochs 20 --validation 0.1 --patience 3 --plot fit.png   # scikit-learn's defaults";
 
 #[derive(Args, Debug)]
 #[command(after_help = EXAMPLES)]
@@ -64,9 +66,18 @@ pub struct TrainArgs {
         allow_hyphen_values = true
     )]
     pub lr: Vec<f64>,
-    /// Maximum number of steps.
+    /// Maximum number of steps (one per batch with --batch-size).
     #[arg(long, value_name = "K", default_value = "200", value_parser = parse_count)]
     pub steps: usize,
+    /// Maximum number of epochs (passes over the training points) instead of --steps: with
+    /// --batch-size, each epoch is a step per batch; at full batch, one step.
+    #[arg(long, value_name = "E", value_parser = parse_count, conflicts_with = "steps")]
+    pub epochs: Option<usize>,
+    /// Take one step per batch of B points, the points shuffled every epoch by a
+    /// permutation drawn from --seed (the same on the CPU and the GPU); the last batch keeps
+    /// what is left and is averaged over its own points. Default: every point (full batch).
+    #[arg(long, value_name = "B", value_parser = parse_count)]
+    pub batch_size: Option<usize>,
     /// Stop once the gradient norm is below this ("until flat"); 0 disables the rule.
     #[arg(
         long,
@@ -110,11 +121,11 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub optimizer: OptimizerArgs,
     /// Hold out this fraction of the points (picked by --seed) and record their loss after
-    /// every step: a column of --history, a second curve in --plot, validation_loss_history
-    /// in --json. One run only.
+    /// every epoch (every step at full batch): a column of --history, a second curve in
+    /// --plot, validation_loss_history in --json. One run only.
     #[arg(long, value_name = "F", allow_hyphen_values = true)]
     pub validation: Option<f64>,
-    /// Stop once the validation loss has not fallen for this many steps, and go back to the
+    /// Stop once the validation loss has not fallen for this many epochs, and go back to the
     /// weights that had the lowest (stopped: early).
     #[arg(long, value_name = "N", requires = "validation", value_parser = parse_count)]
     pub patience: Option<usize>,
@@ -153,8 +164,9 @@ pub struct OptimizerArgs {
     )]
     pub weight_decay: f64,
     /// How the learning rate changes: constant; step:EVERY:FACTOR (times FACTOR every EVERY
-    /// steps); exp:FACTOR (times FACTOR every step); cosine (half a cosine down to 0 over
-    /// --steps). The rate of each step goes into the --history file.
+    /// epochs); exp:FACTOR (times FACTOR every epoch); cosine (half a cosine down to 0 over
+    /// the run, step by step). At full batch an epoch is a step. The rate of each step goes
+    /// into the --history file.
     #[arg(
         long,
         value_name = "constant|step:EVERY:FACTOR|exp:FACTOR|cosine",
@@ -164,8 +176,9 @@ pub struct OptimizerArgs {
 }
 
 impl OptimizerArgs {
-    /// The rate schedule for a run of `steps` steps.
-    fn schedule(&self, steps: usize) -> Result<Schedule> {
+    /// The rate schedule for a run of `steps` steps, `per_epoch` to an epoch (the schedule's
+    /// EVERY counts epochs; the rule counts updates).
+    fn schedule(&self, steps: usize, per_epoch: usize) -> Result<Schedule> {
         let text = self.lr_schedule.as_str();
         let bad = || {
             Error::InvalidArgument(format!(
@@ -190,12 +203,24 @@ impl OptimizerArgs {
             _ => return Err(bad()),
         };
         schedule.validate()?;
-        Ok(schedule)
+        Ok(match schedule {
+            _ if per_epoch == 1 => schedule,
+            // Once per epoch: a decay every `per_epoch` updates.
+            Schedule::Exp { factor } => Schedule::Step {
+                every: per_epoch as u64,
+                factor,
+            },
+            Schedule::Step { every, factor } => Schedule::Step {
+                every: every.saturating_mul(per_epoch as u64),
+                factor,
+            },
+            other => other,
+        })
     }
 
-    /// The update rule the flags ask for, for a run of `steps` steps; a constant given to a
-    /// rule that has none is refused.
-    pub fn rule(&self, steps: usize) -> Result<UpdateRule> {
+    /// The update rule the flags ask for, for a run of `steps` steps, `per_epoch` to an
+    /// epoch; a constant given to a rule that has none is refused.
+    pub fn rule(&self, steps: usize, per_epoch: usize) -> Result<UpdateRule> {
         let misplaced = |flag: &str, rules: &str| {
             Err(Error::InvalidArgument(format!(
                 "{flag} applies to --optimizer {rules}, not {}",
@@ -231,7 +256,7 @@ impl OptimizerArgs {
         let rule = UpdateRule {
             optimizer,
             weight_decay: self.weight_decay,
-            schedule: self.schedule(steps)?,
+            schedule: self.schedule(steps, per_epoch)?,
         };
         rule.validate()?;
         Ok(rule)

@@ -1,8 +1,11 @@
 //! The `--history` file: CSV `step,loss,gradient_norm`, one row per step with the loss and the
 //! gradient norm before that step's update, and a last row with the state the run ended in
-//! (numbered one past the last update). With a rate schedule, a fourth column holds each
-//! update's learning rate (empty in the last row, which made no update). A resumed run (`--init`) starts from that state, so its
-//! first row takes the place of the last row of the file it continues.
+//! (numbered one past the last update). With mini-batches an `epoch` column (1-based) follows
+//! the step, and the loss is the batch's. With a rate schedule, a column holds each update's
+//! learning rate (empty in the last row, which made no update); with a validation set, a last
+//! column holds the held-out loss at the first row of each epoch's weights. A resumed run
+//! (`--init`) starts from that state, so its first row takes the place of the last row of the
+//! file it continues.
 
 use std::io::Write;
 use std::path::Path;
@@ -13,10 +16,14 @@ use downhill::{Error, Outcome, Result, StopReason};
 
 /// The header every history file starts with.
 pub const HEADER: &str = "step,loss,gradient_norm";
-/// The header for a run with or without a rate schedule (a `learning_rate` column) and a
-/// validation set (a `validation_loss` column).
-fn header(scheduled: bool, validated: bool) -> String {
-    let mut header = HEADER.to_string();
+/// The header for a run with or without a rate schedule (a `learning_rate` column), a
+/// validation set (a `validation_loss` column) and mini-batches (an `epoch` column).
+fn header(scheduled: bool, validated: bool, batched: bool) -> String {
+    let mut header = if batched {
+        "step,epoch,loss,gradient_norm".to_string()
+    } else {
+        HEADER.to_string()
+    };
     if scheduled {
         header += ",learning_rate";
     }
@@ -27,17 +34,21 @@ fn header(scheduled: bool, validated: bool) -> String {
 }
 
 /// The validation loss of the weights a history row's loss is of (row `step`: the weights
-/// after step `step - 1`), when known.
+/// after step `step - 1`), when they are an epoch's last.
 fn validation_loss_of(outcome: &Outcome, step: usize) -> Option<f64> {
     let held = &outcome.validation_history;
+    let per_epoch = outcome.steps_per_epoch.max(1);
+    let mut after = step.checked_sub(1)?;
     if step == outcome.steps() + 1 {
         // The end row: the weights the run ended with (the best ones after an early stop).
-        return match outcome.stopped {
-            StopReason::Early { best_step } => held.get(best_step.checked_sub(1)?).copied(),
-            _ => held.last().copied(),
-        };
+        if let StopReason::Early { best_step } = outcome.stopped {
+            after = best_step;
+        }
     }
-    held.get(step.checked_sub(2)?).copied()
+    if after % per_epoch != 0 {
+        return None;
+    }
+    held.get((after / per_epoch).checked_sub(1)?).copied()
 }
 
 /// An existing history file, read to be continued.
@@ -58,10 +69,10 @@ impl PastHistory {
 
 /// Reads an existing history to be continued by a run with or without a rate schedule and a
 /// validation set: its header must be that run's.
-pub fn read(path: &Path, scheduled: bool, validated: bool) -> Result<PastHistory> {
+pub fn read(path: &Path, scheduled: bool, validated: bool, batched: bool) -> Result<PastHistory> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut lines = text.lines();
-    let want = header(scheduled, validated);
+    let want = header(scheduled, validated, batched);
     if lines.next().map(|l| l.trim_start_matches('\u{feff}')) != Some(want.as_str()) {
         return Err(Error::BadData {
             path: path.to_path_buf(),
@@ -108,18 +119,26 @@ pub fn write(
     past: Option<&PastHistory>,
     outcome: &Outcome,
     rates: Option<(Schedule, f64)>,
+    batched: bool,
 ) -> Result<()> {
     let offset = past.map_or(0, PastHistory::offset);
     outputs.write(path, |w| {
         let io = |e| Error::io(path, e);
         let validated = !outcome.validation_history.is_empty();
-        writeln!(w, "{}", header(rates.is_some(), validated)).map_err(io)?;
+        writeln!(w, "{}", header(rates.is_some(), validated, batched)).map_err(io)?;
         if let Some(p) = past {
             w.write_all(p.rows.as_bytes()).map_err(io)?;
         }
         let updates = outcome.steps();
+        let per_epoch = outcome.steps_per_epoch.max(1);
         for r in &outcome.records_with_end() {
-            write!(w, "{},{:e},{:e}", r.step + offset, r.loss, r.gradient_norm).map_err(io)?;
+            write!(w, "{}", r.step + offset).map_err(io)?;
+            if batched {
+                // The end row's state comes after the last update, in its epoch.
+                let epoch = (r.step.min(updates.max(1)) - 1) / per_epoch + 1;
+                write!(w, ",{epoch}").map_err(io)?;
+            }
+            write!(w, ",{:e},{:e}", r.loss, r.gradient_norm).map_err(io)?;
             match rates {
                 // Update number r.step of this run (a continued run's rule starts afresh).
                 Some((schedule, first)) if r.step <= updates => {

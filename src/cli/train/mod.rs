@@ -6,11 +6,12 @@ mod report;
 mod setup;
 mod sweep;
 
-pub use args::TrainArgs;
+pub use args::{OptimizerArgs, TrainArgs};
 
 use std::path::Path;
 use std::process::ExitCode;
 
+use downhill::batches::BatchPlan;
 use downhill::descent::{Observer, Validation};
 use downhill::device::{OpenEngine, Target};
 use downhill::error::number;
@@ -32,21 +33,31 @@ use setup::{check_reference_memory, initial_network, training_data};
 const PERTURB_VARIABLE: &str = "DOWNHILL_VERIFY_PERTURB";
 
 pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
+    let mut args = args;
+    // At full batch an epoch is a step.
+    if let (Some(epochs), None) = (args.epochs, args.batch_size) {
+        args.steps = epochs;
+    }
     let runs = sweep::runs(&args)?;
     if runs.len() > 1 {
         return sweep::run(args, runs, interrupts);
     }
     let one = runs[0];
     let mut interrupts = interrupts;
-    let descent = Descent {
+    let mut descent = Descent {
         learning_rate: one.learning_rate,
         max_steps: args.steps,
         tolerance: args.tol,
         loss: args.loss,
-        update: args.optimizer.rule(args.steps)?,
+        update: args.optimizer.rule(args.steps, 1)?,
         ..Descent::default()
     };
     descent.validate()?;
+    if args.batch_size == Some(0) {
+        return Err(Error::InvalidArgument(
+            "--batch-size 0: a batch needs at least one point".into(),
+        ));
+    }
     check_outputs(&args)?;
 
     let net = initial_network(&args, one.init_seed.unwrap_or(args.seed))?;
@@ -62,6 +73,20 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
         None => (data, None),
     };
     let points = data.len();
+    // Mini-batches: the length in epochs becomes steps, and the schedule counts epochs.
+    let plan = match args.batch_size {
+        Some(size) => Some(BatchPlan::new(points, size, args.seed)?),
+        None => None,
+    };
+    if let Some(plan) = &plan {
+        if let Some(epochs) = args.epochs {
+            args.steps = epochs.saturating_mul(plan.per_epoch());
+        }
+        descent.max_steps = args.steps;
+        descent.steps_per_epoch = plan.per_epoch();
+        descent.update = args.optimizer.rule(args.steps, plan.per_epoch())?;
+    }
+    let args = args;
     let mut validator = match &held_out {
         Some(set) => Some(target.evaluator(&net, set)?),
         None => None,
@@ -76,7 +101,11 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     let resume = past_history(&args, descent.update.schedule)?;
     let offset = resume.as_ref().map_or(0, history::PastHistory::offset);
     let mut progress = ProgressObserver::new(args.steps);
-    let opened = target.engine(net.clone(), &data)?;
+    let open = |target: &Target| match plan {
+        Some(plan) => target.batch_engine(net.clone(), &data, plan),
+        None => target.engine(net.clone(), &data),
+    };
+    let opened = open(&target)?;
     let perturbed = perturbation_for_tests()?;
     // From here to the end of the descent a first Ctrl-C stops after the steps in flight and
     // the weights reached are written; before and after, it ends the command at once.
@@ -115,7 +144,7 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
         }
         (opened, false) => (run(opened.boxed().as_mut())?, None),
         (opened, true) => {
-            let against = opened.checker().engine(net.clone(), &data)?.boxed();
+            let against = open(&opened.checker())?.boxed();
             let checked = match perturbed {
                 Some(amount) => Box::new(Perturbed {
                     inner: opened.boxed(),
@@ -130,9 +159,10 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
 
     interrupts.set_graceful(false);
     let title = format!(
-        "Loss during training: {}, {}, learning rate {}{}, {}",
+        "Loss during training: {}, {}{}, learning rate {}{}, {}",
         outcome.network.describe(),
         points_text(points),
+        plan.map_or(String::new(), |p| format!(" in batches of {}", p.size())),
         number(one.learning_rate),
         report::rule_text(&descent.update),
         device_name
@@ -150,6 +180,7 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
 
     let cx = report::Context {
         args: &args,
+        plan: plan.as_ref(),
         learning_rate: one.learning_rate,
         rule: descent.update,
         points,
@@ -213,7 +244,13 @@ fn past_history(args: &TrainArgs, schedule: Schedule) -> Result<Option<history::
     Ok(match (&args.init, &args.history) {
         (Some(_), Some(path)) if path.exists() => {
             let scheduled = schedule != Schedule::Constant;
-            Some(history::read(path, scheduled, args.validation.is_some())?)
+            let batched = args.batch_size.is_some();
+            Some(history::read(
+                path,
+                scheduled,
+                args.validation.is_some(),
+                batched,
+            )?)
         }
         (None, Some(path)) if path.is_file() => {
             eprintln!(
@@ -244,7 +281,8 @@ fn write_outputs(
         model_file::write_with_rule(&mut outputs, &outcome.network, rule_state, path)?;
     }
     if let Some(path) = &args.history {
-        history::write(&mut outputs, path, resume, outcome, rates)?;
+        let batched = args.batch_size.is_some();
+        history::write(&mut outputs, path, resume, outcome, rates, batched)?;
     }
     if let Some(path) = &args.plot {
         // The curve runs to the state the run ended in, as the history file does.
@@ -259,13 +297,15 @@ fn write_outputs(
                 plot::DEFAULT_SIZE,
             )?
         } else {
-            // Each validation loss at the step whose training loss is of the same weights.
+            // Each validation loss at the step whose training loss is of the same weights:
+            // the first after its epoch.
+            let per_epoch = outcome.steps_per_epoch;
             let held_out: Vec<StepRecord> = outcome
                 .validation_history
                 .iter()
                 .enumerate()
                 .map(|(k, &loss)| StepRecord {
-                    step: k + 2,
+                    step: (k + 1) * per_epoch + 1,
                     loss,
                     gradient_norm: f64::NAN,
                 })

@@ -1,6 +1,7 @@
 //! What `train` prints: the text report (a table of the loss before each step that ends with
 //! the final state, then the summary and the weights) or one JSON object.
 
+use downhill::batches::BatchPlan;
 use downhill::error::{number, weight_text};
 use downhill::optimizer::UpdateRule;
 use downhill::verify::{self, Report};
@@ -14,6 +15,8 @@ use crate::cli::common::points as points_text;
 /// Everything the report tells, besides the outcome.
 pub struct Context<'a> {
     pub args: &'a TrainArgs,
+    /// The mini-batches, with `--batch-size`.
+    pub plan: Option<&'a BatchPlan>,
     pub learning_rate: f64,
     /// The update rule the run took.
     pub rule: UpdateRule,
@@ -36,7 +39,29 @@ pub fn rule_text(rule: &UpdateRule) -> String {
     }
 }
 
-/// The step after which the validation loss was lowest (the first such), and that loss.
+/// The length of the run in words: steps, and with mini-batches the epochs they make.
+fn length_text(cx: &Context) -> String {
+    let steps = cx.args.steps;
+    match cx.plan {
+        Some(plan) => format!(
+            "batches of {} ({} per epoch), up to {steps} steps ({} epochs)",
+            plan.size(),
+            plan.per_epoch(),
+            number(steps as f64 / plan.per_epoch() as f64)
+        ),
+        None => format!("up to {steps} steps"),
+    }
+}
+
+/// Each whole epoch's mean batch loss (at full batch, each step's loss).
+fn epoch_losses(cx: &Context, outcome: &Outcome) -> Vec<f64> {
+    match cx.plan {
+        Some(plan) => plan.epoch_losses(&outcome.history),
+        None => outcome.history.iter().map(|r| r.loss).collect(),
+    }
+}
+
+/// The epoch after which the validation loss was lowest (the first such), and that loss.
 fn best_validation(outcome: &Outcome) -> Option<(usize, f64)> {
     outcome.validation_history.iter().enumerate().fold(
         None,
@@ -96,16 +121,19 @@ pub fn print_text(cx: &Context, outcome: &Outcome, verification: Option<&Report>
         cx.source
     );
     println!(
-        "device {}; loss {}; learning rate {}{}; up to {} steps; {}",
+        "device {}; loss {}; learning rate {}{}; {}; {}",
         cx.device,
         args.loss,
         number(cx.learning_rate),
         rule_text(&cx.rule),
-        args.steps,
+        length_text(cx),
         tolerance_text(args.tol)
     );
     println!();
-    let loss_column = format!("{} before step", args.loss.name());
+    let loss_column = match cx.plan {
+        Some(_) => format!("batch {} before", args.loss.name()),
+        None => format!("{} before step", args.loss.name()),
+    };
     println!("{:>8}  {:>16}  {:>12}", "step", loss_column, "|gradient|");
     let history = &outcome.history;
     let every = history.len().div_ceil(10).max(1);
@@ -132,11 +160,20 @@ pub fn print_text(cx: &Context, outcome: &Outcome, verification: Option<&Report>
         if outcome.steps() == 1 { "" } else { "s" },
         outcome.stopped
     );
-    if let Some((step, loss)) = best_validation(outcome) {
+    if let (Some(_), [first, .., last]) = (cx.plan, &epoch_losses(cx, outcome)[..]) {
         println!(
-            "validation {}: lowest {loss:.6e} after step {}, last {:.6e}",
+            "mean batch {} per epoch: {first:.6e} in the first, {last:.6e} in the last",
+            args.loss
+        );
+    }
+    if let Some((epoch, loss)) = best_validation(outcome) {
+        let after = match cx.plan {
+            Some(_) => format!("epoch {epoch}"),
+            None => format!("step {}", epoch + cx.offset),
+        };
+        println!(
+            "validation {}: lowest {loss:.6e} after {after}, last {:.6e}",
             args.loss,
-            step + cx.offset,
             outcome
                 .validation_history
                 .last()
@@ -148,7 +185,7 @@ pub fn print_text(cx: &Context, outcome: &Outcome, verification: Option<&Report>
     if ms > 0.0 {
         println!(
             "time per step {ms:.3} ms ({:.0} million points/s)",
-            cx.points as f64 / ms / 1e3
+            cx.plan.map_or(cx.points, |plan| plan.size()) as f64 / ms / 1e3
         );
     }
     println!();
@@ -217,7 +254,11 @@ pub fn json(cx: &Context, outcome: &Outcome, verification: Option<&Report>) -> s
         "learning_rate": cx.learning_rate,
         "optimizer": rule_json(&cx.rule),
         "validation_loss_history": outcome.validation_history,
-        "best_epoch": best_validation(outcome).map(|(step, _)| step + cx.offset),
+        "best_epoch": best_validation(outcome)
+            .map(|(epoch, _)| if cx.plan.is_some() { epoch } else { epoch + cx.offset }),
+        "batch_size": cx.plan.map_or(cx.points, |plan| plan.size()),
+        "steps_per_epoch": outcome.steps_per_epoch,
+        "epoch_loss_history": epoch_losses(cx, outcome),
         "network": outcome.network.describe(),
         "model": model_file::to_json_value(&outcome.network),
     });

@@ -107,13 +107,18 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
             "--validation trains one run: give one --lr and one --init-seed".into(),
         ));
     }
+    if args.batch_size.is_some() {
+        return Err(Error::Unsupported(
+            "--batch-size trains one run: give one --lr and one --init-seed".into(),
+        ));
+    }
     let mut interrupts = interrupts;
     let descent = Descent {
         learning_rate: runs[0].learning_rate,
         max_steps: args.steps,
         tolerance: args.tol,
         loss: args.loss,
-        update: args.optimizer.rule(args.steps)?,
+        update: args.optimizer.rule(args.steps, 1)?,
         ..Descent::default()
     };
     for run in &runs {
