@@ -353,7 +353,9 @@ impl Descent {
         let mut rule = StepRule {
             learning_rate: self.learning_rate,
             loss: self.loss,
-            tolerance: self.tolerance,
+            // A batch's gradient is not the loss's: with mini-batches a small one says nothing
+            // about a flat spot, so the flat rule is the full batch's alone.
+            tolerance: if per_epoch > 1 { 0.0 } else { self.tolerance },
             divergence_limit: f64::INFINITY,
             update: self.update,
         };
@@ -386,8 +388,13 @@ impl Descent {
             };
             elapsed += started.elapsed();
             history.extend_from_slice(&result.records);
-            if let Some(first) = history.first() {
-                rule.divergence_limit = self.divergence_factor * first.loss.max(f64::MIN_POSITIVE);
+            // The limit's base: the first step's loss, or with mini-batches the first epoch's
+            // mean batch loss (one batch's loss may be far below the others'); until then only
+            // a non-finite loss counts as divergence.
+            if history.len() >= per_epoch {
+                let first = &history[..per_epoch];
+                let base = first.iter().map(|r| r.loss).sum::<f64>() / per_epoch as f64;
+                rule.divergence_limit = self.divergence_factor * base.max(f64::MIN_POSITIVE);
             }
             for o in observers.iter_mut() {
                 o.observe(&history, self.max_steps);

@@ -339,3 +339,21 @@ fn bad_batch_values_exit_2_naming_the_flag() {
         );
     }
 }
+
+/// A batch's gradient says nothing about a flat spot: with mini-batches the run is not
+/// stopped by `--tol`, however large (at full batch it stops at once).
+#[test]
+fn a_small_batch_gradient_does_not_stop_the_run() {
+    let (net, data) = random_case(&[2, 3, 1], Activation::Relu, true, 50, 21);
+    let plan = BatchPlan::new(50, 1, 21).unwrap();
+    let mut rule = descent(120, UpdateRule::default(), plan.per_epoch());
+    rule.tolerance = 1e3;
+    let mut engine = CpuEngine::with_batches(net.clone(), &data, CpuVariant::Fused, plan).unwrap();
+    let outcome = rule.run(&mut engine, &mut []).unwrap();
+    assert_eq!(outcome.stopped, StopReason::MaxSteps);
+    assert_eq!(outcome.steps(), 120);
+    rule.steps_per_epoch = 1;
+    let mut full = CpuEngine::new(net, &data, CpuVariant::Fused).unwrap();
+    let outcome = rule.run(&mut full, &mut []).unwrap();
+    assert!(matches!(outcome.stopped, StopReason::Flat { .. }));
+}

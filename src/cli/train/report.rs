@@ -127,7 +127,10 @@ pub fn print_text(cx: &Context, outcome: &Outcome, verification: Option<&Report>
         number(cx.learning_rate),
         rule_text(&cx.rule),
         length_text(cx),
-        tolerance_text(args.tol)
+        match cx.plan {
+            Some(_) => "no flat-stop rule with --batch-size (a batch's gradient is not the loss's)".into(),
+            None => tolerance_text(args.tol),
+        }
     );
     println!();
     let loss_column = match cx.plan {
