@@ -324,6 +324,30 @@ impl Descent {
         self.update.validate()
     }
 
+    /// The flat rule's tolerance for each step: `tolerance` at full batch; none with
+    /// mini-batches, where a batch's small gradient says nothing about a flat spot.
+    pub(crate) fn step_tolerance(&self) -> f64 {
+        if self.steps_per_epoch > 1 {
+            0.0
+        } else {
+            self.tolerance
+        }
+    }
+
+    /// The divergence limit after the steps `history`: `divergence_factor` times the first
+    /// step's loss, or with mini-batches the first epoch's mean batch loss (one batch's loss
+    /// may be far below the others'); until then none (only a non-finite loss diverges).
+    pub(crate) fn divergence_limit(&self, history: &[StepRecord]) -> f64 {
+        let per_epoch = self.steps_per_epoch.max(1);
+        match history.get(..per_epoch) {
+            Some(first) => {
+                let base = first.iter().map(|r| r.loss).sum::<f64>() / per_epoch as f64;
+                self.divergence_factor * base.max(f64::MIN_POSITIVE)
+            }
+            None => f64::INFINITY,
+        }
+    }
+
     /// Runs gradient descent on `engine` until the step limit, a flat spot or divergence.
     pub fn run(
         &self,
@@ -353,9 +377,7 @@ impl Descent {
         let mut rule = StepRule {
             learning_rate: self.learning_rate,
             loss: self.loss,
-            // A batch's gradient is not the loss's: with mini-batches a small one says nothing
-            // about a flat spot, so the flat rule is the full batch's alone.
-            tolerance: if per_epoch > 1 { 0.0 } else { self.tolerance },
+            tolerance: self.step_tolerance(),
             divergence_limit: f64::INFINITY,
             update: self.update,
         };
@@ -388,14 +410,7 @@ impl Descent {
             };
             elapsed += started.elapsed();
             history.extend_from_slice(&result.records);
-            // The limit's base: the first step's loss, or with mini-batches the first epoch's
-            // mean batch loss (one batch's loss may be far below the others'); until then only
-            // a non-finite loss counts as divergence.
-            if history.len() >= per_epoch {
-                let first = &history[..per_epoch];
-                let base = first.iter().map(|r| r.loss).sum::<f64>() / per_epoch as f64;
-                rule.divergence_limit = self.divergence_factor * base.max(f64::MIN_POSITIVE);
-            }
+            rule.divergence_limit = self.divergence_limit(&history);
             for o in observers.iter_mut() {
                 o.observe(&history, self.max_steps);
             }

@@ -274,16 +274,34 @@ impl Target {
     /// from one pass over the data; on the GPU the data uploaded once and each run stepped in
     /// turn.
     pub fn sweep_engine<'a>(&self, nets: Vec<Network>, data: &'a Dataset) -> Result<OpenSweep<'a>> {
+        self.batch_sweep_engine(nets, data, None)
+    }
+
+    /// [`Target::sweep_engine`] taking one batch of `plan` per step, the same batch for
+    /// every run (`None`: full batches).
+    pub fn batch_sweep_engine<'a>(
+        &self,
+        nets: Vec<Network>,
+        data: &'a Dataset,
+        plan: Option<BatchPlan>,
+    ) -> Result<OpenSweep<'a>> {
         #[cfg(feature = "gpu")]
         if let (Some(ctx), false) = (&self.ctx, nets.is_empty()) {
-            let opened = GpuSweep::new(ctx.clone(), &nets, data, GpuOptions::default());
+            let options = GpuOptions::default();
+            let opened = match plan {
+                Some(plan) => GpuSweep::with_batches(ctx.clone(), &nets, data, options, plan),
+                None => GpuSweep::new(ctx.clone(), &nets, data, options),
+            };
             match opened {
                 Ok(sweep) => return Ok(OpenSweep::Gpu(Box::new(sweep))),
                 Err(e) if self.falls_back(&e) => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(OpenSweep::Cpu(CpuSweep::new(nets, data, self.cpu_kernel)?))
+        Ok(OpenSweep::Cpu(match plan {
+            Some(plan) => CpuSweep::with_batches(nets, data, self.cpu_kernel, plan)?,
+            None => CpuSweep::new(nets, data, self.cpu_kernel)?,
+        }))
     }
 
     /// The SSE and its gradient of `net` over `data`.

@@ -121,7 +121,7 @@ pub fn run_sweep(
             rule: StepRule {
                 learning_rate,
                 loss: descent.loss,
-                tolerance: descent.tolerance,
+                tolerance: descent.step_tolerance(),
                 divergence_limit: f64::INFINITY,
                 update: descent.update,
             },
@@ -164,10 +164,7 @@ pub fn run_sweep(
             }
             run.elapsed += took;
             run.history.extend_from_slice(&result.records);
-            if let Some(first) = run.history.first() {
-                run.rule.divergence_limit =
-                    descent.divergence_factor * first.loss.max(f64::MIN_POSITIVE);
-            }
+            run.rule.divergence_limit = descent.divergence_limit(&run.history);
             match result.stop {
                 Some(EngineStop::Flat { gradient_norm, .. }) => {
                     run.stopped = Some(StopReason::Flat {

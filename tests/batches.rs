@@ -173,6 +173,46 @@ fn validation_and_patience_count_epochs() {
     assert_eq!(plan.epoch_losses(&outcome.history).len(), epochs);
 }
 
+/// Rates for a sweep: one of them far too large, so that it diverges while the others go on.
+const SWEEP_RATES: [f64; 4] = [0.01, 0.05, 0.2, 1e4];
+
+/// Each run of a sweep on mini-batches against the same run alone: on the CPU exactly (every
+/// run takes the same batches, evaluated in one pass).
+#[test]
+fn each_run_of_a_cpu_sweep_on_batches_is_the_run_alone() {
+    use downhill::cpu::CpuSweep;
+    use downhill::sweep::run_sweep;
+    let (net, data) = random_case(&[2, 4, 1], Activation::Relu, true, 130, 31);
+    let plan = BatchPlan::new(130, 32, 31).unwrap();
+    let mut rule = descent(
+        3 * plan.per_epoch() + 2,
+        UpdateRule::default(),
+        plan.per_epoch(),
+    );
+    rule.round = Some(4);
+    let nets = vec![net.clone(); SWEEP_RATES.len()];
+    let mut sweep = CpuSweep::with_batches(nets, &data, CpuVariant::Fused, plan).unwrap();
+    let outcome = run_sweep(&rule, &SWEEP_RATES, &mut sweep, &mut []).unwrap();
+    assert!(matches!(
+        outcome.runs[3].stopped,
+        StopReason::Diverged { .. }
+    ));
+    for (r, &learning_rate) in SWEEP_RATES.iter().enumerate() {
+        let mut engine =
+            CpuEngine::with_batches(net.clone(), &data, CpuVariant::Fused, plan).unwrap();
+        let alone = Descent {
+            learning_rate,
+            ..rule.clone()
+        }
+        .run(&mut engine, &mut [])
+        .unwrap();
+        let got = &outcome.runs[r];
+        assert_eq!(got.stopped, alone.stopped, "run {r}");
+        assert_eq!(got.history, alone.history, "run {r}");
+        assert_eq!(got.network, alone.network, "run {r}");
+    }
+}
+
 #[cfg(feature = "gpu")]
 mod gpu {
     use super::*;
@@ -229,6 +269,46 @@ mod gpu {
                 final_gap < 1e-3,
                 "case {i}: final losses apart by {final_gap:e}"
             );
+        }
+    }
+
+    /// Each run of a GPU sweep on mini-batches (every run from one read of each batch, or
+    /// with the layered kernels one run at a time) against the CPU's sweep.
+    #[test]
+    fn each_run_of_a_gpu_sweep_on_batches_follows_the_cpu() {
+        use downhill::cpu::CpuSweep;
+        use downhill::gpu::GpuSweep;
+        use downhill::sweep::run_sweep;
+        let Some(ctx) = common::gpu() else { return };
+        let layered = GpuOptions {
+            layered: true,
+            ..GpuOptions::default()
+        };
+        for (case, options) in [GpuOptions::default(), layered].into_iter().enumerate() {
+            let (net, data) = random_case(&[2, 4, 1], Activation::Relu, true, 130, 41);
+            let plan = BatchPlan::new(130, 32, 41).unwrap();
+            let mut rule = descent(3 * plan.per_epoch() + 2, adam(), plan.per_epoch());
+            rule.round = Some(4);
+            let nets = vec![net.clone(); SWEEP_RATES.len()];
+            let mut gpu = GpuSweep::with_batches(ctx.clone(), &nets, &data, options, plan).unwrap();
+            let mut cpu = CpuSweep::with_batches(nets, &data, CpuVariant::Fused, plan).unwrap();
+            let on_gpu = run_sweep(&rule, &SWEEP_RATES, &mut gpu, &mut []).unwrap();
+            let on_cpu = run_sweep(&rule, &SWEEP_RATES, &mut cpu, &mut []).unwrap();
+            for (r, (g, c)) in on_gpu.runs.iter().zip(&on_cpu.runs).enumerate() {
+                assert_eq!(g.stopped.name(), c.stopped.name(), "case {case} run {r}");
+                if r == 3 {
+                    continue; // diverged: its last losses are huge and far apart
+                }
+                assert_eq!(g.steps(), c.steps(), "case {case} run {r}");
+                let losses = |o: &Outcome| o.history.iter().map(|h| h.loss).collect::<Vec<_>>();
+                let gap = largest_gap(&losses(g), &losses(c));
+                assert!(gap < 1e-3, "case {case} run {r}: losses apart by {gap:e}");
+                let weights = downhill::verify::weight_deviation(&g.network, &c.network);
+                assert!(
+                    weights < 1e-3,
+                    "case {case} run {r}: weights apart by {weights:e}"
+                );
+            }
         }
     }
 }
@@ -322,10 +402,6 @@ fn bad_batch_values_exit_2_naming_the_flag() {
             &["--batch-size", "80", "--validation", "0.5"][..],
             "--batch-size 80",
         ),
-        (
-            &["--batch-size", "10", "--lr", "0.1,0.2"][..],
-            "--batch-size",
-        ),
         (&["--epochs", "2", "--steps", "3"][..], "--epochs"),
     ] {
         let mut all = vec!["train", "--points", "100", "--device", "cpu"];
@@ -356,4 +432,50 @@ fn a_small_batch_gradient_does_not_stop_the_run() {
     let mut full = CpuEngine::new(net, &data, CpuVariant::Fused).unwrap();
     let outcome = rule.run(&mut full, &mut []).unwrap();
     assert!(matches!(outcome.stopped, StopReason::Flat { .. }));
+}
+
+/// A sweep on mini-batches from the command: every run's epochs in the JSON, an epoch column
+/// in the sweep's history.
+#[test]
+#[cfg(feature = "cli")]
+fn a_sweep_takes_batches_on_every_device() {
+    let dir = tempfile::tempdir().unwrap();
+    for device in common::devices() {
+        let history = dir.path().join(format!("sweep-{device}.csv"));
+        let out = common::downhill(&[
+            "train",
+            "--points",
+            "100",
+            "--lr",
+            "0.05,0.1",
+            "--optimizer",
+            "momentum",
+            "--batch-size",
+            "30",
+            "--epochs",
+            "3",
+            "--device",
+            device,
+            "--json",
+            "--history",
+            common::path_str(&history),
+        ]);
+        assert!(out.status.success(), "{device}: {}", common::stderr(&out));
+        let report: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+        for run in report["runs"].as_array().unwrap() {
+            assert_eq!(run["steps"], 12, "{device}");
+            assert_eq!(run["steps_per_epoch"], 4);
+            assert_eq!(run["epoch_loss_history"].as_array().unwrap().len(), 3);
+        }
+        let text = std::fs::read_to_string(&history).unwrap();
+        assert!(text.starts_with("run,learning_rate,init_seed,step,epoch,loss,gradient_norm\n"));
+        // Two runs of 12 steps and an end row each, epochs 1 to 3.
+        let epochs: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(4).unwrap())
+            .collect();
+        assert_eq!(epochs.len(), 26);
+        assert_eq!((epochs[0], epochs[4], epochs[12]), ("1", "2", "3"));
+    }
 }

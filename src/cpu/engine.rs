@@ -92,16 +92,32 @@ pub struct CpuEngine<'a> {
 }
 
 /// An epoch's batches gathered on the host.
-struct HostBatches {
+pub(super) struct HostBatches {
     plan: BatchPlan,
     epoch: Option<usize>,
     batches: Vec<Dataset>,
 }
 
 impl HostBatches {
+    /// The batches of `plan` over `data` (of its points), or `None` for a full batch.
+    pub(super) fn of_plan(plan: BatchPlan, data: &Dataset) -> Result<Option<Self>> {
+        if plan.points() != data.len() {
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "a plan of batches of {} points for {} points",
+                plan.points(),
+                data.len()
+            )));
+        }
+        Ok((!plan.is_full()).then_some(HostBatches {
+            plan,
+            epoch: None,
+            batches: Vec::new(),
+        }))
+    }
+
     /// The batch step `step` takes, gathering its epoch's batches first if they are not
     /// those gathered last.
-    fn of_step(&mut self, data: &Dataset, step: usize) -> Result<&Dataset> {
+    pub(super) fn of_step(&mut self, data: &Dataset, step: usize) -> Result<&Dataset> {
         let epoch = self.plan.epoch_of(step);
         if self.epoch != Some(epoch) {
             self.plan.gather(data, epoch, &mut self.batches)?;
@@ -146,20 +162,7 @@ impl<'a> CpuEngine<'a> {
         plan: BatchPlan,
     ) -> Result<Self> {
         let mut engine = Self::new(net, data, variant)?;
-        if plan.points() != data.len() {
-            return Err(crate::error::Error::InvalidArgument(format!(
-                "a plan of batches of {} points for {} points",
-                plan.points(),
-                data.len()
-            )));
-        }
-        if !plan.is_full() {
-            engine.batches = Some(HostBatches {
-                plan,
-                epoch: None,
-                batches: Vec::new(),
-            });
-        }
+        engine.batches = HostBatches::of_plan(plan, data)?;
         Ok(engine)
     }
 }

@@ -2,8 +2,9 @@
 //! evaluation from one pass over the points (`CpuKernel::evaluate_many`), and each run's step
 //! taken by the same function a run alone takes (`engine::host_step`).
 
-use super::engine::{host_step, CpuVariant, Stepped};
+use super::engine::{host_step, CpuVariant, HostBatches, Stepped};
 use super::kernel::CpuKernel;
+use crate::batches::BatchPlan;
 use crate::data::Dataset;
 use crate::descent::{Round, StepRule};
 use crate::error::{Error, Result};
@@ -25,6 +26,8 @@ pub struct CpuSweep<'a> {
     runs: Vec<Run>,
     data: &'a Dataset,
     kernel: Box<dyn CpuKernel>,
+    /// With mini-batches: every run takes the same batches.
+    batches: Option<HostBatches>,
 }
 
 impl<'a> CpuSweep<'a> {
@@ -56,7 +59,20 @@ impl<'a> CpuSweep<'a> {
                 .collect(),
             data,
             kernel,
+            batches: None,
         })
+    }
+
+    /// A sweep whose every step takes one batch of `plan`, the same batch for every run.
+    pub fn with_batches(
+        nets: Vec<Network>,
+        data: &'a Dataset,
+        variant: CpuVariant,
+        plan: BatchPlan,
+    ) -> Result<Self> {
+        let mut sweep = Self::new(nets, data, variant)?;
+        sweep.batches = HostBatches::of_plan(plan, data)?;
+        Ok(sweep)
     }
 }
 
@@ -88,7 +104,11 @@ impl SweepEngine for CpuSweep<'_> {
                 break;
             }
             let nets: Vec<&Network> = active.iter().map(|&r| &self.runs[r].net).collect();
-            let evaluations = self.kernel.evaluate_many(&nets, self.data);
+            let batch = match &mut self.batches {
+                Some(batches) => batches.of_step(self.data, step)?,
+                None => self.data,
+            };
+            let evaluations = self.kernel.evaluate_many(&nets, batch);
             let mut still = Vec::with_capacity(active.len());
             for (&r, evaluation) in active.iter().zip(&evaluations) {
                 let rule = rules[r].as_ref().expect("active runs have a rule");

@@ -125,6 +125,18 @@ impl GpuEngine {
         options: GpuOptions,
         plan: BatchPlan,
     ) -> Result<Self> {
+        Self::with_runs_batched(ctx, std::slice::from_ref(&net), data, options, plan)
+    }
+
+    /// [`GpuEngine::with_batches`] for several runs: each step takes one batch of `plan`,
+    /// the same for every run.
+    pub fn with_runs_batched(
+        ctx: GpuContext,
+        nets: &[Network],
+        data: &Dataset,
+        options: GpuOptions,
+        plan: BatchPlan,
+    ) -> Result<Self> {
         if plan.points() != data.len() {
             return Err(Error::InvalidArgument(format!(
                 "a plan of batches of {} points for {} points",
@@ -133,13 +145,13 @@ impl GpuEngine {
             )));
         }
         if plan.is_full() {
-            return Self::new(ctx, net, data, options);
+            return Self::with_runs(ctx, nets, data, options);
         }
         let batched = GpuOptions {
             max_chunk_points: Some(plan.size()),
             ..options
         };
-        let mut engine = Self::build(ctx, std::slice::from_ref(&net), data, batched, true)?;
+        let mut engine = Self::build(ctx, nets, data, batched, true)?;
         let buffers = match &engine.gradient {
             GradientPass::PerPoint(pass) => pass.data_buffers(),
             GradientPass::Layered(pass) => pass.data_buffers(),
@@ -519,7 +531,7 @@ impl GpuEngine {
                 match (points, &self.gradient) {
                     (Points::All, _) => self.record_gradient(&mut pass, active.len()),
                     (Points::Batches { first, .. }, GradientPass::PerPoint(gradient)) => {
-                        gradient.record_chunk(&mut pass, first + i)
+                        gradient.record_chunk(&mut pass, active.len(), first + i)
                     }
                     (Points::Batches { first, .. }, GradientPass::Layered(gradient)) => {
                         gradient.record_chunk(&mut pass, first + i)

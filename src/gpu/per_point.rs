@@ -190,13 +190,7 @@ impl PerPointPass {
     /// runs of the active list: the narrowest kernel that steps them all from one read of
     /// each point (or the widest there is, over several rows of workgroups).
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, active: usize) {
-        let kernel = self
-            .fused
-            .iter()
-            .rev()
-            .find(|k| k.slots >= active)
-            .unwrap_or(&self.fused[0]);
-        let rows = active.div_ceil(kernel.slots) as u32;
+        let (kernel, rows) = self.kernel_for(active);
         pass.set_pipeline(&kernel.pipeline);
         for (chunk, group) in self.chunks.iter().zip(&kernel.bind_groups) {
             pass.set_bind_group(0, group, &[]);
@@ -207,24 +201,34 @@ impl PerPointPass {
         pass.dispatch_workgroups(self.params + 1, active as u32, 1);
     }
 
-    /// Records one step's pass over chunk `batch` alone (a mini-batch, with `batched`) for
-    /// one run: the fused kernel over its points and the reduce pass over its rows.
-    pub fn record_chunk(&self, pass: &mut wgpu::ComputePass<'_>, batch: usize) {
+    /// The narrowest fused kernel that steps `active` runs from one read of each point (or
+    /// the widest there is, over several rows of workgroups), and its rows.
+    fn kernel_for(&self, active: usize) -> (&SlotKernel, u32) {
         let kernel = self
             .fused
-            .last()
-            .expect("a one-slot kernel is always built");
+            .iter()
+            .rev()
+            .find(|k| k.slots >= active)
+            .unwrap_or(&self.fused[0]);
+        (kernel, active.div_ceil(kernel.slots) as u32)
+    }
+
+    /// Records one step's pass over chunk `batch` alone (a mini-batch, with `batched`) for
+    /// the first `active` runs of the active list: the fused kernel over its points and the
+    /// reduce pass over its rows.
+    pub fn record_chunk(&self, pass: &mut wgpu::ComputePass<'_>, active: usize, batch: usize) {
+        let (kernel, rows) = self.kernel_for(active);
         let chunk = &self.chunks[batch];
         let reduce = chunk
             .reduce_alone
             .as_ref()
-            .expect("record_batch is only called on a batched pass");
+            .expect("record_chunk is only called on a batched pass");
         pass.set_pipeline(&kernel.pipeline);
         pass.set_bind_group(0, &kernel.bind_groups[batch], &[]);
-        pass.dispatch_workgroups(chunk.groups, 1, 1);
+        pass.dispatch_workgroups(chunk.groups, rows, 1);
         pass.set_pipeline(&self.reduce);
         pass.set_bind_group(0, reduce, &[]);
-        pass.dispatch_workgroups(self.params + 1, 1, 1);
+        pass.dispatch_workgroups(self.params + 1, active as u32, 1);
     }
 
     /// Every chunk's data buffer, in order.

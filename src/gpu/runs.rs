@@ -9,6 +9,7 @@ use super::chunks::GpuOptions;
 use super::context::GpuContext;
 use super::engine::{GpuEngine, ParkedRun};
 use super::shaders::Shape;
+use crate::batches::BatchPlan;
 use crate::data::Dataset;
 use crate::descent::{Engine, Round, StepRule};
 use crate::error::{Error, Result};
@@ -31,19 +32,45 @@ impl GpuSweep {
         data: &Dataset,
         options: GpuOptions,
     ) -> Result<Self> {
+        Self::with_plan(ctx, nets, data, options, None)
+    }
+
+    /// A sweep whose every step takes one batch of `plan`, the same batch for every run
+    /// (gathered on the device once per epoch; with the layered kernels, once per epoch of
+    /// each run's round).
+    pub fn with_batches(
+        ctx: GpuContext,
+        nets: &[Network],
+        data: &Dataset,
+        options: GpuOptions,
+        plan: BatchPlan,
+    ) -> Result<Self> {
+        Self::with_plan(ctx, nets, data, options, Some(plan))
+    }
+
+    fn with_plan(
+        ctx: GpuContext,
+        nets: &[Network],
+        data: &Dataset,
+        options: GpuOptions,
+        plan: Option<BatchPlan>,
+    ) -> Result<Self> {
         let Some(first) = nets.first() else {
             return Err(Error::InvalidArgument(
                 "a sweep needs at least one run".into(),
             ));
         };
+        let engine_of = |nets: &[Network]| match plan {
+            Some(plan) => GpuEngine::with_runs_batched(ctx.clone(), nets, data, options, plan),
+            None => GpuEngine::with_runs(ctx.clone(), nets, data, options),
+        };
         if GpuEngine::takes_runs(&Shape::of(first), options) {
-            let engine = GpuEngine::with_runs(ctx, nets, data, options)?;
             return Ok(GpuSweep {
-                engine,
+                engine: engine_of(nets)?,
                 parked: None,
             });
         }
-        let mut engine = GpuEngine::new(ctx, first.clone(), data, options)?;
+        let mut engine = engine_of(std::slice::from_ref(first))?;
         let parked = nets
             .iter()
             .map(|net| {

@@ -39,10 +39,10 @@ pub fn rule_text(rule: &UpdateRule) -> String {
     }
 }
 
-/// The length of the run in words: steps, and with mini-batches the epochs they make.
-fn length_text(cx: &Context) -> String {
-    let steps = cx.args.steps;
-    match cx.plan {
+/// The length of a run of `steps` steps in words, and with mini-batches the epochs they
+/// make.
+pub fn length_text(steps: usize, plan: Option<&BatchPlan>) -> String {
+    match plan {
         Some(plan) => format!(
             "batches of {} ({} per epoch), up to {steps} steps ({} epochs)",
             plan.size(),
@@ -126,9 +126,10 @@ pub fn print_text(cx: &Context, outcome: &Outcome, verification: Option<&Report>
         args.loss,
         number(cx.learning_rate),
         rule_text(&cx.rule),
-        length_text(cx),
+        length_text(args.steps, cx.plan),
         match cx.plan {
-            Some(_) => "no flat-stop rule with --batch-size (a batch's gradient is not the loss's)".into(),
+            Some(_) =>
+                "no flat-stop rule with --batch-size (a batch's gradient is not the loss's)".into(),
             None => tolerance_text(args.tol),
         }
     );

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use downhill::batches::BatchPlan;
 use downhill::descent::Observer;
 use downhill::device::{OpenSweep, Target};
 use downhill::error::number;
@@ -107,13 +108,9 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
             "--validation trains one run: give one --lr and one --init-seed".into(),
         ));
     }
-    if args.batch_size.is_some() {
-        return Err(Error::Unsupported(
-            "--batch-size trains one run: give one --lr and one --init-seed".into(),
-        ));
-    }
+    let mut args = args;
     let mut interrupts = interrupts;
-    let descent = Descent {
+    let mut descent = Descent {
         learning_rate: runs[0].learning_rate,
         max_steps: args.steps,
         tolerance: args.tol,
@@ -137,7 +134,21 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
     check_reference_memory(&args, &nets[0], &target)?;
     let (data, source) = training_data(&args, &nets[0])?;
     let points = data.len();
-    let opened = target.sweep_engine(nets.clone(), &data)?;
+    // Mini-batches: every run takes the same batches; the length in epochs becomes steps.
+    let plan = match args.batch_size {
+        Some(size) => Some(BatchPlan::new(points, size, args.seed)?),
+        None => None,
+    };
+    if let Some(plan) = &plan {
+        if let Some(epochs) = args.epochs {
+            args.steps = epochs.saturating_mul(plan.per_epoch());
+        }
+        descent.max_steps = args.steps;
+        descent.steps_per_epoch = plan.per_epoch();
+        descent.update = args.optimizer.rule(args.steps, plan.per_epoch())?;
+    }
+    let args = args;
+    let opened = target.batch_sweep_engine(nets.clone(), &data, plan)?;
     let mut progress = ProgressObserver::new(args.steps);
     let rates: Vec<f64> = runs.iter().map(|r| r.learning_rate).collect();
     let mut run = |engine: &mut dyn SweepEngine| {
@@ -153,7 +164,13 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
             let checker = opened.checker();
             let against = nets
                 .into_iter()
-                .map(|net| Ok(checker.engine(net, &data)?.boxed()))
+                .map(|net| {
+                    let opened = match plan {
+                        Some(plan) => checker.batch_engine(net, &data, plan)?,
+                        None => checker.engine(net, &data)?,
+                    };
+                    Ok(opened.boxed())
+                })
                 .collect::<Result<Vec<_>>>()?;
             let mut verified = VerifiedSweep::new(opened.boxed(), against)?;
             let (outcome, device) = run(&mut verified)?;
@@ -175,13 +192,15 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
 
     let network = outcome.runs[0].network.describe();
     let title = format!(
-        "Loss during training: {network}, {}, {} runs, {device}",
+        "Loss during training: {network}, {}{}, {} runs, {device}",
         points_text(points),
+        plan.map_or(String::new(), |p| format!(" in batches of {}", p.size())),
         runs.len()
     );
     write_outputs(&args, &runs, &outcome, &title)?;
     let cx = Context {
         args: &args,
+        plan: plan.as_ref(),
         rule: descent.update,
         runs: &runs,
         points,
@@ -315,7 +334,8 @@ fn write_outputs(
 ) -> Result<()> {
     let mut outputs = Outputs::new();
     if let Some(path) = &args.history {
-        outputs.write(path, |w| write_history(w, path, runs, outcome))?;
+        let batched = args.batch_size.is_some();
+        outputs.write(path, |w| write_history(w, path, runs, outcome, batched))?;
     }
     if let Some(path) = &args.plot {
         let several_seeds = runs.iter().any(|r| r.init_seed != runs[0].init_seed);
@@ -360,25 +380,35 @@ fn write_outputs(
 
 /// The header of a sweep's history file.
 pub const HEADER: &str = "run,learning_rate,init_seed,step,loss,gradient_norm";
+/// The same with mini-batches: each row's epoch after its step.
+const BATCHED_HEADER: &str = "run,learning_rate,init_seed,step,epoch,loss,gradient_norm";
 
 /// Each run's rows as in a single run's history (the state before each step, then the final
-/// state), run by run.
+/// state), run by run; with `batched`, each row's epoch (from 1) after its step.
 fn write_history(
     w: &mut dyn Write,
     path: &Path,
     runs: &[RunSpec],
     outcome: &SweepOutcome,
+    batched: bool,
 ) -> Result<()> {
     let io = |e| Error::io(path, e);
-    writeln!(w, "{HEADER}").map_err(io)?;
+    writeln!(w, "{}", if batched { BATCHED_HEADER } else { HEADER }).map_err(io)?;
     for (r, (run, result)) in runs.iter().zip(&outcome.runs).enumerate() {
         let lr = number(run.learning_rate);
         // Empty when the run started from --init's weights.
         let seed = run.init_seed.map_or(String::new(), |s| s.to_string());
+        let (updates, per_epoch) = (result.steps().max(1), result.steps_per_epoch.max(1));
         for s in &result.records_with_end() {
+            let epoch = if batched {
+                // The end row's state comes after the last update, in its epoch.
+                format!(",{}", (s.step.min(updates) - 1) / per_epoch + 1)
+            } else {
+                String::new()
+            };
             writeln!(
                 w,
-                "{r},{lr},{seed},{},{:e},{:e}",
+                "{r},{lr},{seed},{}{epoch},{:e},{:e}",
                 s.step, s.loss, s.gradient_norm
             )
             .map_err(io)?;
@@ -390,6 +420,8 @@ fn write_history(
 /// Everything the report tells besides the outcomes.
 struct Context<'a> {
     args: &'a TrainArgs,
+    /// The mini-batches every run took, with `--batch-size`.
+    plan: Option<&'a BatchPlan>,
     /// The update rule every run took.
     rule: UpdateRule,
     runs: &'a [RunSpec],
@@ -426,11 +458,11 @@ fn print_text(cx: &Context, outcome: &SweepOutcome, verification: Option<&[Repor
         n => format!("{n} passes over the data per step for all runs"),
     };
     println!(
-        "device {}; loss {}{}; up to {} steps; {passes}",
+        "device {}; loss {}{}; {}; {passes}",
         cx.device,
         args.loss,
         report::rule_text(&cx.rule),
-        args.steps
+        report::length_text(args.steps, cx.plan)
     );
     println!();
     let loss_column = format!("final {}", args.loss.name());
@@ -513,6 +545,12 @@ fn json_report(
                 "points": cx.points,
                 "learning_rate": run.learning_rate,
                 "optimizer": report::rule_json(&cx.rule),
+                "batch_size": cx.plan.map_or(cx.points, |plan| plan.size()),
+                "steps_per_epoch": result.steps_per_epoch,
+                "epoch_loss_history": match cx.plan {
+                    Some(plan) => plan.epoch_losses(&result.history),
+                    None => result.history.iter().map(|r| r.loss).collect(),
+                },
                 "init_seed": run.init_seed,
                 "network": result.network.describe(),
                 "model": model_file::to_json_value(&result.network),
