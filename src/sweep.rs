@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use crate::descent::{
-    Descent, EngineStop, Observer, Outcome, Round, StepRecord, StepRule, StopReason,
+    Descent, EngineStop, Observer, Outcome, Round, StepRecord, StepRule, StopReason, Validation,
 };
 use crate::error::{Error, Result};
 use crate::loss::{norm, Evaluation};
@@ -39,6 +39,15 @@ pub trait SweepEngine {
 
     /// Every run's current weights.
     fn networks(&mut self) -> Result<Vec<Network>>;
+
+    /// Makes `net` run `run`'s weights (a run stopped early goes back to its best ones).
+    fn set_network(&mut self, run: usize, net: &Network) -> Result<()> {
+        let _ = (run, net);
+        Err(Error::Unsupported(format!(
+            "{} cannot take new weights for one run",
+            self.device()
+        )))
+    }
 
     /// Every run's weights before its last update (see [`crate::Engine::previous_network`]).
     fn previous_networks(&mut self) -> Result<Vec<Option<Network>>> {
@@ -86,6 +95,34 @@ struct RunState {
     /// `None` while the run goes on.
     stopped: Option<StopReason>,
     elapsed: Duration,
+    /// With a validation set: its loss after every epoch, and the lowest so far (loss, step,
+    /// weights).
+    validation_history: Vec<f64>,
+    best: Option<(f64, usize, Network)>,
+}
+
+impl RunState {
+    /// Records the validation loss of `net`, the weights after the epoch that ended at the
+    /// run's last step; `true` when the run has gone `patience` epochs without a lower one.
+    fn validated(
+        &mut self,
+        loss: f64,
+        net: Network,
+        patience: Option<usize>,
+        per_epoch: usize,
+    ) -> bool {
+        self.validation_history.push(loss);
+        let step = self.history.len();
+        if self
+            .best
+            .as_ref()
+            .is_none_or(|(lowest, _, _)| loss < *lowest)
+        {
+            self.best = Some((loss, step, net));
+        }
+        let best_step = self.best.as_ref().map_or(step, |b| b.1);
+        patience.is_some_and(|p| (step - best_step) / per_epoch >= p)
+    }
 }
 
 /// Runs `descent` for every run of `engine`, run `r` with learning rate `rates[r]` (the
@@ -97,6 +134,20 @@ pub fn run_sweep(
     engine: &mut dyn SweepEngine,
     observers: &mut [&mut dyn Observer],
 ) -> Result<SweepOutcome> {
+    run_sweep_validated(descent, rates, engine, observers, None)
+}
+
+/// [`run_sweep`], and with `validation` each run's held-out loss after every epoch (the
+/// rounds then end at the epochs' ends) and early stopping on it, run by run: a run that
+/// stops early goes back to its best weights while the others go on.
+pub fn run_sweep_validated(
+    descent: &Descent,
+    rates: &[f64],
+    engine: &mut dyn SweepEngine,
+    observers: &mut [&mut dyn Observer],
+    mut validation: Option<Validation<'_>>,
+) -> Result<SweepOutcome> {
+    let per_epoch = descent.steps_per_epoch.max(1);
     if rates.len() != engine.runs() {
         return Err(Error::InvalidArgument(format!(
             "{} learning rates for {} runs",
@@ -128,6 +179,8 @@ pub fn run_sweep(
             history: Vec::with_capacity(descent.max_steps.min(1 << 16)),
             stopped: None,
             elapsed: Duration::ZERO,
+            validation_history: Vec::new(),
+            best: None,
         })
         .collect();
     let mut elapsed = Duration::ZERO;
@@ -136,10 +189,14 @@ pub fn run_sweep(
     // Every active run has taken the same steps: runs only ever stop.
     while steps < descent.max_steps && runs.iter().any(|r| r.stopped.is_none()) {
         // The first round is one step: its loss sets each run's divergence limit.
+        let left = descent.max_steps - steps;
         let count = if steps == 0 {
             1
+        } else if validation.is_some() {
+            // Up to the end of the epoch.
+            (per_epoch - steps % per_epoch).min(left)
         } else {
-            round.min(descent.max_steps - steps)
+            round.min(left)
         };
         let rules: Vec<Option<StepRule>> = runs
             .iter()
@@ -184,6 +241,24 @@ pub fn run_sweep(
             }
         }
         steps += count;
+        if let (Some(v), true) = (validation.as_mut(), steps.is_multiple_of(per_epoch)) {
+            let nets = engine.networks()?;
+            for (r, (run, net)) in runs.iter_mut().zip(nets).enumerate() {
+                // The runs that took the whole epoch (a run that stopped within it has no
+                // epoch's end to be validated at).
+                if run.stopped.is_some() || run.history.len() != steps {
+                    continue;
+                }
+                let loss = (v.loss)(&net)?;
+                if run.validated(loss, net, v.patience, per_epoch) {
+                    let (_, best_step, best) = run.best.as_ref().expect("validated once");
+                    engine.set_network(r, best)?;
+                    run.stopped = Some(StopReason::Early {
+                        best_step: *best_step,
+                    });
+                }
+            }
+        }
         let longest = runs
             .iter()
             .max_by_key(|r| r.history.len())
@@ -241,7 +316,7 @@ pub fn run_sweep(
                 engine_error: matches!(stopped, StopReason::Failed { .. })
                     .then(|| engine_error.clone())
                     .flatten(),
-                validation_history: Vec::new(),
+                validation_history: run.validation_history,
                 steps_per_epoch: descent.steps_per_epoch,
             }
         })

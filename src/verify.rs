@@ -405,6 +405,14 @@ impl SweepEngine for VerifiedSweep<'_> {
         self.checked.networks()
     }
 
+    fn set_network(&mut self, run: usize, net: &Network) -> Result<()> {
+        self.checked.set_network(run, net)?;
+        match self.against.get_mut(run) {
+            Some(against) => against.set_network(net),
+            None => Err(Error::InvalidArgument(format!("no run {run}"))),
+        }
+    }
+
     fn previous_networks(&mut self) -> Result<Vec<Option<Network>>> {
         self.checked.previous_networks()
     }

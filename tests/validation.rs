@@ -159,7 +159,7 @@ fn the_command_records_the_validation_loss() {
         &["--validation", "1.5"],
         &["--validation", "1e-9"],
         &["--patience", "3"],
-        &["--validation", "0.2", "--lr", "0.1,0.2"],
+        &["--validation", "0.2", "--lr", "0.1,0.2", "--patience", "0"],
     ] {
         let args: Vec<&str> = base.iter().chain(extra).copied().collect();
         let out = common::downhill(&args);
@@ -169,5 +169,99 @@ fn the_command_records_the_validation_loss() {
             "{extra:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+/// In a sweep each run is validated and stopped early on its own, exactly as it is alone
+/// (CPU), and the engine holds each early-stopped run's best weights at the end (CPU and GPU,
+/// the GPU's one-pass runs and its parked layered runs).
+#[test]
+fn each_run_of_a_sweep_stops_early_on_its_own() {
+    use downhill::cpu::CpuSweep;
+    use downhill::sweep::{run_sweep_validated, SweepEngine};
+    let (net, data) = random_case(&[2, 6, 1], Activation::Relu, true, 300, 13);
+    let (training, held_out) = data.split(0.3, 13).unwrap();
+    let rates = [0.01, 0.3, 3.0];
+    let rule = Descent {
+        max_steps: 150,
+        update: downhill::optimizer::UpdateRule {
+            optimizer: downhill::optimizer::Optimizer::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            ..Default::default()
+        },
+        ..descent(150)
+    };
+    let validated = |engine: &mut dyn SweepEngine| {
+        let mut kernel = Reference;
+        let mut loss =
+            |n: &Network| -> Result<f64> { Ok(kernel.evaluate(n, &held_out).loss(LossKind::Mse)) };
+        let validation = Validation {
+            loss: &mut loss,
+            patience: Some(3),
+        };
+        run_sweep_validated(&rule, &rates, engine, &mut [], Some(validation)).unwrap()
+    };
+    let nets = vec![net.clone(); rates.len()];
+    let mut sweep = CpuSweep::new(nets.clone(), &training, CpuVariant::Fused).unwrap();
+    let on_cpu = validated(&mut sweep);
+    assert!(on_cpu
+        .runs
+        .iter()
+        .any(|o| matches!(o.stopped, StopReason::Early { .. })));
+    for (r, &learning_rate) in rates.iter().enumerate() {
+        let mut engine = CpuEngine::new(net.clone(), &training, CpuVariant::Fused).unwrap();
+        let mut kernel = Reference;
+        let mut loss =
+            |n: &Network| -> Result<f64> { Ok(kernel.evaluate(n, &held_out).loss(LossKind::Mse)) };
+        let alone = Descent {
+            learning_rate,
+            ..rule.clone()
+        }
+        .run_validated(
+            &mut engine,
+            &mut [],
+            Some(Validation {
+                loss: &mut loss,
+                patience: Some(3),
+            }),
+        )
+        .unwrap();
+        let got = &on_cpu.runs[r];
+        assert_eq!(got.stopped, alone.stopped, "run {r}");
+        assert_eq!(got.history, alone.history, "run {r}");
+        assert_eq!(got.validation_history, alone.validation_history, "run {r}");
+        assert_eq!(got.network, alone.network, "run {r}");
+        assert_eq!(got.final_loss, alone.final_loss, "run {r}");
+    }
+    #[cfg(feature = "gpu")]
+    if let Some(ctx) = common::gpu() {
+        use downhill::gpu::{GpuOptions, GpuSweep};
+        let layered = GpuOptions {
+            layered: true,
+            ..GpuOptions::default()
+        };
+        for options in [GpuOptions::default(), layered] {
+            let mut sweep = GpuSweep::new(ctx.clone(), &nets, &training, options).unwrap();
+            let on_gpu = validated(&mut sweep);
+            for (r, (g, c)) in on_gpu.runs.iter().zip(&on_cpu.runs).enumerate() {
+                assert_eq!(g.stopped.name(), c.stopped.name(), "{options:?} run {r}");
+                // An early-stopped run ends at its best weights: the validation loss there
+                // is the lowest recorded.
+                if let StopReason::Early { best_step } = g.stopped {
+                    let lowest = g.validation_history[best_step - 1];
+                    let at_end = Reference
+                        .evaluate(&g.network, &held_out)
+                        .loss(LossKind::Mse);
+                    assert!(
+                        (at_end - lowest).abs() <= 1e-5 * lowest,
+                        "{options:?} run {r}"
+                    );
+                    assert!(g.validation_history.iter().all(|&l| l >= lowest));
+                }
+            }
+        }
     }
 }

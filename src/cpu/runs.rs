@@ -143,6 +143,22 @@ impl SweepEngine for CpuSweep<'_> {
         Ok(self.runs.iter().map(|r| r.net.clone()).collect())
     }
 
+    fn set_network(&mut self, run: usize, net: &Network) -> Result<()> {
+        let Some(held) = self.runs.get_mut(run) else {
+            return Err(Error::InvalidArgument(format!("no run {run}")));
+        };
+        if net.widths() != held.net.widths() {
+            return Err(Error::InvalidArgument(format!(
+                "the sweep trains {}, not {}",
+                held.net.describe(),
+                net.describe()
+            )));
+        }
+        held.net = net.clone();
+        held.previous = None;
+        Ok(())
+    }
+
     fn previous_networks(&mut self) -> Result<Vec<Option<Network>>> {
         Ok(self.runs.iter().map(|r| r.previous.clone()).collect())
     }

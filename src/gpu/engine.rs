@@ -454,6 +454,20 @@ impl GpuEngine {
     /// uploaded once. The update rule's state stays (a checking engine follows the run it
     /// checks): a new run with momentum or Adam takes a new engine.
     pub fn load_network(&mut self, net: &Network) -> Result<()> {
+        self.load_run(0, net)?;
+        self.template = net.clone();
+        Ok(())
+    }
+
+    /// Puts `net`'s weights on the device as run `run`'s (and as its weights before the last
+    /// update); its update rule's state stays.
+    pub fn load_run(&mut self, run: usize, net: &Network) -> Result<()> {
+        if run >= self.runs {
+            return Err(Error::InvalidArgument(format!(
+                "run {run} of an engine of {} runs",
+                self.runs
+            )));
+        }
         if Shape::of(net) != self.shape {
             return Err(Error::InvalidArgument(format!(
                 "the engine was built for {}, not {}",
@@ -462,15 +476,15 @@ impl GpuEngine {
             )));
         }
         let params32: Vec<f32> = net.params().iter().map(|&p| p as f32).collect();
+        let at = run * self.shape.params;
         // The weights "before the last update" too: a divergence on the first step from here
         // comes back to `net`, as on the CPU.
         for buffer in [&self.params, &self.previous] {
             self.ctx
                 .queue
-                .write_buffer(buffer, 0, bytemuck::cast_slice(&params32));
+                .write_buffer(buffer, at as u64 * 4, bytemuck::cast_slice(&params32));
         }
-        self.last_params[..params32.len()].copy_from_slice(&params32);
-        self.template = net.clone();
+        self.last_params[at..at + params32.len()].copy_from_slice(&params32);
         Ok(())
     }
 

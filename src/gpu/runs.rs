@@ -150,6 +150,21 @@ impl SweepEngine for GpuSweep {
         }
     }
 
+    fn set_network(&mut self, run: usize, net: &Network) -> Result<()> {
+        match &mut self.parked {
+            Some(parked) => {
+                let Some(held) = parked.get_mut(run) else {
+                    return Err(Error::InvalidArgument(format!("no run {run}")));
+                };
+                self.engine.unpark(held);
+                self.engine.load_network(net)?;
+                self.engine.park_into(held);
+                Ok(())
+            }
+            None => self.engine.load_run(run, net),
+        }
+    }
+
     fn previous_networks(&mut self) -> Result<Vec<Option<Network>>> {
         match &self.parked {
             Some(parked) => Self::each_parked(&mut self.engine, parked, |e| e.previous_network()),

@@ -122,11 +122,12 @@ pub struct TrainArgs {
     pub optimizer: OptimizerArgs,
     /// Hold out this fraction of the points (picked by --seed) and record their loss after
     /// every epoch (every step at full batch): a column of --history, a second curve in
-    /// --plot, validation_loss_history in --json. One run only.
+    /// --plot, validation_loss_history in --json. In a sweep, every run on the same points
+    /// (in --json and the report).
     #[arg(long, value_name = "F", allow_hyphen_values = true)]
     pub validation: Option<f64>,
     /// Stop once the validation loss has not fallen for this many epochs, and go back to the
-    /// weights that had the lowest (stopped: early).
+    /// weights that had the lowest (stopped: early); in a sweep, each run on its own.
     #[arg(long, value_name = "N", requires = "validation", value_parser = parse_count)]
     pub patience: Option<usize>,
 }

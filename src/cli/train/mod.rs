@@ -38,6 +38,11 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     if let (Some(epochs), None) = (args.epochs, args.batch_size) {
         args.steps = epochs;
     }
+    if args.patience == Some(0) {
+        return Err(Error::InvalidArgument(
+            "--patience 0: expected at least 1 epoch without a lower validation loss".into(),
+        ));
+    }
     let runs = sweep::runs(&args)?;
     if runs.len() > 1 {
         return sweep::run(args, runs, interrupts);

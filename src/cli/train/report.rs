@@ -62,7 +62,7 @@ fn epoch_losses(cx: &Context, outcome: &Outcome) -> Vec<f64> {
 }
 
 /// The epoch after which the validation loss was lowest (the first such), and that loss.
-fn best_validation(outcome: &Outcome) -> Option<(usize, f64)> {
+pub fn best_validation(outcome: &Outcome) -> Option<(usize, f64)> {
     outcome.validation_history.iter().enumerate().fold(
         None,
         |best: Option<(usize, f64)>, (k, &loss)| match best {

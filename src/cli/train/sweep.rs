@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use downhill::batches::BatchPlan;
-use downhill::descent::Observer;
+use downhill::descent::{Observer, Validation};
 use downhill::device::{OpenSweep, Target};
 use downhill::error::number;
 use downhill::optimizer::UpdateRule;
 use downhill::output::{check_distinct, check_output, Outputs};
 use downhill::plot::{self, Curve};
 use downhill::progress::ProgressObserver;
-use downhill::sweep::{run_sweep, SweepEngine, SweepOutcome};
+use downhill::sweep::{run_sweep_validated, SweepEngine, SweepOutcome};
 use downhill::verify::{self, Report, VerifiedSweep};
 use downhill::{model_file, Descent, Error, Network, Outcome, Result, StepRecord, StopReason};
 use serde_json::json;
@@ -103,11 +103,6 @@ fn model_path(dir: &Path, run: &RunSpec) -> PathBuf {
 }
 
 pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Result<ExitCode> {
-    if args.validation.is_some() {
-        return Err(Error::InvalidArgument(
-            "--validation trains one run: give one --lr and one --init-seed".into(),
-        ));
-    }
     let mut args = args;
     let mut interrupts = interrupts;
     let mut descent = Descent {
@@ -133,7 +128,26 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
     let target = Target::resolve(args.device)?;
     check_reference_memory(&args, &nets[0], &target)?;
     let (data, source) = training_data(&args, &nets[0])?;
+    // The held-out points leave the training set before anything sees it; every run is
+    // validated on the same points.
+    let (data, held_out) = match args.validation {
+        Some(fraction) => {
+            let (training, held_out) = data.split(fraction, args.seed)?;
+            (training, Some(held_out))
+        }
+        None => (data, None),
+    };
     let points = data.len();
+    let mut validator = match &held_out {
+        Some(set) => Some(target.evaluator(&nets[0], set)?),
+        None => None,
+    };
+    let loss_kind = args.loss;
+    let mut held_out_loss = |net: &Network| -> Result<f64> {
+        let evaluator = validator.as_mut().expect("validating with a held-out set");
+        Ok(evaluator.evaluate(net)?.loss(loss_kind))
+    };
+    let (validating, patience) = (held_out.is_some(), args.patience);
     // Mini-batches: every run takes the same batches; the length in epochs becomes steps.
     let plan = match args.batch_size {
         Some(size) => Some(BatchPlan::new(points, size, args.seed)?),
@@ -154,7 +168,11 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
     let mut run = |engine: &mut dyn SweepEngine| {
         interrupts.set_graceful(true);
         let mut observers = [&mut progress as &mut dyn Observer, &mut interrupts];
-        let outcome = run_sweep(&descent, &rates, engine, &mut observers);
+        let validation = validating.then_some(Validation {
+            loss: &mut held_out_loss,
+            patience,
+        });
+        let outcome = run_sweep_validated(&descent, &rates, engine, &mut observers, validation);
         interrupts.set_graceful(false);
         outcome.map(|o| (o, engine.device()))
     };
@@ -200,6 +218,7 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
     write_outputs(&args, &runs, &outcome, &title)?;
     let cx = Context {
         args: &args,
+        held_out: held_out.as_ref().map(|set| set.len()),
         plan: plan.as_ref(),
         rule: descent.update,
         runs: &runs,
@@ -422,6 +441,8 @@ struct Context<'a> {
     args: &'a TrainArgs,
     /// The mini-batches every run took, with `--batch-size`.
     plan: Option<&'a BatchPlan>,
+    /// Points held out for validation (`--validation`).
+    held_out: Option<usize>,
     /// The update rule every run took.
     rule: UpdateRule,
     runs: &'a [RunSpec],
@@ -483,14 +504,28 @@ fn print_text(cx: &Context, outcome: &SweepOutcome, verification: Option<&[Repor
             result.stopped
         );
     }
+    if let Some(held) = cx.held_out {
+        println!();
+        println!(
+            "validation on {} held out: each run's lowest {} and the epoch after which it fell",
+            points_text(held),
+            args.loss
+        );
+        for r in by_final_loss(outcome) {
+            if let Some((epoch, loss)) = report::best_validation(&outcome.runs[r]) {
+                println!("{r:>5}  {loss:>14.6e}  after epoch {epoch}");
+            }
+        }
+    }
     println!();
     let ms = outcome.ms_per_step();
     if ms > 0.0 {
+        let per_step = cx.plan.map_or(cx.points, |plan| plan.size());
         println!(
             "time per sweep step {ms:.3} ms ({} runs x {} points: {:.0} million run-points/s)",
             cx.runs.len(),
-            thousands(cx.points),
-            (cx.runs.len() * cx.points) as f64 / ms / 1e3
+            thousands(per_step),
+            (cx.runs.len() * per_step) as f64 / ms / 1e3
         );
     }
     if let Some(reports) = verification {
@@ -551,6 +586,8 @@ fn json_report(
                     Some(plan) => plan.epoch_losses(&result.history),
                     None => result.history.iter().map(|r| r.loss).collect(),
                 },
+                "validation_loss_history": result.validation_history,
+                "best_epoch": report::best_validation(result).map(|(epoch, _)| epoch),
                 "init_seed": run.init_seed,
                 "network": result.network.describe(),
                 "model": model_file::to_json_value(&result.network),
