@@ -6,7 +6,8 @@
 //! on the device from the permutation uploaded once per epoch. Batch `b` of an epoch holds the
 //! permuted points `b * size .. (b + 1) * size`; the last one keeps what is left (it may be
 //! smaller) and its loss is averaged over its own points. Steps are numbered through the
-//! epochs: step `s` (1-based) is batch `(s - 1) % per_epoch` of epoch `(s - 1) / per_epoch`.
+//! epochs: step `s` (1-based) is batch `(s - 1) % per_epoch` of epoch `(s - 1) / per_epoch`,
+//! counting the steps of the run a resumed one continues ([`BatchPlan::after`]).
 
 use std::ops::Range;
 
@@ -24,6 +25,9 @@ pub struct BatchPlan {
     points: usize,
     size: usize,
     seed: u64,
+    /// Steps taken before this run's first (a resumed run's): its step `s` is step
+    /// `s + before` of the epochs.
+    before: usize,
 }
 
 impl BatchPlan {
@@ -42,7 +46,26 @@ impl BatchPlan {
                 u32::MAX
             )));
         }
-        Ok(BatchPlan { points, size, seed })
+        Ok(BatchPlan {
+            points,
+            size,
+            seed,
+            before: 0,
+        })
+    }
+
+    /// The same plan for a run that continues one of `steps` steps: it takes the batches
+    /// the uninterrupted run would have taken next.
+    pub fn after(self, steps: usize) -> Self {
+        BatchPlan {
+            before: steps,
+            ..self
+        }
+    }
+
+    /// Steps taken before this run's first.
+    pub fn before(&self) -> usize {
+        self.before
     }
 
     /// Points per batch (the last batch of an epoch may have fewer).
@@ -66,14 +89,14 @@ impl BatchPlan {
         self.size == self.points
     }
 
-    /// The epoch (0-based) of step `step` (1-based).
+    /// The epoch (0-based) of step `step` (1-based, of this run).
     pub fn epoch_of(&self, step: usize) -> usize {
-        step.saturating_sub(1) / self.per_epoch()
+        (step + self.before).saturating_sub(1) / self.per_epoch()
     }
 
-    /// The batch within its epoch (0-based) of step `step` (1-based).
+    /// The batch within its epoch (0-based) of step `step` (1-based, of this run).
     pub fn batch_of(&self, step: usize) -> usize {
-        step.saturating_sub(1) % self.per_epoch()
+        (step + self.before).saturating_sub(1) % self.per_epoch()
     }
 
     /// The positions in the epoch's order that batch `batch` takes.
@@ -117,7 +140,12 @@ impl BatchPlan {
     /// each batch weighted by its points: the loss over the epoch's points at the weights
     /// each met, as Keras reports it.
     pub fn epoch_losses(&self, history: &[StepRecord]) -> Vec<f64> {
+        // A resumed run may begin within an epoch: its first whole one starts later.
+        let into_epoch = self.before % self.per_epoch();
+        let first_whole = (self.per_epoch() - into_epoch) % self.per_epoch();
         history
+            .get(first_whole..)
+            .unwrap_or_default()
             .chunks_exact(self.per_epoch())
             .map(|epoch| {
                 let sum: f64 = epoch
@@ -161,6 +189,25 @@ mod tests {
         // A full batch keeps the points' order.
         let full = BatchPlan::new(5, 5, 7).unwrap();
         assert_eq!(full.permutation(3), [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_resumed_plan_takes_the_next_batches() {
+        let plan = BatchPlan::new(10, 4, 1).unwrap();
+        let resumed = plan.after(4);
+        for step in 1..=7 {
+            assert_eq!(resumed.epoch_of(step), plan.epoch_of(step + 4));
+            assert_eq!(resumed.batch_of(step), plan.batch_of(step + 4));
+        }
+        // Its first whole epoch starts at its third step (the uninterrupted run's seventh).
+        let history: Vec<StepRecord> = (1..=5)
+            .map(|step| StepRecord {
+                step,
+                loss: if step < 3 { 100.0 } else { 1.0 },
+                gradient_norm: 0.0,
+            })
+            .collect();
+        assert_eq!(resumed.epoch_losses(&history), [1.0]);
     }
 
     #[test]

@@ -479,3 +479,49 @@ fn a_sweep_takes_batches_on_every_device() {
         assert_eq!((epochs[0], epochs[4], epochs[12]), ("1", "2", "3"));
     }
 }
+
+/// `--init` continues a mini-batch Adam run exactly as if it had not stopped: the resumed run
+/// takes the batches the whole run takes next (within an epoch too), on every device.
+#[test]
+#[cfg(feature = "cli")]
+fn a_mini_batch_run_resumed_with_init_continues_exactly() {
+    for device in common::devices() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+        let train = |steps: &str, init: Option<&str>, out: &str| {
+            let mut args = vec![
+                "train",
+                "--points",
+                "500",
+                "--optimizer",
+                "adam",
+                "--lr",
+                "0.02",
+                "--tol",
+                "0",
+                "--batch-size",
+                "64",
+                "--device",
+                device,
+                "--steps",
+                steps,
+                "--out",
+                out,
+            ];
+            match init {
+                Some(init) => args.extend(["--init", init]),
+                None => args.extend(["--layers", "2,5,1"]),
+            }
+            let out = common::downhill(&args);
+            assert!(out.status.success(), "{}", common::stderr(&out));
+        };
+        // 8 batches an epoch: the break falls within the second epoch.
+        let (whole, part, resumed) = (file("whole.json"), file("part.json"), file("resumed.json"));
+        train("20", None, &whole);
+        train("11", None, &part);
+        train("9", Some(&part), &resumed);
+        let want = downhill::model_file::load(std::path::Path::new(&whole)).unwrap();
+        let got = downhill::model_file::load(std::path::Path::new(&resumed)).unwrap();
+        assert_eq!(got.params(), want.params(), "{device}");
+    }
+}

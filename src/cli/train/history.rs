@@ -10,6 +10,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use downhill::batches::BatchPlan;
 use downhill::optimizer::Schedule;
 use downhill::output::Outputs;
 use downhill::{Error, Outcome, Result, StopReason};
@@ -119,23 +120,22 @@ pub fn write(
     past: Option<&PastHistory>,
     outcome: &Outcome,
     rates: Option<(Schedule, f64)>,
-    batched: bool,
+    plan: Option<&BatchPlan>,
 ) -> Result<()> {
     let offset = past.map_or(0, PastHistory::offset);
     outputs.write(path, |w| {
         let io = |e| Error::io(path, e);
         let validated = !outcome.validation_history.is_empty();
-        writeln!(w, "{}", header(rates.is_some(), validated, batched)).map_err(io)?;
+        writeln!(w, "{}", header(rates.is_some(), validated, plan.is_some())).map_err(io)?;
         if let Some(p) = past {
             w.write_all(p.rows.as_bytes()).map_err(io)?;
         }
         let updates = outcome.steps();
-        let per_epoch = outcome.steps_per_epoch.max(1);
         for r in &outcome.records_with_end() {
             write!(w, "{}", r.step + offset).map_err(io)?;
-            if batched {
+            if let Some(plan) = plan {
                 // The end row's state comes after the last update, in its epoch.
-                let epoch = (r.step.min(updates.max(1)) - 1) / per_epoch + 1;
+                let epoch = plan.epoch_of(r.step.min(updates.max(1))) + 1;
                 write!(w, ",{epoch}").map_err(io)?;
             }
             write!(w, ",{:e},{:e}", r.loss, r.gradient_norm).map_err(io)?;

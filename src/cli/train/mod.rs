@@ -78,9 +78,25 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
         None => (data, None),
     };
     let points = data.len();
-    // Mini-batches: the length in epochs becomes steps, and the schedule counts epochs.
+    let resume = past_history(&args, descent.update.schedule)?;
+    let offset = resume.as_ref().map_or(0, history::PastHistory::offset);
+    let resumed = resumed_rule(&args, descent.update.optimizer)?;
+    // Mini-batches: the length in epochs becomes steps, and the schedule counts epochs. A
+    // resumed run takes the batches the uninterrupted one would take next: after the updates
+    // its model file counts, or else the steps of the history it continues.
     let plan = match args.batch_size {
-        Some(size) => Some(BatchPlan::new(points, size, args.seed)?),
+        Some(size) => {
+            let before = resumed.as_ref().map_or(offset, |s| s.updates as usize);
+            let plan = BatchPlan::new(points, size, args.seed)?.after(before);
+            if held_out.is_some() && before % plan.per_epoch() != 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "--init continues a mini-batch run within an epoch (after {before} steps, \
+                     {} to an epoch): --validation needs a run resumed at an epoch's end",
+                    plan.per_epoch()
+                )));
+            }
+            Some(plan)
+        }
         None => None,
     };
     if let Some(plan) = &plan {
@@ -103,8 +119,6 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     };
     let patience = args.patience;
     let validating = held_out.is_some();
-    let resume = past_history(&args, descent.update.schedule)?;
-    let offset = resume.as_ref().map_or(0, history::PastHistory::offset);
     let mut progress = ProgressObserver::new(args.steps);
     let open = |target: &Target| match plan {
         Some(plan) => target.batch_engine(net.clone(), &data, plan),
@@ -118,7 +132,6 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     let mut observers = [&mut progress as &mut dyn Observer, &mut interrupts];
     let rule = descent.update;
     let schedule = rule.schedule;
-    let resumed = resumed_rule(&args, rule.optimizer)?;
     let mut saved = None;
     let mut run = |engine: &mut dyn Engine| -> Result<(downhill::Outcome, String)> {
         let device_name = engine.device();
@@ -179,7 +192,7 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
         saved.as_ref(),
         &outcome,
         resume.as_ref(),
-        offset,
+        plan.as_ref(),
         &title,
     )?;
 
@@ -278,16 +291,16 @@ fn write_outputs(
     rule_state: Option<&SavedRule>,
     outcome: &downhill::Outcome,
     resume: Option<&history::PastHistory>,
-    offset: usize,
+    plan: Option<&BatchPlan>,
     title: &str,
 ) -> Result<()> {
+    let offset = resume.map_or(0, history::PastHistory::offset);
     let mut outputs = Outputs::new();
     if let Some(path) = &args.out {
         model_file::write_with_rule(&mut outputs, &outcome.network, rule_state, path)?;
     }
     if let Some(path) = &args.history {
-        let batched = args.batch_size.is_some();
-        history::write(&mut outputs, path, resume, outcome, rates, batched)?;
+        history::write(&mut outputs, path, resume, outcome, rates, plan)?;
     }
     if let Some(path) = &args.plot {
         // The curve runs to the state the run ended in, as the history file does.

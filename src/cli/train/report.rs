@@ -53,6 +53,14 @@ pub fn length_text(steps: usize, plan: Option<&BatchPlan>) -> String {
     }
 }
 
+/// Whole epochs taken before this run (a resumed run's; at full batch, its steps).
+fn epochs_before(cx: &Context) -> usize {
+    match cx.plan {
+        Some(plan) => plan.before() / plan.per_epoch(),
+        None => cx.offset,
+    }
+}
+
 /// Each whole epoch's mean batch loss (at full batch, each step's loss).
 fn epoch_losses(cx: &Context, outcome: &Outcome) -> Vec<f64> {
     match cx.plan {
@@ -172,7 +180,7 @@ pub fn print_text(cx: &Context, outcome: &Outcome, verification: Option<&Report>
     }
     if let Some((epoch, loss)) = best_validation(outcome) {
         let after = match cx.plan {
-            Some(_) => format!("epoch {epoch}"),
+            Some(_) => format!("epoch {}", epochs_before(cx) + epoch),
             None => format!("step {}", epoch + cx.offset),
         };
         println!(
@@ -258,8 +266,7 @@ pub fn json(cx: &Context, outcome: &Outcome, verification: Option<&Report>) -> s
         "learning_rate": cx.learning_rate,
         "optimizer": rule_json(&cx.rule),
         "validation_loss_history": outcome.validation_history,
-        "best_epoch": best_validation(outcome)
-            .map(|(epoch, _)| if cx.plan.is_some() { epoch } else { epoch + cx.offset }),
+        "best_epoch": best_validation(outcome).map(|(epoch, _)| epochs_before(cx) + epoch),
         "batch_size": cx.plan.map_or(cx.points, |plan| plan.size()),
         "steps_per_epoch": outcome.steps_per_epoch,
         "epoch_loss_history": epoch_losses(cx, outcome),
