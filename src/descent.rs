@@ -270,7 +270,8 @@ pub struct Descent {
     pub max_steps: usize,
     pub tolerance: f64,
     pub loss: LossKind,
-    /// A loss this many times the first step's loss counts as divergence.
+    /// A loss this many times the starting loss counts as divergence (the first step's loss;
+    /// with mini-batches, the loss over every point before the first step).
     pub divergence_factor: f64,
     /// Steps per round; `None` lets the engine choose.
     pub round: Option<usize>,
@@ -334,17 +335,30 @@ impl Descent {
         }
     }
 
-    /// The divergence limit after the steps `history`: `divergence_factor` times the first
-    /// step's loss, or with mini-batches the first epoch's mean batch loss (one batch's loss
-    /// may be far below the others'); until then none (only a non-finite loss diverges).
-    pub(crate) fn divergence_limit(&self, history: &[StepRecord]) -> f64 {
-        let per_epoch = self.steps_per_epoch.max(1);
-        match history.get(..per_epoch) {
-            Some(first) => {
-                let base = first.iter().map(|r| r.loss).sum::<f64>() / per_epoch as f64;
-                self.divergence_factor * base.max(f64::MIN_POSITIVE)
-            }
-            None => f64::INFINITY,
+    /// The divergence limit after the steps `history`: `divergence_factor` times the
+    /// starting loss: the first step's, or with mini-batches `start`, the loss over every
+    /// point before the first step (one batch's loss may be far below the others'; until a
+    /// step is taken, none).
+    pub(crate) fn divergence_limit(&self, history: &[StepRecord], start: Option<f64>) -> f64 {
+        let base = match (self.steps_per_epoch > 1, start, history.first()) {
+            (true, Some(start), _) => start,
+            (false, _, Some(first)) => first.loss,
+            _ => return f64::INFINITY,
+        };
+        if base.is_finite() {
+            self.divergence_factor * base.max(f64::MIN_POSITIVE)
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// With mini-batches, the loss over every point at the starting weights (the base of the
+    /// divergence limit); `None` at full batch, where the first step's loss is that.
+    fn starting_loss(&self, engine: &mut dyn Engine) -> Result<Option<f64>> {
+        if self.steps_per_epoch > 1 {
+            Ok(Some(engine.evaluate()?.loss(self.loss)))
+        } else {
+            Ok(None)
         }
     }
 
@@ -382,6 +396,8 @@ impl Descent {
             update: self.update,
         };
         let mut history: Vec<StepRecord> = Vec::with_capacity(self.max_steps.min(1 << 20));
+        let start = self.starting_loss(engine)?;
+        rule.divergence_limit = self.divergence_limit(&history, start);
         let mut stopped = StopReason::MaxSteps;
         let mut elapsed = Duration::ZERO;
         let mut engine_error = None;
@@ -410,7 +426,7 @@ impl Descent {
             };
             elapsed += started.elapsed();
             history.extend_from_slice(&result.records);
-            rule.divergence_limit = self.divergence_limit(&history);
+            rule.divergence_limit = self.divergence_limit(&history, start);
             for o in observers.iter_mut() {
                 o.observe(&history, self.max_steps);
             }

@@ -99,7 +99,7 @@ pub enum Error {
     /// Gradient descent diverged: the loss became non-finite or exploded.
     #[error(
         "diverged at step {step}: the loss became {loss:e} (not finite, or a million times \
-         the first step's); try a smaller learning rate (the last weights before it were kept)"
+         the starting loss); try a smaller learning rate (the last weights before it were kept)"
     )]
     Diverged { step: usize, loss: f64 },
 }

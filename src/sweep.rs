@@ -183,6 +183,20 @@ pub fn run_sweep_validated(
             best: None,
         })
         .collect();
+    // With mini-batches, each run's loss over every point before the first step: the base
+    // of its divergence limit.
+    let starts: Vec<Option<f64>> = if per_epoch > 1 {
+        engine
+            .evaluate()?
+            .iter()
+            .map(|e| Some(e.loss(descent.loss)))
+            .collect()
+    } else {
+        vec![None; runs.len()]
+    };
+    for (run, &start) in runs.iter_mut().zip(&starts) {
+        run.rule.divergence_limit = descent.divergence_limit(&run.history, start);
+    }
     let mut elapsed = Duration::ZERO;
     let mut engine_error = None;
     let mut steps = 0;
@@ -215,13 +229,13 @@ pub fn run_sweep_validated(
         };
         let took = started.elapsed();
         elapsed += took;
-        for (run, result) in runs.iter_mut().zip(rounds) {
+        for ((run, result), &start) in runs.iter_mut().zip(rounds).zip(&starts) {
             if run.stopped.is_some() {
                 continue;
             }
             run.elapsed += took;
             run.history.extend_from_slice(&result.records);
-            run.rule.divergence_limit = descent.divergence_limit(&run.history);
+            run.rule.divergence_limit = descent.divergence_limit(&run.history, start);
             match result.stop {
                 Some(EngineStop::Flat { gradient_norm, .. }) => {
                     run.stopped = Some(StopReason::Flat {

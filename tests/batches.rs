@@ -525,3 +525,80 @@ fn a_mini_batch_run_resumed_with_init_continues_exactly() {
         assert_eq!(got.params(), want.params(), "{device}");
     }
 }
+
+/// Plain descent on mini-batches with a rate schedule, resumed from its model and history,
+/// writes the same model and the same history (batches, rates) as the run not interrupted.
+#[test]
+#[cfg(feature = "cli")]
+fn a_scheduled_plain_descent_resumed_writes_the_whole_runs_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let train = |epochs: &str, init: Option<&str>, out: &str, history: &str| {
+        let mut args = vec![
+            "train",
+            "--points",
+            "1000",
+            "--batch-size",
+            "300",
+            "--lr-schedule",
+            "exp:0.5",
+            "--validation",
+            "0.2",
+            "--device",
+            "cpu",
+            "--epochs",
+            epochs,
+            "--out",
+            out,
+            "--history",
+            history,
+        ];
+        if let Some(init) = init {
+            args.extend(["--init", init]);
+        }
+        let out = common::downhill(&args);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+    };
+    train("4", None, &file("whole.json"), &file("whole.csv"));
+    train("2", None, &file("part.json"), &file("part.csv"));
+    train(
+        "2",
+        Some(&file("part.json")),
+        &file("part.json"),
+        &file("part.csv"),
+    );
+    let read = |name: &str| std::fs::read_to_string(file(name)).unwrap();
+    assert_eq!(read("part.csv"), read("whole.csv"));
+    assert_eq!(read("part.json"), read("whole.json"));
+}
+
+/// A mini-batch run that blows up stops against a million times the starting loss over every
+/// point, and keeps weights whose loss is finite (the history ends with their row).
+#[test]
+#[cfg(feature = "cli")]
+fn a_diverging_mini_batch_run_keeps_finite_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("h.csv");
+    let out = common::downhill(&[
+        "train",
+        "--points",
+        "1000",
+        "--batch-size",
+        "1",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--json",
+        "--history",
+        common::path_str(&history),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+    assert_eq!(report["stopped"], "diverged");
+    let steps = report["steps"].as_u64().unwrap() as usize;
+    assert!(steps < 1000);
+    assert!(report["final_loss"].as_f64().unwrap().is_finite());
+    let rows = std::fs::read_to_string(&history).unwrap().lines().count();
+    assert_eq!(rows, steps + 2, "header, the steps and the end row");
+}

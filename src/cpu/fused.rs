@@ -309,19 +309,26 @@ pub(super) fn block_range(block: usize, points: usize) -> (usize, usize) {
     (start, (start + BLOCK).min(points))
 }
 
-/// Blocks a small set (a mini-batch) is cut into at least, so that every thread has work:
-/// a fixed count rather than the machine's threads, so that the sums (and the results) do
-/// not depend on the machine.
+/// Blocks a set is cut into at most below [`BLOCK`] points each, so that every thread has
+/// work on a small set (a mini-batch): a fixed count rather than the machine's threads, so
+/// that the sums (and the results) do not depend on the machine.
 const MIN_BLOCKS: usize = 8;
 /// The least work worth a parallel task, in parameters times points.
-const MIN_TASK_WORK: usize = 1 << 20;
+const MIN_TASK_WORK: usize = 1 << 16;
+/// The fewest points of a block: each block adds its per-lane gradient sums into the totals,
+/// which costs as much as a few dozen points.
+const MIN_BLOCK_POINTS: usize = 128;
 
 /// Points per parallel task over `points` points of a network of `params` parameters:
-/// [`BLOCK`], or fewer on a small set, but whole tiles and never less than a task's worth.
+/// [`BLOCK`], or on a small set an even share of up to [`MIN_BLOCKS`] blocks, each worth a
+/// task, in whole vectors of lanes.
 fn block_points(points: usize, params: usize) -> usize {
-    let even = points.div_ceil(MIN_BLOCKS).next_multiple_of(TILE);
-    let least = (MIN_TASK_WORK / params.max(1)).next_multiple_of(TILE);
-    even.max(least).min(BLOCK)
+    let by_work = points.saturating_mul(params.max(1)) / MIN_TASK_WORK;
+    let blocks = by_work
+        .min(MIN_BLOCKS)
+        .min(points / MIN_BLOCK_POINTS)
+        .max(1);
+    points.div_ceil(blocks).next_multiple_of(LANES).min(BLOCK)
 }
 
 impl CpuKernel for Fused {

@@ -165,9 +165,9 @@ pub struct OptimizerArgs {
     )]
     pub weight_decay: f64,
     /// How the learning rate changes: constant; step:EVERY:FACTOR (times FACTOR every EVERY
-    /// epochs); exp:FACTOR (times FACTOR every epoch); cosine (half a cosine down to 0 over
-    /// the run, step by step). At full batch an epoch is a step. The rate of each step goes
-    /// into the --history file.
+    /// steps); exp:FACTOR (times FACTOR every step); cosine (half a cosine down to 0 over the
+    /// steps). With train --batch-size, EVERY and exp count epochs; train's --history gets
+    /// each step's rate.
     #[arg(
         long,
         value_name = "constant|step:EVERY:FACTOR|exp:FACTOR|cosine",

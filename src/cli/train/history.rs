@@ -57,6 +57,9 @@ pub struct PastHistory {
     /// The file's rows after the header, the last one (the state the run continues from) left
     /// out.
     rows: String,
+    /// The last row's validation loss (the held-out loss of the weights the run continues
+    /// from), as written there; empty when it has none.
+    last_validation: String,
     /// The step number of the last row (1 when it has only that row, 0 when it has none).
     pub last_step: usize,
 }
@@ -108,7 +111,16 @@ pub fn read(path: &Path, scheduled: bool, validated: bool, batched: bool) -> Res
         }
         last_row = line;
     }
-    Ok(PastHistory { rows, last_step })
+    let last_validation = if validated {
+        last_row.rsplit(',').next().unwrap_or_default().to_string()
+    } else {
+        String::new()
+    };
+    Ok(PastHistory {
+        rows,
+        last_step,
+        last_validation,
+    })
 }
 
 /// Writes the history (after `past`, numbering on from it) into `outputs`; with `rates` (a
@@ -119,13 +131,13 @@ pub fn write(
     path: &Path,
     past: Option<&PastHistory>,
     outcome: &Outcome,
-    rates: Option<(Schedule, f64)>,
+    rates: Option<(Schedule, f64, u64)>,
     plan: Option<&BatchPlan>,
+    validated: bool,
 ) -> Result<()> {
     let offset = past.map_or(0, PastHistory::offset);
     outputs.write(path, |w| {
         let io = |e| Error::io(path, e);
-        let validated = !outcome.validation_history.is_empty();
         writeln!(w, "{}", header(rates.is_some(), validated, plan.is_some())).map_err(io)?;
         if let Some(p) = past {
             w.write_all(p.rows.as_bytes()).map_err(io)?;
@@ -140,17 +152,22 @@ pub fn write(
             }
             write!(w, ",{:e},{:e}", r.loss, r.gradient_norm).map_err(io)?;
             match rates {
-                // Update number r.step of this run (a continued run's rule starts afresh).
-                Some((schedule, first)) if r.step <= updates => {
-                    write!(w, ",{:e}", schedule.rate(first, r.step as u64)).map_err(io)?
+                // This run's update r.step, counted on from the run it continues.
+                Some((schedule, first, before)) if r.step <= updates => {
+                    let rate = schedule.rate(first, before + r.step as u64);
+                    write!(w, ",{rate:e}").map_err(io)?
                 }
                 Some(_) => write!(w, ",").map_err(io)?,
                 None => {}
             }
             if validated {
-                match validation_loss_of(outcome, r.step) {
-                    Some(loss) => write!(w, ",{loss:e}").map_err(io)?,
-                    None => write!(w, ",").map_err(io)?,
+                match (validation_loss_of(outcome, r.step), past) {
+                    (Some(loss), _) => write!(w, ",{loss:e}").map_err(io)?,
+                    // The weights the run continues from: their loss as the file had it.
+                    (None, Some(p)) if r.step == 1 => {
+                        write!(w, ",{}", p.last_validation).map_err(io)?
+                    }
+                    (None, _) => write!(w, ",").map_err(io)?,
                 }
             }
             writeln!(w).map_err(io)?;

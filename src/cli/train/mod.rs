@@ -80,7 +80,16 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     let points = data.len();
     let resume = past_history(&args, descent.update.schedule)?;
     let offset = resume.as_ref().map_or(0, history::PastHistory::offset);
-    let resumed = resumed_rule(&args, descent.update.optimizer)?;
+    // Plain descent keeps only its update count (for its rate schedule and its batches): from
+    // the model file, or else from the history it continues.
+    let resumed = match resumed_rule(&args, descent.update.optimizer)? {
+        None if descent.update.optimizer == Optimizer::Gd && offset > 0 => Some(OptimizerState {
+            updates: offset as u64,
+            ..OptimizerState::default()
+        }),
+        other => other,
+    };
+    let updates_before = resumed.as_ref().map_or(0, |s| s.updates);
     // Mini-batches: the length in epochs becomes steps, and the schedule counts epochs. A
     // resumed run takes the batches the uninterrupted one would take next: after the updates
     // its model file counts, or else the steps of the history it continues.
@@ -132,6 +141,7 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     let mut observers = [&mut progress as &mut dyn Observer, &mut interrupts];
     let rule = descent.update;
     let schedule = rule.schedule;
+    let batched = plan.is_some();
     let mut saved = None;
     let mut run = |engine: &mut dyn Engine| -> Result<(downhill::Outcome, String)> {
         let device_name = engine.device();
@@ -143,12 +153,20 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
             patience,
         });
         let outcome = descent.run_validated(engine, &mut observers, validation)?;
-        // The rule's state goes into --out beside the weights (plain descent has none).
+        // The rule's state goes into --out beside the weights: plain descent's is its update
+        // count alone, kept where its batches or its rate depend on it.
         if rule.optimizer != Optimizer::Gd {
             saved = Some(SavedRule::new(
                 rule.optimizer.name(),
                 &engine.optimizer_state()?,
             ));
+        } else if batched || schedule != Schedule::Constant {
+            let updates = engine.optimizer_state()?.updates;
+            let count = OptimizerState {
+                updates,
+                ..OptimizerState::default()
+            };
+            saved = Some(SavedRule::new(rule.optimizer.name(), &count));
         }
         Ok((outcome, device_name))
     };
@@ -188,7 +206,7 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     write_outputs(
         &args,
         // Each step's rate goes into the history when it changes.
-        (schedule != Schedule::Constant).then_some((schedule, one.learning_rate)),
+        (schedule != Schedule::Constant).then_some((schedule, one.learning_rate, updates_before)),
         saved.as_ref(),
         &outcome,
         resume.as_ref(),
@@ -283,11 +301,11 @@ fn past_history(args: &TrainArgs, schedule: Schedule) -> Result<Option<history::
 }
 
 /// The model (with the rule's state, if any), the history (with each step's rate under a
-/// schedule: `rates` is the schedule and the first rate) and the picture: every output written
-/// in full before any is put in place.
+/// schedule: `rates` is the schedule, the first rate and the updates made before this run)
+/// and the picture: every output written in full before any is put in place.
 fn write_outputs(
     args: &TrainArgs,
-    rates: Option<(Schedule, f64)>,
+    rates: Option<(Schedule, f64, u64)>,
     rule_state: Option<&SavedRule>,
     outcome: &downhill::Outcome,
     resume: Option<&history::PastHistory>,
@@ -300,7 +318,8 @@ fn write_outputs(
         model_file::write_with_rule(&mut outputs, &outcome.network, rule_state, path)?;
     }
     if let Some(path) = &args.history {
-        history::write(&mut outputs, path, resume, outcome, rates, plan)?;
+        let validated = args.validation.is_some();
+        history::write(&mut outputs, path, resume, outcome, rates, plan, validated)?;
     }
     if let Some(path) = &args.plot {
         // The curve runs to the state the run ended in, as the history file does.
