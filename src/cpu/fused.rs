@@ -315,13 +315,11 @@ pub(super) fn block_range(block: usize, points: usize) -> (usize, usize) {
 const MIN_BLOCKS: usize = 8;
 /// The least work worth a parallel task, in parameters times points.
 const MIN_TASK_WORK: usize = 1 << 16;
-/// The fewest points of a block: a tile, since a block of part of a tile costs the whole
-/// tile's arithmetic (measured: a batch of 256 points of 8-64-64-1 in two blocks of 128 took
-/// 1.3x the time of one block of 256).
-
 /// Points per parallel task over `points` points of a network of `params` parameters:
 /// [`BLOCK`], or on a small set an even share of up to [`MIN_BLOCKS`] blocks, each worth a
-/// task, in whole tiles.
+/// task, in whole tiles: a block of part of a tile costs the whole tile's arithmetic
+/// (measured: a batch of 256 points of 8-64-64-1 in two blocks of 128 took 1.3x the time of
+/// one block of 256).
 fn block_points(points: usize, params: usize) -> usize {
     let by_work = points.saturating_mul(params.max(1)) / MIN_TASK_WORK;
     let blocks = by_work.min(MIN_BLOCKS).min(points / TILE).max(1);
