@@ -23,7 +23,7 @@ LAYERS = {
     "network": 2, "model_file": 2, "data": 2, "loss": 2, "descent": 2, "sweep": 2,
     "optimizer": 2,
     "batches": 3, "cpu": 3, "gpu": 3,
-    "device": 4,
+    "device": 4, "distributed": 4,
     "verify": 5, "landscape": 5, "bench": 5, "progress": 5, "plot": 5,
 }
 COMMAND_LAYER = 6

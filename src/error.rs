@@ -92,6 +92,10 @@ pub enum Error {
     #[error("GPU: {0}")]
     Gpu(String),
 
+    /// The processes of a data-parallel run (MPI) no longer agree.
+    #[error("{0}")]
+    Distributed(String),
+
     /// `train --verify` found the GPU and CPU paths further apart than the tolerance.
     #[error("verification failed: {0}")]
     VerificationFailed(String),
@@ -109,7 +113,10 @@ impl Error {
     /// bad input.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Diverged { .. } | Error::Gpu(_) | Error::VerificationFailed(_) => 1,
+            Error::Diverged { .. }
+            | Error::Gpu(_)
+            | Error::VerificationFailed(_)
+            | Error::Distributed(_) => 1,
             _ => 2,
         }
     }

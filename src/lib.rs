@@ -27,6 +27,8 @@ pub mod cpu;
 pub mod data;
 pub mod descent;
 pub mod device;
+#[cfg(feature = "mpi")]
+pub mod distributed;
 pub mod error;
 #[cfg(feature = "gpu")]
 pub mod gpu;

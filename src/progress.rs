@@ -11,6 +11,13 @@ pub struct ProgressObserver {
 }
 
 impl ProgressObserver {
+    /// No bar at all (the processes of a data-parallel run other than the one that reports).
+    pub fn hidden() -> Self {
+        ProgressObserver {
+            bar: ProgressBar::hidden(),
+        }
+    }
+
     /// A bar for a run of up to `max_steps` steps.
     pub fn new(max_steps: usize) -> Self {
         let bar = ProgressBar::new(max_steps as u64);

@@ -132,3 +132,29 @@ fn outputs_are_ordinary_files_not_private_temporaries() {
         mode(&plain)
     );
 }
+
+/// A share of a synthetic set, made alone, is bit for bit those rows of the whole set: what
+/// each process of a data-parallel run makes (shares across block boundaries and at the end).
+#[test]
+fn a_share_of_a_synthetic_set_is_those_rows_of_the_set() {
+    use downhill::data::{generate, generate_share};
+    let teacher = downhill::Network::lesson_baseline(downhill::Activation::Relu);
+    let points = 200_003;
+    let whole = generate(&teacher, points, 0.1, 9).unwrap();
+    for share in [
+        0..1,
+        65_535..65_538,
+        100_000..200_003,
+        131_072..131_073,
+        0..points,
+    ] {
+        let part = generate_share(&teacher, points, 0.1, 9, share.clone()).unwrap();
+        let want = whole
+            .columns()
+            .slice(ndarray::s![.., share.clone()])
+            .to_owned();
+        assert_eq!(part.columns(), want.view(), "{share:?}");
+    }
+    assert!(generate_share(&teacher, points, 0.1, 9, 5..5).is_err());
+    assert!(generate_share(&teacher, points, 0.1, 9, 0..points + 1).is_err());
+}

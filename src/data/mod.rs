@@ -14,7 +14,7 @@ use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 
 use crate::error::{Error, Result};
 
-pub use synthetic::{check_size, generate};
+pub use synthetic::{check_size, generate, generate_share};
 
 /// Points with their targets, column by column.
 #[derive(Clone, Debug, PartialEq)]
@@ -239,6 +239,27 @@ impl Table {
             FileKind::Npy => npy_io::read(path)?,
         };
         Ok(Table { columns })
+    }
+
+    /// The rows `share(rows)` of a `.csv` or `.npy` file, and the file's rows: a `.npy` file
+    /// is read at the share's offset (only the share's bytes are read into memory), a CSV file
+    /// is read whole and the share kept. Each share's values are checked as [`Table::load`]
+    /// checks the whole file's, naming rows by their place in the file.
+    #[cfg(feature = "mpi")]
+    pub fn load_share(
+        path: &Path,
+        share: impl Fn(usize) -> std::ops::Range<usize>,
+    ) -> Result<(Self, usize)> {
+        let (columns, rows) = match FileKind::of(path)? {
+            FileKind::Csv => {
+                let all = csv_io::read(path)?;
+                let rows = all.ncols();
+                let part = share(rows);
+                (all.slice(ndarray::s![.., part]).to_owned(), rows)
+            }
+            FileKind::Npy => npy_io::read_share(path, share)?,
+        };
+        Ok((Table { columns }, rows))
     }
 
     /// Number of columns.

@@ -59,6 +59,97 @@ pub fn read(path: &Path) -> Result<Array2<f32>> {
     })
 }
 
+/// The rows `share(rows)` of a `.npy` file of float32 or float64 values as columns
+/// `(columns, share)`, and the file's rows. The file is mapped, not read: only the pages of the
+/// share come into memory (the file is assumed not to change while it is read). A file the map
+/// cannot view (an unusual header, big-endian values) is read whole and the share kept.
+#[cfg(feature = "mpi")]
+pub fn read_share(
+    path: &Path,
+    share: impl Fn(usize) -> std::ops::Range<usize>,
+) -> Result<(Array2<f32>, usize)> {
+    use ndarray_npy::ViewNpyExt;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    // SAFETY: the map is only read, and the file is not written by downhill while it is
+    // mapped; one changed by another program meanwhile gives wrong values, as any reader would.
+    let mapped = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    if let Ok(view) = ArrayView2::<f32>::view_npy(&mapped) {
+        let rows = view.nrows();
+        let part = checked_share(path, view.dim(), &share)?;
+        let taken = view.slice(ndarray::s![part.clone(), ..]);
+        check_finite(path, taken, part.start)?;
+        return Ok((taken.t().as_standard_layout().into_owned(), rows));
+    }
+    if let Ok(view) = ArrayView2::<f64>::view_npy(&mapped) {
+        let rows = view.nrows();
+        let part = checked_share(path, view.dim(), &share)?;
+        let taken = view.slice(ndarray::s![part.clone(), ..]);
+        check_finite(path, taken, part.start)?;
+        let narrowed = narrow(path, taken.to_owned()).map_err(|e| renumber(e, part.start))?;
+        return Ok((narrowed.t().as_standard_layout().into_owned(), rows));
+    }
+    // Whatever the map cannot view is read as a whole (which names what is wrong with it).
+    let columns = read(path)?;
+    let rows = columns.ncols();
+    let part = share(rows);
+    Ok((columns.slice(ndarray::s![.., part]).to_owned(), rows))
+}
+
+/// The share of a file of `(rows, cols)` values, refused when the file holds none.
+#[cfg(feature = "mpi")]
+fn checked_share(
+    path: &Path,
+    (rows, cols): (usize, usize),
+    share: &impl Fn(usize) -> std::ops::Range<usize>,
+) -> Result<std::ops::Range<usize>> {
+    if rows == 0 || cols == 0 {
+        return Err(Error::bad_data(
+            path,
+            format!("holds no data (shape {rows} x {cols})"),
+        ));
+    }
+    Ok(share(rows))
+}
+
+/// Refuses a value that is not finite in rows numbered from `first` of the file.
+#[cfg(feature = "mpi")]
+fn check_finite<T: Copy + Into<f64> + std::fmt::Display>(
+    path: &Path,
+    rows: ArrayView2<T>,
+    first: usize,
+) -> Result<()> {
+    match rows.indexed_iter().find(|(_, v)| !(**v).into().is_finite()) {
+        Some(((row, column), value)) => Err(Error::bad_data(
+            path,
+            format!(
+                "row {}, column {}: {value} is not a finite number",
+                first + row + 1,
+                column + 1
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `error` about a row numbered within a share, numbered within the file instead.
+#[cfg(feature = "mpi")]
+fn renumber(error: Error, first: usize) -> Error {
+    match error {
+        Error::BadData { path, message } => {
+            let message = match message
+                .strip_prefix("row ")
+                .and_then(|rest| rest.split_once(','))
+                .and_then(|(row, rest)| Some((row.parse::<usize>().ok()?, rest)))
+            {
+                Some((row, rest)) => format!("row {},{rest}", first + row),
+                None => message,
+            };
+            Error::BadData { path, message }
+        }
+        other => other,
+    }
+}
+
 /// The start of a `.npy` file: magic, version, header length and the header text.
 struct Header {
     /// Everything up to the data, as read (a native-order descriptor rewritten as explicit

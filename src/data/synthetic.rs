@@ -27,8 +27,26 @@ pub fn check_size(points: usize, inputs: usize, outputs: usize) -> Result<()> {
 
 /// Makes `points` points from `teacher` with gaussian noise of standard deviation `noise`.
 pub fn generate(teacher: &Network, points: usize, noise: f64, seed: u64) -> Result<Dataset> {
+    generate_share(teacher, points, noise, seed, 0..points)
+}
+
+/// The points `share` of the set [`generate`] makes, bit for bit, making only the blocks
+/// they lie in (a process's share of a set spread over several processes).
+pub fn generate_share(
+    teacher: &Network,
+    points: usize,
+    noise: f64,
+    seed: u64,
+    share: std::ops::Range<usize>,
+) -> Result<Dataset> {
     if points == 0 {
         return Err(Error::InvalidArgument("--points must be at least 1".into()));
+    }
+    if share.is_empty() || share.end > points {
+        return Err(Error::InvalidArgument(format!(
+            "points {}..{} of a set of {points}",
+            share.start, share.end
+        )));
     }
     if !(noise.is_finite() && noise >= 0.0) {
         return Err(Error::InvalidArgument(format!(
@@ -37,17 +55,24 @@ pub fn generate(teacher: &Network, points: usize, noise: f64, seed: u64) -> Resu
         )));
     }
     let inputs = teacher.inputs();
-    check_size(points, inputs, teacher.outputs())?;
-    let mut columns = Array2::<f32>::zeros((inputs + teacher.outputs(), points));
+    // The whole blocks the share lies in.
+    let first_block = share.start / BLOCK;
+    let span = first_block * BLOCK..(share.end.div_ceil(BLOCK) * BLOCK).min(points);
+    check_size(span.len(), inputs, teacher.outputs())?;
+    let mut columns = Array2::<f32>::zeros((inputs + teacher.outputs(), span.len()));
     columns
         .axis_chunks_iter_mut(Axis(1), BLOCK)
         .into_par_iter()
         .enumerate()
         .for_each(|(block, chunk)| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(block as u64);
+            rng.set_stream((first_block + block) as u64);
             fill_block(teacher, noise, &mut rng, chunk)
         });
+    if span != share {
+        let within = share.start - span.start..share.end - span.start;
+        columns = columns.slice(ndarray::s![.., within]).to_owned();
+    }
     // A huge noise or a teacher whose outputs overflow single precision gives targets that
     // downhill itself would refuse to read: refuse them here, before anything is written.
     let targets = columns.slice(ndarray::s![inputs.., ..]);
@@ -55,7 +80,7 @@ pub fn generate(teacher: &Network, points: usize, noise: f64, seed: u64) -> Resu
         return Err(Error::InvalidArgument(format!(
             "the target y{column} of point {} came out as {value} (too large for single \
              precision): lower --noise or use a teacher with smaller outputs",
-            point + 1
+            share.start + point + 1
         )));
     }
     Dataset::from_columns(columns, inputs)

@@ -32,7 +32,29 @@ use setup::{check_reference_memory, initial_network, training_data};
 /// engine's starting weights are moved, so that verification has something to find.
 const PERTURB_VARIABLE: &str = "DOWNHILL_VERIFY_PERTURB";
 
+#[cfg(feature = "mpi")]
+use downhill::distributed::World;
+#[cfg(not(feature = "mpi"))]
+type World = NoWorld;
+
 pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
+    // Under an MPI launcher: this process's place among the others (none when alone). A
+    // process that fails there ends every process (the others would wait for it for ever).
+    #[cfg(feature = "mpi")]
+    if let Some(world) = World::join()? {
+        return match run_in(args, interrupts, Some(&world)) {
+            Ok(code) => Ok(code),
+            Err(error) => {
+                eprintln!("downhill: error: {error}");
+                world.abort(error.exit_code())
+            }
+        };
+    }
+    run_in(args, interrupts, None)
+}
+
+/// `train`, in one process or (`world`) as one of several.
+fn run_in(args: TrainArgs, interrupts: Interrupts, world: Option<&World>) -> Result<ExitCode> {
     let mut args = args;
     // At full batch an epoch is a step.
     if let (Some(epochs), None) = (args.epochs, args.batch_size) {
@@ -44,6 +66,11 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
         ));
     }
     let runs = sweep::runs(&args)?;
+    #[cfg(feature = "mpi")]
+    if let Some(world) = world {
+        refuse_with_processes(&args, runs.len(), world)?;
+    }
+    let root = world.is_none_or(|w| w.is_root());
     if runs.len() > 1 {
         return sweep::run(args, runs, interrupts);
     }
@@ -66,9 +93,27 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     check_outputs(&args)?;
 
     let net = initial_network(&args, one.init_seed.unwrap_or(args.seed))?;
-    let target = Target::resolve(args.device)?;
+    // Each process of a data-parallel run takes its share of the points on its CPU.
+    let target = match world {
+        Some(_) => Target::resolve(downhill::DeviceChoice::Cpu)?,
+        None => Target::resolve(args.device)?,
+    };
     check_reference_memory(&args, &net, &target)?;
-    let (data, source) = training_data(&args, &net)?;
+    #[cfg(feature = "mpi")]
+    let (data, source, all_points) = match world {
+        Some(world) => setup::training_share(&args, &net, world)?,
+        None => {
+            let (data, source) = training_data(&args, &net)?;
+            let points = data.len();
+            (data, source, points)
+        }
+    };
+    #[cfg(not(feature = "mpi"))]
+    let (data, source, all_points) = {
+        let (data, source) = training_data(&args, &net)?;
+        let points = data.len();
+        (data, source, points)
+    };
     // The held-out points leave the training set before anything sees it.
     let (data, held_out) = match args.validation {
         Some(fraction) => {
@@ -128,17 +173,46 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     };
     let patience = args.patience;
     let validating = held_out.is_some();
-    let mut progress = ProgressObserver::new(args.steps);
+    let mut progress = if root {
+        ProgressObserver::new(args.steps)
+    } else {
+        ProgressObserver::hidden()
+    };
     let open = |target: &Target| match plan {
         Some(plan) => target.batch_engine(net.clone(), &data, plan),
         None => target.engine(net.clone(), &data),
     };
     let opened = open(&target)?;
+    // Every evaluation summed over the processes' shares before it is used.
+    #[cfg(feature = "mpi")]
+    let opened = match (world, opened) {
+        (Some(world), OpenEngine::Cpu(mut engine)) => {
+            engine.share_with(world.share_sum());
+            OpenEngine::Cpu(engine)
+        }
+        (_, opened) => opened,
+    };
     let perturbed = perturbation_for_tests()?;
     // From here to the end of the descent a first Ctrl-C stops after the steps in flight and
     // the weights reached are written; before and after, it ends the command at once.
     interrupts.set_graceful(true);
-    let mut observers = [&mut progress as &mut dyn Observer, &mut interrupts];
+    // An interrupt that reaches one process stops every process after the same step.
+    #[cfg(feature = "mpi")]
+    let mut agreed;
+    #[cfg(feature = "mpi")]
+    let stopping: &mut dyn Observer = match world {
+        Some(world) => {
+            agreed = downhill::distributed::AgreedStop {
+                inner: &mut interrupts,
+                world,
+            };
+            &mut agreed
+        }
+        None => &mut interrupts,
+    };
+    #[cfg(not(feature = "mpi"))]
+    let stopping: &mut dyn Observer = &mut interrupts;
+    let mut observers = [&mut progress as &mut dyn Observer, stopping];
     let rule = descent.update;
     let schedule = rule.schedule;
     let batched = plan.is_some();
@@ -194,6 +268,24 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     };
 
     interrupts.set_graceful(false);
+    // Every process ends with the same weights; the first reports and writes them.
+    #[cfg(feature = "mpi")]
+    if let Some(world) = world {
+        world.check_same_weights(&outcome.network)?;
+    }
+    let failure = verification
+        .as_ref()
+        .and_then(|v| v.failure())
+        .or_else(|| outcome.failure());
+    if !root {
+        let code = interrupts
+            .exit_code()
+            .filter(|_| outcome.stopped == StopReason::Interrupted);
+        let code = code.or(failure.map(|e| e.exit_code() as u8));
+        return Ok(code.map_or(ExitCode::SUCCESS, ExitCode::from));
+    }
+    // A data-parallel run reports every process's points together.
+    let points = if world.is_some() { all_points } else { points };
     let title = format!(
         "Loss during training: {}, {}{}, learning rate {}{}, {}",
         outcome.network.describe(),
@@ -238,16 +330,46 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     if let Some(code) = report::tell_written(&wrote, stopped.map(|c| (c, last)), unwritten) {
         return Ok(code);
     }
-    let failure = verification
-        .as_ref()
-        .and_then(|v| v.failure())
-        .or_else(|| outcome.failure());
     match failure {
         Some(error) => {
             eprintln!("downhill: error: {error}");
             Ok(ExitCode::from(error.exit_code() as u8))
         }
         None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Without the `mpi` feature, every run is one process's.
+#[cfg(not(feature = "mpi"))]
+struct NoWorld;
+
+#[cfg(not(feature = "mpi"))]
+impl NoWorld {
+    fn is_root(&self) -> bool {
+        true
+    }
+}
+
+/// What a data-parallel run (several processes) does not take yet, refused before any work.
+#[cfg(feature = "mpi")]
+fn refuse_with_processes(
+    args: &TrainArgs,
+    runs: usize,
+    world: &downhill::distributed::World,
+) -> Result<()> {
+    let refused = [
+        (runs > 1, "a sweep (several --lr or --init-seed)"),
+        (args.validation.is_some(), "--validation"),
+        (args.batch_size.is_some(), "--batch-size"),
+        (args.verify, "--verify"),
+        (args.device == downhill::DeviceChoice::Gpu, "--device gpu"),
+    ];
+    match refused.iter().find(|(refused, _)| *refused) {
+        Some((_, what)) => Err(Error::Unsupported(format!(
+            "{what} is not taken by a run over {} processes yet: run it in one process",
+            world.size()
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -60,20 +60,25 @@ pub fn training_data(args: &TrainArgs, net: &Network) -> Result<(Dataset, Source
         return Ok((data, Source::File(path.clone())));
     }
     let points = args.points.unwrap_or(DEFAULT_POINTS);
-    let (teacher, name) = if net.widths() == [2, 2, 1] {
-        (
-            Network::lesson_baseline(Activation::Relu),
-            "the lesson's 2-2-1 network (relu hidden)".to_string(),
-        )
-    } else {
-        let widths = net.widths();
-        let teacher = Network::random(&widths, args.shape.activation(), false, args.seed ^ 0x7eac)?;
-        let name = format!("a random {}", teacher.describe());
-        (teacher, name)
-    };
+    let (teacher, name) = teacher_of(args, net)?;
     let data = generate(&teacher, points, args.noise, args.seed)?;
     let teacher = format!("{name}, noise {}, seed {}", number(args.noise), args.seed);
     Ok((data, Source::Synthetic { teacher }))
+}
+
+/// The teacher of a synthetic set for `net` and its name: the lesson's network for 2-2-1, a
+/// random one of `net`'s shape (seeded by `--seed`) otherwise.
+fn teacher_of(args: &TrainArgs, net: &Network) -> Result<(Network, String)> {
+    if net.widths() == [2, 2, 1] {
+        return Ok((
+            Network::lesson_baseline(Activation::Relu),
+            "the lesson's 2-2-1 network (relu hidden)".to_string(),
+        ));
+    }
+    let widths = net.widths();
+    let teacher = Network::random(&widths, args.shape.activation(), false, args.seed ^ 0x7eac)?;
+    let name = format!("a random {}", teacher.describe());
+    Ok((teacher, name))
 }
 
 /// With `--verify` on the CPU, the f64 reference holds every layer for every point: refuse a
@@ -91,4 +96,41 @@ pub fn check_reference_memory(args: &TrainArgs, net: &Network, target: &Target) 
         ),
         downhill::cpu::reference::memory_needed(net, points),
     )
+}
+
+/// This process's share of the training data of a data-parallel run, where it came from, and
+/// the points of every share together: a file read at the share's offset (`.npy`) or read and
+/// cut (CSV), or the share of the synthetic set made alone, bit for bit the single-process
+/// set's rows.
+#[cfg(feature = "mpi")]
+pub fn training_share(
+    args: &TrainArgs,
+    net: &Network,
+    world: &downhill::distributed::World,
+) -> Result<(Dataset, Source, usize)> {
+    use std::cell::RefCell;
+    if let Some(path) = &args.data {
+        // The share is known once the file's rows are: the refusal of a file with fewer
+        // points than processes comes back through the cell.
+        let refused = RefCell::new(None);
+        let share = |rows: usize| match world.share(rows) {
+            Ok(share) => share,
+            Err(e) => {
+                *refused.borrow_mut() = Some(e);
+                0..0
+            }
+        };
+        let (table, rows) = Table::load_share(path, share)?;
+        if let Some(e) = refused.into_inner() {
+            return Err(e);
+        }
+        let data = table.into_dataset(path, net.inputs(), net.outputs())?;
+        return Ok((data, Source::File(path.clone()), rows));
+    }
+    let points = args.points.unwrap_or(DEFAULT_POINTS);
+    let share = world.share(points)?;
+    let (teacher, name) = teacher_of(args, net)?;
+    let data = downhill::data::generate_share(&teacher, points, args.noise, args.seed, share)?;
+    let teacher = format!("{name}, noise {}, seed {}", number(args.noise), args.seed);
+    Ok((data, Source::Synthetic { teacher }, points))
 }

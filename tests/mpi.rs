@@ -1,0 +1,276 @@
+//! Data-parallel training over MPI (the `mpi` feature): `mpirun -np 2` and `-np 3` (an
+//! uneven split) give the loss history and the weights of one process within 1e-6, for a
+//! `.npy` file in either memory order, a CSV file and a synthetic set; a bad file ends every
+//! process with exit code 2; what a run over several processes does not take is refused.
+#![cfg(feature = "mpi")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ndarray::Array2;
+use ndarray_npy::WriteNpyExt;
+
+/// `mpirun`, or `None` after saying the test is skipped (a failure under CI, where Open MPI
+/// is installed).
+fn mpirun() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("mpirun"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        common::skipped("mpirun not found (apt-get install openmpi-bin)");
+    }
+    found
+}
+
+/// `downhill args` in `np` processes under `mpirun`.
+fn on_processes(mpirun: &Path, np: usize, args: &[&str]) -> Output {
+    Command::new(mpirun)
+        .args([
+            "--allow-run-as-root",
+            "--oversubscribe",
+            "--bind-to",
+            "none",
+        ])
+        .args(["-np", &np.to_string(), env!("CARGO_BIN_EXE_downhill")])
+        .args(args)
+        // Containers often forbid the cross-memory attach shared memory would use.
+        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("mpirun runs")
+}
+
+/// The JSON report of a run that must succeed.
+fn report(out: &Output, what: &str) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        common::stderr(out),
+        common::stdout(out)
+    );
+    serde_json::from_str(&common::stdout(out)).unwrap_or_else(|e| {
+        panic!(
+            "{what}: one JSON report expected ({e}):\n{}",
+            common::stdout(out)
+        )
+    })
+}
+
+/// Every number of `got` within `tolerance` of `want`'s, relative.
+fn assert_close(got: &[f64], want: &[f64], tolerance: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let gap = (g - w).abs() / w.abs().max(1e-6);
+        assert!(gap <= tolerance, "{what}[{i}]: {g} vs {w} ({gap:e})");
+    }
+}
+
+fn numbers(value: &serde_json::Value) -> Vec<f64> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+/// Every weight of a report's model, flat.
+fn weights(report: &serde_json::Value) -> Vec<f64> {
+    let model = serde_json::to_string(&report["model"]).unwrap();
+    downhill::model_file::parse(&model).unwrap().params()
+}
+
+#[test]
+fn several_processes_give_one_processs_run() {
+    let Some(mpirun) = mpirun() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let fortran = dir.path().join("points.npy");
+    let csv = dir.path().join("points.csv");
+    let c_order = dir.path().join("c_order.npy");
+    let made = common::downhill(&[
+        "generate",
+        "--points",
+        "3001",
+        "--layers",
+        "2,3,1",
+        "--seed",
+        "5",
+        "--out",
+        common::path_str(&fortran),
+    ]);
+    assert!(made.status.success(), "{}", common::stderr(&made));
+    let table = downhill::data::Table::load(&fortran).unwrap();
+    let rows: Array2<f32> = table.columns.t().as_standard_layout().into_owned();
+    rows.write_npy(std::fs::File::create(&c_order).unwrap())
+        .unwrap();
+    downhill::data::Table::load(&fortran)
+        .unwrap()
+        .into_dataset(&fortran, 2, 1)
+        .unwrap()
+        .save(&csv)
+        .unwrap();
+    let common_args = [
+        "train", "--layers", "2,3,1", "--steps", "25", "--tol", "0", "--lr", "0.2", "--json",
+        "--device", "cpu",
+    ];
+    let sources: [Vec<&str>; 4] = [
+        vec!["--data", common::path_str(&fortran)],
+        vec!["--data", common::path_str(&c_order)],
+        vec!["--data", common::path_str(&csv)],
+        vec!["--points", "10007", "--seed", "3"],
+    ];
+    for source in &sources {
+        let args: Vec<&str> = common_args.iter().copied().chain(source.clone()).collect();
+        let alone = report(&common::downhill(&args), "one process");
+        for np in [2, 3] {
+            let what = format!("{source:?} on {np} processes");
+            let spread = report(&on_processes(&mpirun, np, &args), &what);
+            assert_eq!(spread["points"], alone["points"], "{what}");
+            assert_eq!(spread["steps"], alone["steps"], "{what}");
+            assert_close(
+                &numbers(&spread["loss_history"]),
+                &numbers(&alone["loss_history"]),
+                1e-6,
+                &what,
+            );
+            assert_close(&weights(&spread), &weights(&alone), 1e-6, &what);
+        }
+    }
+}
+
+#[test]
+fn a_bad_file_ends_every_process_with_exit_code_2() {
+    let Some(mpirun) = mpirun() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.npy");
+    let mut rows = Array2::<f32>::ones((40, 3));
+    // In the last process's share.
+    rows[[35, 1]] = f32::NAN;
+    rows.write_npy(std::fs::File::create(&bad).unwrap())
+        .unwrap();
+    let out = on_processes(
+        &mpirun,
+        2,
+        &[
+            "train",
+            "--data",
+            common::path_str(&bad),
+            "--steps",
+            "3",
+            "--device",
+            "cpu",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    let message = common::stderr(&out);
+    assert!(
+        message.contains("bad.npy") && message.contains("row 36"),
+        "{message}"
+    );
+}
+
+#[test]
+fn what_several_processes_do_not_take_is_refused() {
+    let Some(mpirun) = mpirun() else { return };
+    for extra in [
+        &["--lr", "0.1,0.2"][..],
+        &["--validation", "0.2"],
+        &["--batch-size", "10"],
+        &["--verify"],
+    ] {
+        let mut args = vec![
+            "train", "--points", "100", "--steps", "2", "--device", "cpu",
+        ];
+        args.extend_from_slice(extra);
+        let out = on_processes(&mpirun, 2, &args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{extra:?}: {}",
+            common::stderr(&out)
+        );
+        assert!(common::stderr(&out).contains("processes"), "{extra:?}");
+    }
+}
+
+/// The processes of a run started by `mpirun` with `marker` among their arguments.
+fn processes_with(marker: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (text.contains("downhill") && text.contains(marker) && !text.contains("mpirun"))
+                .then_some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn a_process_killed_mid_run_ends_the_job_with_an_error() {
+    let Some(mpirun) = mpirun() else { return };
+    // A seed no other test uses marks this run's processes.
+    let marker = "918273";
+    let mut job = Command::new(&mpirun)
+        .args([
+            "--allow-run-as-root",
+            "--oversubscribe",
+            "--bind-to",
+            "none",
+            "-np",
+            "2",
+        ])
+        .arg(env!("CARGO_BIN_EXE_downhill"))
+        .args([
+            "train",
+            "--points",
+            "20000",
+            "--steps",
+            "100000000",
+            "--tol",
+            "0",
+        ])
+        .args(["--device", "cpu", "--seed", marker])
+        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mpirun starts");
+    let started = std::time::Instant::now();
+    let mut pids = Vec::new();
+    while pids.len() < 2 && started.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        pids = processes_with(marker);
+    }
+    assert_eq!(pids.len(), 2, "both processes were started");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // The shell's own kill: a minimal system may have no kill program.
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -9 {}", pids[1])])
+        .status();
+    assert!(killed.is_ok_and(|s| s.success()));
+    let killed_at = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = job.try_wait().expect("waiting works") {
+            break status;
+        }
+        if killed_at.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = job.kill();
+            panic!("the job still runs 30 s after one of its processes was killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(!status.success(), "{status:?}");
+    assert!(
+        processes_with(marker).is_empty(),
+        "no process is left behind"
+    );
+}
