@@ -68,6 +68,18 @@ impl BatchPlan {
         self.before
     }
 
+    /// An error unless the plan cuts a set of `points` points (the engine's data).
+    pub fn check_points(&self, points: usize) -> Result<()> {
+        if self.points == points {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "a plan of batches of {} points for {points} points",
+                self.points
+            )))
+        }
+    }
+
     /// Points per batch (the last batch of an epoch may have fewer).
     pub fn size(&self) -> usize {
         self.size

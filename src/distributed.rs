@@ -8,13 +8,16 @@
 //! (`mpirun -np R downhill train ...`); a process started alone, or a world of one, behaves
 //! exactly as without MPI.
 
+use std::cell::RefCell;
 use std::ops::Range;
+use std::path::Path;
 
 use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 
+use crate::data::Table;
 use crate::descent::{Observer, ShareSum, StepRecord};
 use crate::error::{Error, Result};
 use crate::loss::Evaluation;
@@ -96,6 +99,26 @@ impl World {
     /// leave the others waiting for it).
     pub fn abort(&self, code: i32) -> ! {
         self.world.abort(code)
+    }
+
+    /// This process's share of the rows of a `.csv` or `.npy` file, and the file's rows (see
+    /// [`Table::load_share`]); a file with fewer rows than processes is refused.
+    pub fn read_share(&self, path: &Path) -> Result<(Table, usize)> {
+        // The share is known once the file's rows are: the refusal of a file with fewer
+        // rows than processes comes back through the cell.
+        let refused = RefCell::new(None);
+        let share = |rows: usize| match self.share(rows) {
+            Ok(share) => share,
+            Err(e) => {
+                *refused.borrow_mut() = Some(e);
+                0..0
+            }
+        };
+        let read = Table::load_share(path, share);
+        if let Some(e) = refused.into_inner() {
+            return Err(e);
+        }
+        read
     }
 
     /// Sums `values` over every process, in place (every process gets the sums).

@@ -274,3 +274,41 @@ fn a_process_killed_mid_run_ends_the_job_with_an_error() {
         "no process is left behind"
     );
 }
+
+/// `eval` over 3 processes: the points, the loss and every slope of one process's.
+#[test]
+fn eval_over_processes_is_one_processs() {
+    let Some(mpirun) = mpirun() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (points, model) = common::points_and_model(dir.path());
+    let args = [
+        "eval",
+        "--model",
+        common::path_str(&model),
+        "--data",
+        common::path_str(&points),
+        "--json",
+        "--device",
+        "cpu",
+    ];
+    let alone = report(&common::downhill(&args), "one process");
+    let spread = report(&on_processes(&mpirun, 3, &args), "3 processes");
+    assert_eq!(spread["points"], alone["points"]);
+    for key in ["sse", "mse"] {
+        assert_close(
+            &[spread[key].as_f64().unwrap()],
+            &[alone[key].as_f64().unwrap()],
+            1e-6,
+            key,
+        );
+    }
+    let slopes = |r: &serde_json::Value| -> Vec<f64> {
+        r["gradient"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    assert_close(&slopes(&spread), &slopes(&alone), 1e-6, "gradient");
+}

@@ -47,6 +47,22 @@ pub struct PredictArgs {
 }
 
 pub fn run_eval(args: EvalArgs) -> Result<ExitCode> {
+    // Under mpirun: every process evaluates its share of the file, the sums are added, and the
+    // first process reports (a failing process ends them all).
+    #[cfg(feature = "mpi")]
+    if let Some(world) = downhill::distributed::World::join()? {
+        let evaluated = evaluate_share(&args, &world);
+        return match evaluated {
+            Ok((evaluation, net, device)) if world.is_root() => {
+                report_eval(&args, &evaluation, &net, &device)
+            }
+            Ok(_) => Ok(ExitCode::SUCCESS),
+            Err(error) => {
+                eprintln!("downhill: error: {error}");
+                world.abort(error.exit_code())
+            }
+        };
+    }
     let ModelDataArgs {
         model,
         data,
@@ -56,6 +72,43 @@ pub fn run_eval(args: EvalArgs) -> Result<ExitCode> {
     let dataset = Table::load(data)?.into_dataset(data, net.inputs(), net.outputs())?;
     let target = device::Target::resolve(*device)?;
     let evaluation = target.evaluate(&net, &dataset)?;
+    report_eval(&args, &evaluation, &net, &target.name())
+}
+
+/// This process's share of `eval`'s file evaluated on its CPU and summed with the others'.
+#[cfg(feature = "mpi")]
+fn evaluate_share(
+    args: &EvalArgs,
+    world: &downhill::distributed::World,
+) -> Result<(downhill::Evaluation, downhill::Network, String)> {
+    let ModelDataArgs {
+        model,
+        data,
+        device,
+    } = &args.common;
+    if *device == downhill::DeviceChoice::Gpu {
+        return Err(downhill::Error::Unsupported(format!(
+            "--device gpu is not taken by eval over {} processes yet: run it in one process",
+            world.size()
+        )));
+    }
+    let net = model_file::load(model)?;
+    let (table, _) = world.read_share(data)?;
+    let dataset = table.into_dataset(data, net.inputs(), net.outputs())?;
+    let target = device::Target::resolve(downhill::DeviceChoice::Cpu)?;
+    let mut evaluation = target.evaluate(&net, &dataset)?;
+    world.share_sum()(&mut evaluation, &net)?;
+    let device = format!("{} x {} processes", target.name(), world.size());
+    Ok((evaluation, net, device))
+}
+
+/// Prints `eval`'s report of `evaluation` at `net`'s weights on `device`.
+fn report_eval(
+    args: &EvalArgs,
+    evaluation: &downhill::Evaluation,
+    net: &downhill::Network,
+    device: &str,
+) -> Result<ExitCode> {
     let gradient = evaluation.gradient(args.loss);
     let names = net.param_names();
     if args.json {
@@ -69,11 +122,11 @@ pub fn run_eval(args: EvalArgs) -> Result<ExitCode> {
             "sse": evaluation.sse,
             "mse": evaluation.mse(),
             "loss": args.loss.name(),
-            "device": target.name(),
+            "device": device,
             "gradient": named,
         }));
     } else {
-        println!("device: {}", target.name());
+        println!("device: {device}");
         println!("points: {}", evaluation.points);
         println!("sse:    {:.9e}", evaluation.sse);
         println!("mse:    {:.9e}", evaluation.mse());

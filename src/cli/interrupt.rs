@@ -42,9 +42,9 @@ impl Interrupts {
     pub fn install(graceful: bool) -> Result<Self> {
         let flags = Arc::new(Flags::default());
         flags.graceful.store(graceful, Ordering::SeqCst);
-        let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| {
-            Error::InvalidArgument(format!("installing the signal handlers failed: {e}"))
-        })?;
+        // The counting actions first: signal-hook runs a signal's actions in the order they
+        // were registered, so a signal is counted before the iterator below is woken for it
+        // (the other way round, a second Ctrl-C could be read as a first one).
         for signal in [SIGINT, SIGTERM] {
             let counter = flags.clone();
             // SAFETY: the action only increments an atomic, which is async-signal-safe.
@@ -57,6 +57,9 @@ impl Interrupts {
                 Error::InvalidArgument(format!("installing the signal handlers failed: {e}"))
             })?;
         }
+        let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| {
+            Error::InvalidArgument(format!("installing the signal handlers failed: {e}"))
+        })?;
         let shared = flags.clone();
         std::thread::Builder::new()
             .name("signals".into())

@@ -104,13 +104,7 @@ pub(super) struct HostBatches {
 impl HostBatches {
     /// The batches of `plan` over `data` (of its points), or `None` for a full batch.
     pub(super) fn of_plan(plan: BatchPlan, data: &Dataset) -> Result<Option<Self>> {
-        if plan.points() != data.len() {
-            return Err(crate::error::Error::InvalidArgument(format!(
-                "a plan of batches of {} points for {} points",
-                plan.points(),
-                data.len()
-            )));
-        }
+        plan.check_points(data.len())?;
         Ok((!plan.is_full()).then_some(HostBatches {
             plan,
             epoch: None,

@@ -137,13 +137,7 @@ impl GpuEngine {
         options: GpuOptions,
         plan: BatchPlan,
     ) -> Result<Self> {
-        if plan.points() != data.len() {
-            return Err(Error::InvalidArgument(format!(
-                "a plan of batches of {} points for {} points",
-                plan.points(),
-                data.len()
-            )));
-        }
+        plan.check_points(data.len())?;
         if plan.is_full() {
             return Self::with_runs(ctx, nets, data, options);
         }

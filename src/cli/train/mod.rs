@@ -154,12 +154,7 @@ fn run_in(args: TrainArgs, interrupts: Interrupts, world: Option<&World>) -> Res
         None => None,
     };
     if let Some(plan) = &plan {
-        if let Some(epochs) = args.epochs {
-            args.steps = epochs.saturating_mul(plan.per_epoch());
-        }
-        descent.max_steps = args.steps;
-        descent.steps_per_epoch = plan.per_epoch();
-        descent.update = args.optimizer.rule(args.steps, plan.per_epoch())?;
+        setup::take_batches(&mut args, &mut descent, plan)?;
     }
     let args = args;
     let mut validator = match &held_out {

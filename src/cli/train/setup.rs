@@ -3,11 +3,12 @@
 
 use std::path::PathBuf;
 
+use downhill::batches::BatchPlan;
 use downhill::data::{generate, Table};
 use downhill::device::Target;
 use downhill::error::number;
 use downhill::limits::check_memory;
-use downhill::{model_file, network, Activation, Dataset, Error, Network, Result};
+use downhill::{model_file, network, Activation, Dataset, Descent, Error, Network, Result};
 
 use super::args::TrainArgs;
 use crate::cli::common::thousands;
@@ -108,22 +109,8 @@ pub fn training_share(
     net: &Network,
     world: &downhill::distributed::World,
 ) -> Result<(Dataset, Source, usize)> {
-    use std::cell::RefCell;
     if let Some(path) = &args.data {
-        // The share is known once the file's rows are: the refusal of a file with fewer
-        // points than processes comes back through the cell.
-        let refused = RefCell::new(None);
-        let share = |rows: usize| match world.share(rows) {
-            Ok(share) => share,
-            Err(e) => {
-                *refused.borrow_mut() = Some(e);
-                0..0
-            }
-        };
-        let (table, rows) = Table::load_share(path, share)?;
-        if let Some(e) = refused.into_inner() {
-            return Err(e);
-        }
+        let (table, rows) = world.read_share(path)?;
         let data = table.into_dataset(path, net.inputs(), net.outputs())?;
         return Ok((data, Source::File(path.clone()), rows));
     }
@@ -133,4 +120,16 @@ pub fn training_share(
     let data = downhill::data::generate_share(&teacher, points, args.noise, args.seed, share)?;
     let teacher = format!("{name}, noise {}, seed {}", number(args.noise), args.seed);
     Ok((data, Source::Synthetic { teacher }, points))
+}
+
+/// A run on the mini-batches of `plan`: its length in epochs becomes steps, an epoch is the
+/// plan's batches, and the rate schedule counts epochs.
+pub fn take_batches(args: &mut TrainArgs, descent: &mut Descent, plan: &BatchPlan) -> Result<()> {
+    if let Some(epochs) = args.epochs {
+        args.steps = epochs.saturating_mul(plan.per_epoch());
+    }
+    descent.max_steps = args.steps;
+    descent.steps_per_epoch = plan.per_epoch();
+    descent.update = args.optimizer.rule(args.steps, plan.per_epoch())?;
+    Ok(())
 }

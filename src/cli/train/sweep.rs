@@ -22,7 +22,7 @@ use serde_json::json;
 
 use super::args::TrainArgs;
 use super::report;
-use super::setup::{check_reference_memory, initial_network, training_data};
+use super::setup::{check_reference_memory, initial_network, take_batches, training_data};
 use crate::cli::common::{points as points_text, print_json, thousands};
 use crate::cli::interrupt::Interrupts;
 
@@ -154,12 +154,7 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
         None => None,
     };
     if let Some(plan) = &plan {
-        if let Some(epochs) = args.epochs {
-            args.steps = epochs.saturating_mul(plan.per_epoch());
-        }
-        descent.max_steps = args.steps;
-        descent.steps_per_epoch = plan.per_epoch();
-        descent.update = args.optimizer.rule(args.steps, plan.per_epoch())?;
+        take_batches(&mut args, &mut descent, plan)?;
     }
     let args = args;
     let opened = target.batch_sweep_engine(nets.clone(), &data, plan)?;
