@@ -57,7 +57,8 @@ pub fn generate_share(
     let inputs = teacher.inputs();
     // The whole blocks the share lies in.
     let first_block = share.start / BLOCK;
-    let span = first_block * BLOCK..(share.end.div_ceil(BLOCK) * BLOCK).min(points);
+    // Saturating: an absurd --points must reach the size check below, not wrap around.
+    let span = first_block * BLOCK..share.end.div_ceil(BLOCK).saturating_mul(BLOCK).min(points);
     check_size(span.len(), inputs, teacher.outputs())?;
     let mut columns = Array2::<f32>::zeros((inputs + teacher.outputs(), span.len()));
     columns
