@@ -72,15 +72,16 @@ fn no_adapter() -> Error {
     )
 }
 
-/// The GPU context for `choice`: `Ok(None)` means use the CPU.
+/// The GPU context for `choice`, on the adapter at `index` among those it takes: `Ok(None)`
+/// means use the CPU.
 #[cfg(feature = "gpu")]
-fn context_for(choice: DeviceChoice) -> Result<Option<GpuContext>> {
+fn context_for(choice: DeviceChoice, index: usize) -> Result<Option<GpuContext>> {
     match choice {
         DeviceChoice::Cpu => Ok(None),
-        DeviceChoice::Gpu => GpuContext::open(AdapterChoice::Any)?
+        DeviceChoice::Gpu => GpuContext::open_among(AdapterChoice::Any, index)?
             .map(Some)
             .ok_or_else(no_adapter),
-        DeviceChoice::Auto => match GpuContext::open(AdapterChoice::HardwareOnly) {
+        DeviceChoice::Auto => match GpuContext::open_among(AdapterChoice::HardwareOnly, index) {
             Ok(ctx) => Ok(ctx),
             Err(e) => {
                 log::warn!("{e}; using the CPU path");
@@ -105,6 +106,14 @@ pub struct Target {
 impl Target {
     /// Opens what `choice` asks for (`auto` without a hardware adapter: the CPU).
     pub fn resolve(choice: DeviceChoice) -> Result<Self> {
+        Self::resolve_among(choice, 0)
+    }
+
+    /// As [`Target::resolve`], with the GPU adapter at `index` (counted round) among those
+    /// `choice` takes: process `r` of a data-parallel run takes adapter `r` modulo their count.
+    pub fn resolve_among(choice: DeviceChoice, index: usize) -> Result<Self> {
+        #[cfg(not(feature = "gpu"))]
+        let _ = index;
         #[cfg(not(feature = "gpu"))]
         if choice == DeviceChoice::Gpu {
             return Err(Error::DeviceUnavailable(
@@ -116,7 +125,7 @@ impl Target {
         Ok(Target {
             choice,
             #[cfg(feature = "gpu")]
-            ctx: context_for(choice)?,
+            ctx: context_for(choice, index)?,
             cpu_kernel: CpuVariant::Fused,
         })
     }

@@ -121,6 +121,37 @@ impl World {
         read
     }
 
+    /// `result` agreed between the processes: where it failed on any process, every process
+    /// fails with the error of the first that did (its message and exit code), so that a bad
+    /// file is told the same way everywhere, and no process goes on to wait for the others.
+    pub fn agree<T>(&self, result: Result<T>) -> Result<T> {
+        let mine = if result.is_err() {
+            self.rank as i32
+        } else {
+            i32::MAX
+        };
+        let mut first = 0i32;
+        self.world
+            .all_reduce_into(&mine, &mut first, SystemOperation::min());
+        if first == i32::MAX {
+            return result;
+        }
+        let (mut exit_code, mut message) = match &result {
+            Err(error) => (error.exit_code(), error.to_string().into_bytes()),
+            Ok(_) => (0, Vec::new()),
+        };
+        let teller = self.world.process_at_rank(first);
+        let mut length = message.len() as u64;
+        teller.broadcast_into(&mut length);
+        teller.broadcast_into(&mut exit_code);
+        message.resize(length as usize, 0);
+        teller.broadcast_into(&mut message[..]);
+        Err(Error::OnEveryProcess {
+            message: String::from_utf8_lossy(&message).into_owned(),
+            exit_code,
+        })
+    }
+
     /// Sums `values` over every process, in place (every process gets the sums).
     pub fn sum(&self, values: &mut [f64]) {
         let mine = values.to_vec();

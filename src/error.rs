@@ -96,6 +96,11 @@ pub enum Error {
     #[error("{0}")]
     Distributed(String),
 
+    /// What one process of a data-parallel run met, told to every process, so that all of
+    /// them stop with the same message and exit code.
+    #[error("{message}")]
+    OnEveryProcess { message: String, exit_code: i32 },
+
     /// `train --verify` found the GPU and CPU paths further apart than the tolerance.
     #[error("verification failed: {0}")]
     VerificationFailed(String),
@@ -113,6 +118,7 @@ impl Error {
     /// bad input.
     pub fn exit_code(&self) -> i32 {
         match self {
+            Error::OnEveryProcess { exit_code, .. } => *exit_code,
             Error::Diverged { .. }
             | Error::Gpu(_)
             | Error::VerificationFailed(_)

@@ -158,3 +158,64 @@ fn a_share_of_a_synthetic_set_is_those_rows_of_the_set() {
     assert!(generate_share(&teacher, points, 0.1, 9, 5..5).is_err());
     assert!(generate_share(&teacher, points, 0.1, 9, 0..points + 1).is_err());
 }
+
+/// A process's share of a `.npy` file, read by offset, is those rows of the file as a whole
+/// file's read gives them, in either memory order and either width, across the blocks it is
+/// read in; a bad value in a later block is named by its row in the file.
+#[cfg(feature = "mpi")]
+#[test]
+fn a_share_of_a_npy_file_is_those_rows_of_the_file() {
+    use ndarray::ShapeBuilder;
+    use ndarray_npy::WriteNpyExt;
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 600_001;
+    let value = |i: usize| ((i * 7919) % 10_007) as f64 / 97.0 - 50.0;
+    let values: Vec<f64> = (0..rows * 3).map(value).collect();
+    let by_row = Array2::from_shape_vec((rows, 3), values.clone()).unwrap();
+    let by_column = Array2::from_shape_vec((rows, 3).f(), values).unwrap();
+    let files = [
+        (
+            "c32.npy",
+            by_row
+                .mapv(|v| v as f32)
+                .write_npy(std::fs::File::create(dir.path().join("c32.npy")).unwrap()),
+        ),
+        (
+            "f32.npy",
+            by_column
+                .mapv(|v| v as f32)
+                .write_npy(std::fs::File::create(dir.path().join("f32.npy")).unwrap()),
+        ),
+        (
+            "c64.npy",
+            by_row.write_npy(std::fs::File::create(dir.path().join("c64.npy")).unwrap()),
+        ),
+        (
+            "f64.npy",
+            by_column.write_npy(std::fs::File::create(dir.path().join("f64.npy")).unwrap()),
+        ),
+    ];
+    for (name, written) in files {
+        written.unwrap();
+        let path = dir.path().join(name);
+        let whole = Table::load(&path).unwrap().columns;
+        for share in [0..1, 262_143..524_290, 599_999..rows, 0..rows] {
+            let (part, all) = Table::load_share(&path, |_| share.clone()).unwrap();
+            assert_eq!(all, rows, "{name}");
+            assert_eq!(
+                part.columns.view(),
+                whole.slice(ndarray::s![.., share.clone()]),
+                "{name} {share:?}"
+            );
+        }
+    }
+    let mut bad = by_column.mapv(|v| v as f32);
+    bad[[524_289, 2]] = f32::NAN;
+    let path = dir.path().join("bad.npy");
+    bad.write_npy(std::fs::File::create(&path).unwrap())
+        .unwrap();
+    let error = Table::load_share(&path, |_| 262_143..600_001)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("row 524290, column 3"), "{error}");
+}

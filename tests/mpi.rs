@@ -1,7 +1,8 @@
 //! Data-parallel training over MPI (the `mpi` feature): `mpirun -np 2` and `-np 3` (an
 //! uneven split) give the loss history and the weights of one process within 1e-6, for a
-//! `.npy` file in either memory order, a CSV file and a synthetic set; a bad file ends every
-//! process with exit code 2; what a run over several processes does not take is refused.
+//! `.npy` file in either memory order, a CSV file and a synthetic set, on the CPU and on the
+//! GPU; a bad file ends every process with one message and exit code 2; what a run over
+//! several processes does not take is refused.
 #![cfg(feature = "mpi")]
 
 mod common;
@@ -115,7 +116,6 @@ fn several_processes_give_one_processs_run() {
         .unwrap();
     let common_args = [
         "train", "--layers", "2,3,1", "--steps", "25", "--tol", "0", "--lr", "0.2", "--json",
-        "--device", "cpu",
     ];
     let sources: [Vec<&str>; 4] = [
         vec!["--data", common::path_str(&fortran)],
@@ -123,11 +123,19 @@ fn several_processes_give_one_processs_run() {
         vec!["--data", common::path_str(&csv)],
         vec!["--points", "10007", "--seed", "3"],
     ];
-    for source in &sources {
-        let args: Vec<&str> = common_args.iter().copied().chain(source.clone()).collect();
+    for (source, device) in sources
+        .iter()
+        .flat_map(|s| common::devices().into_iter().map(move |d| (s, d)))
+    {
+        let args: Vec<&str> = common_args
+            .iter()
+            .copied()
+            .chain(source.clone())
+            .chain(["--device", device])
+            .collect();
         let alone = report(&common::downhill(&args), "one process");
         for np in [2, 3] {
-            let what = format!("{source:?} on {np} processes");
+            let what = format!("{source:?} on {np} processes, {device}");
             let spread = report(&on_processes(&mpirun, np, &args), &what);
             assert_eq!(spread["points"], alone["points"], "{what}");
             assert_eq!(spread["steps"], alone["steps"], "{what}");
@@ -148,13 +156,13 @@ fn a_bad_file_ends_every_process_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.npy");
     let mut rows = Array2::<f32>::ones((40, 3));
-    // In the last process's share.
+    // In the last process's share: the first process tells it.
     rows[[35, 1]] = f32::NAN;
     rows.write_npy(std::fs::File::create(&bad).unwrap())
         .unwrap();
     let out = on_processes(
         &mpirun,
-        2,
+        3,
         &[
             "train",
             "--data",
@@ -170,6 +178,11 @@ fn a_bad_file_ends_every_process_with_exit_code_2() {
     assert!(
         message.contains("bad.npy") && message.contains("row 36"),
         "{message}"
+    );
+    assert_eq!(
+        message.matches("row 36").count(),
+        1,
+        "told once, by the first process: {message}"
     );
 }
 
@@ -214,12 +227,16 @@ fn processes_with(marker: &str) -> Vec<u32> {
         .collect()
 }
 
-#[test]
-fn a_process_killed_mid_run_ends_the_job_with_an_error() {
-    let Some(mpirun) = mpirun() else { return };
-    // A seed no other test uses marks this run's processes.
-    let marker = "918273";
-    let mut job = Command::new(&mpirun)
+/// A run of 2 processes that would go on for ever, marked by `marker` (a seed no other test
+/// uses), started with `extra` arguments and its stderr written to `stderr`; returned once
+/// both processes are descending, with their pids.
+fn endless_job(
+    mpirun: &Path,
+    marker: &str,
+    extra: &[&str],
+    stderr: &Path,
+) -> (std::process::Child, Vec<u32>) {
+    let job = Command::new(mpirun)
         .args([
             "--allow-run-as-root",
             "--oversubscribe",
@@ -239,9 +256,10 @@ fn a_process_killed_mid_run_ends_the_job_with_an_error() {
             "0",
         ])
         .args(["--device", "cpu", "--seed", marker])
+        .args(extra)
         .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(stderr).unwrap())
         .spawn()
         .expect("mpirun starts");
     let started = std::time::Instant::now();
@@ -251,27 +269,95 @@ fn a_process_killed_mid_run_ends_the_job_with_an_error() {
         pids = processes_with(marker);
     }
     assert_eq!(pids.len(), 2, "both processes were started");
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    // The shell's own kill: a minimal system may have no kill program.
-    let killed = Command::new("sh")
-        .args(["-c", &format!("kill -9 {}", pids[1])])
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    (job, pids)
+}
+
+/// Sends `signal` to `pid` with the shell's own kill (a minimal system may have no kill
+/// program).
+fn send(signal: &str, pid: u32) {
+    let sent = Command::new("sh")
+        .args(["-c", &format!("kill -{signal} {pid}")])
         .status();
-    assert!(killed.is_ok_and(|s| s.success()));
-    let killed_at = std::time::Instant::now();
+    assert!(sent.is_ok_and(|s| s.success()), "kill -{signal} {pid}");
+}
+
+/// How `job` ended, within 30 s, with no process of `marker`'s left behind.
+fn ends_within_30_s(job: &mut std::process::Child, marker: &str) -> std::process::ExitStatus {
+    let since = std::time::Instant::now();
     let status = loop {
         if let Some(status) = job.try_wait().expect("waiting works") {
             break status;
         }
-        if killed_at.elapsed() > std::time::Duration::from_secs(30) {
+        if since.elapsed() > std::time::Duration::from_secs(30) {
             let _ = job.kill();
-            panic!("the job still runs 30 s after one of its processes was killed");
+            panic!("the job still runs 30 s after the signal");
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
-    assert!(!status.success(), "{status:?}");
     assert!(
         processes_with(marker).is_empty(),
         "no process is left behind"
+    );
+    status
+}
+
+#[test]
+fn a_process_killed_mid_run_ends_the_job_with_an_error() {
+    let Some(mpirun) = mpirun() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let marker = "918273";
+    let (mut job, pids) = endless_job(&mpirun, marker, &[], &dir.path().join("stderr"));
+    send("9", pids[1]);
+    let status = ends_within_30_s(&mut job, marker);
+    assert!(!status.success(), "{status:?}");
+}
+
+/// Ctrl-C to `mpirun` (which passes it on to its processes as SIGTERM): every process stops
+/// after the same step, the first writes the weights reached, says so once, and the job
+/// ends.
+#[test]
+fn an_interrupt_through_mpirun_writes_the_weights_reached() {
+    let Some(mpirun) = mpirun() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (model, history, stderr) = (
+        dir.path().join("model.json"),
+        dir.path().join("history.csv"),
+        dir.path().join("stderr"),
+    );
+    let marker = "918274";
+    let outputs = [
+        "--out",
+        common::path_str(&model),
+        "--history",
+        common::path_str(&history),
+    ];
+    let (mut job, _) = endless_job(&mpirun, marker, &outputs, &stderr);
+    send("INT", job.id());
+    ends_within_30_s(&mut job, marker);
+    let told = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(
+        told.matches("stopping after the steps in flight").count(),
+        1,
+        "{told}"
+    );
+    assert_eq!(told.matches("interrupted after step").count(), 1, "{told}");
+    let net = downhill::model_file::load(&model).expect("the weights reached were written");
+    assert!(net.params().iter().all(|w| w.is_finite()));
+    let rows = std::fs::read_to_string(&history).unwrap();
+    // The last row is the state the run ended in, numbered one past the last update.
+    let end: usize = rows
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        told.contains(&format!("interrupted after step {};", end - 1)),
+        "the history runs to the step told: it ends at {end}\n{told}"
     );
 }
 
@@ -281,34 +367,36 @@ fn eval_over_processes_is_one_processs() {
     let Some(mpirun) = mpirun() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (points, model) = common::points_and_model(dir.path());
-    let args = [
-        "eval",
-        "--model",
-        common::path_str(&model),
-        "--data",
-        common::path_str(&points),
-        "--json",
-        "--device",
-        "cpu",
-    ];
-    let alone = report(&common::downhill(&args), "one process");
-    let spread = report(&on_processes(&mpirun, 3, &args), "3 processes");
-    assert_eq!(spread["points"], alone["points"]);
-    for key in ["sse", "mse"] {
-        assert_close(
-            &[spread[key].as_f64().unwrap()],
-            &[alone[key].as_f64().unwrap()],
-            1e-6,
-            key,
-        );
+    for device in common::devices() {
+        let args = [
+            "eval",
+            "--model",
+            common::path_str(&model),
+            "--data",
+            common::path_str(&points),
+            "--json",
+            "--device",
+            device,
+        ];
+        let alone = report(&common::downhill(&args), "one process");
+        let spread = report(&on_processes(&mpirun, 3, &args), "3 processes");
+        assert_eq!(spread["points"], alone["points"]);
+        for key in ["sse", "mse"] {
+            assert_close(
+                &[spread[key].as_f64().unwrap()],
+                &[alone[key].as_f64().unwrap()],
+                1e-6,
+                key,
+            );
+        }
+        let slopes = |r: &serde_json::Value| -> Vec<f64> {
+            r["gradient"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_f64().unwrap())
+                .collect()
+        };
+        assert_close(&slopes(&spread), &slopes(&alone), 1e-6, device);
     }
-    let slopes = |r: &serde_json::Value| -> Vec<f64> {
-        r["gradient"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|v| v.as_f64().unwrap())
-            .collect()
-    };
-    assert_close(&slopes(&spread), &slopes(&alone), 1e-6, "gradient");
 }

@@ -57,6 +57,12 @@ pub fn run_eval(args: EvalArgs) -> Result<ExitCode> {
                 report_eval(&args, &evaluation, &net, &device)
             }
             Ok(_) => Ok(ExitCode::SUCCESS),
+            Err(downhill::Error::OnEveryProcess { message, exit_code }) => {
+                if world.is_root() {
+                    eprintln!("downhill: error: {message}");
+                }
+                Ok(ExitCode::from(exit_code as u8))
+            }
             Err(error) => {
                 eprintln!("downhill: error: {error}");
                 world.abort(error.exit_code())
@@ -75,7 +81,7 @@ pub fn run_eval(args: EvalArgs) -> Result<ExitCode> {
     report_eval(&args, &evaluation, &net, &target.name())
 }
 
-/// This process's share of `eval`'s file evaluated on its CPU and summed with the others'.
+/// This process's share of `eval`'s file evaluated on its device and summed with the others'.
 #[cfg(feature = "mpi")]
 fn evaluate_share(
     args: &EvalArgs,
@@ -86,16 +92,15 @@ fn evaluate_share(
         data,
         device,
     } = &args.common;
-    if *device == downhill::DeviceChoice::Gpu {
-        return Err(downhill::Error::Unsupported(format!(
-            "--device gpu is not taken by eval over {} processes yet: run it in one process",
-            world.size()
-        )));
-    }
     let net = model_file::load(model)?;
-    let (table, _) = world.read_share(data)?;
-    let dataset = table.into_dataset(data, net.inputs(), net.outputs())?;
-    let target = device::Target::resolve(downhill::DeviceChoice::Cpu)?;
+    // A bad row is found by the process whose share holds it: every process stops with its
+    // message.
+    let dataset = world.agree(
+        world
+            .read_share(data)
+            .and_then(|(table, _)| table.into_dataset(data, net.inputs(), net.outputs())),
+    )?;
+    let target = device::Target::resolve_among(*device, world.rank())?;
     let mut evaluation = target.evaluate(&net, &dataset)?;
     world.share_sum()(&mut evaluation, &net)?;
     let device = format!("{} x {} processes", target.name(), world.size());

@@ -26,6 +26,9 @@ struct Flags {
     term: AtomicBool,
     /// Whether the running command stops by itself after a first signal.
     graceful: AtomicBool,
+    /// Whether a graceful stop goes unsaid (every process but the first of a data-parallel
+    /// run: the first says it once for all).
+    quiet: AtomicBool,
     /// Signals delivered, counted in the handler itself: two signals in quick succession can
     /// wake the signal thread only once, and must still count as a second signal.
     delivered: AtomicUsize,
@@ -73,6 +76,9 @@ impl Interrupts {
                     let first = shared.delivered.load(Ordering::SeqCst) <= 1;
                     flag.store(true, Ordering::SeqCst);
                     if first && shared.graceful.load(Ordering::SeqCst) {
+                        if shared.quiet.load(Ordering::SeqCst) {
+                            continue;
+                        }
                         eprintln!(
                             "downhill: {name}: stopping after the steps in flight and writing \
                              what was reached (again to stop at once)"
@@ -93,6 +99,11 @@ impl Interrupts {
     /// writing included).
     pub fn set_graceful(&self, graceful: bool) {
         self.flags.graceful.store(graceful, Ordering::SeqCst);
+    }
+
+    /// Leaves a graceful stop unsaid (the first process of a data-parallel run says it).
+    pub fn set_quiet(&self) {
+        self.flags.quiet.store(true, Ordering::SeqCst);
     }
 
     /// The exit code for the signal that came, if one did.

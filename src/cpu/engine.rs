@@ -6,7 +6,7 @@ use super::kernel::CpuKernel;
 use super::reference::{self, Reference};
 use crate::batches::BatchPlan;
 use crate::data::Dataset;
-use crate::descent::{Engine, EngineStop, Round, ShareSum, StepRecord, StepRule};
+use crate::descent::{Engine, EngineStop, Round, StepRecord, StepRule};
 use crate::error::Result;
 use crate::loss::{norm, Evaluation};
 use crate::network::Network;
@@ -90,8 +90,6 @@ pub struct CpuEngine<'a> {
     /// With mini-batches: the plan and the batches of the epoch gathered last (boxed: an
     /// engine is moved about, and most have none).
     batches: Option<Box<HostBatches>>,
-    /// With the points spread over several processes: the sum of every process's evaluation.
-    share_sum: Option<ShareSum>,
 }
 
 /// An epoch's batches gathered on the host.
@@ -147,25 +145,7 @@ impl<'a> CpuEngine<'a> {
             data,
             kernel,
             batches: None,
-            share_sum: None,
         })
-    }
-
-    /// Makes the engine's data one process's share of the points: every evaluation is summed
-    /// with the other processes' by `share_sum` before it is used, so that every process takes
-    /// the same steps.
-    pub fn share_with(&mut self, share_sum: ShareSum) {
-        self.share_sum = Some(share_sum);
-    }
-
-    /// The loss and gradient over this engine's points (with a share sum, over every
-    /// process's).
-    fn evaluate_over(&mut self, data: &Dataset) -> Result<Evaluation> {
-        let mut evaluation = self.kernel.evaluate(&self.net, data);
-        if let Some(sum) = &mut self.share_sum {
-            sum(&mut evaluation, &self.net)?;
-        }
-        Ok(evaluation)
     }
 
     /// An engine that takes one step per batch of `plan` (a full batch is plain descent);
@@ -194,17 +174,11 @@ impl Engine for CpuEngine<'_> {
     fn run_steps(&mut self, first_step: usize, count: usize, rule: &StepRule) -> Result<Round> {
         let mut round = Round::default();
         for step in first_step..first_step + count {
-            let evaluation = match &mut self.batches {
-                Some(batches) => {
-                    let batch = batches.of_step(self.data, step)?;
-                    let mut evaluation = self.kernel.evaluate(&self.net, batch);
-                    if let Some(sum) = &mut self.share_sum {
-                        sum(&mut evaluation, &self.net)?;
-                    }
-                    evaluation
-                }
-                None => self.evaluate_over(self.data)?,
+            let points = match &mut self.batches {
+                Some(batches) => batches.of_step(self.data, step)?,
+                None => self.data,
             };
+            let evaluation = self.kernel.evaluate(&self.net, points);
             let stepped = host_step(
                 &mut self.net,
                 &mut self.previous,
@@ -225,7 +199,7 @@ impl Engine for CpuEngine<'_> {
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
-        self.evaluate_over(self.data)
+        Ok(self.kernel.evaluate(&self.net, self.data))
     }
 
     fn network(&mut self) -> Result<Network> {

@@ -60,9 +60,11 @@ pub fn read(path: &Path) -> Result<Array2<f32>> {
 }
 
 /// The rows `share(rows)` of a `.npy` file of float32 or float64 values as columns
-/// `(columns, share)`, and the file's rows. The file is mapped, not read: only the pages of the
-/// share come into memory (the file is assumed not to change while it is read). A file the map
-/// cannot view (an unusual header, big-endian values) is read whole and the share kept.
+/// `(columns, share)`, and the file's rows. The header is read through a map of the file (its
+/// checks and its layout are the parser's); the share's values are read from the file a block
+/// at a time, so the process holds them once, and no page of another share (the file is
+/// assumed not to change while it is read). A file the map cannot view (an unusual header,
+/// big-endian values) is read whole and the share kept.
 #[cfg(feature = "mpi")]
 pub fn read_share(
     path: &Path,
@@ -74,25 +76,126 @@ pub fn read_share(
     // mapped; one changed by another program meanwhile gives wrong values, as any reader would.
     let mapped = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
     if let Ok(view) = ArrayView2::<f32>::view_npy(&mapped) {
-        let rows = view.nrows();
         let part = checked_share(path, view.dim(), &share)?;
-        let taken = view.slice(ndarray::s![part.clone(), ..]);
-        check_finite(path, taken, part.start)?;
-        return Ok((taken.t().as_standard_layout().into_owned(), rows));
+        let layout = share_io::Layout::of(&view, &mapped);
+        let mut columns = Array2::<f32>::zeros((layout.cols, part.len()));
+        for block in share_io::blocks(part.clone()) {
+            let values = layout
+                .read(&file, block.clone(), f32::from_ne_bytes)
+                .map_err(|e| Error::io(path, e))?;
+            check_finite(path, values.t(), block.start)?;
+            let at = block.start - part.start..block.end - part.start;
+            columns.slice_mut(ndarray::s![.., at]).assign(&values);
+        }
+        return Ok((columns, view.nrows()));
     }
     if let Ok(view) = ArrayView2::<f64>::view_npy(&mapped) {
-        let rows = view.nrows();
         let part = checked_share(path, view.dim(), &share)?;
-        let taken = view.slice(ndarray::s![part.clone(), ..]);
-        check_finite(path, taken, part.start)?;
-        let narrowed = narrow(path, taken.to_owned()).map_err(|e| renumber(e, part.start))?;
-        return Ok((narrowed.t().as_standard_layout().into_owned(), rows));
+        let layout = share_io::Layout::of(&view, &mapped);
+        let mut columns = Array2::<f32>::zeros((layout.cols, part.len()));
+        for block in share_io::blocks(part.clone()) {
+            let values = layout
+                .read(&file, block.clone(), f64::from_ne_bytes)
+                .map_err(|e| Error::io(path, e))?;
+            check_finite(path, values.t(), block.start)?;
+            let narrowed =
+                narrow(path, values.t().to_owned()).map_err(|e| renumber(e, block.start))?;
+            let at = block.start - part.start..block.end - part.start;
+            columns.slice_mut(ndarray::s![.., at]).assign(&narrowed.t());
+        }
+        return Ok((columns, view.nrows()));
     }
     // Whatever the map cannot view is read as a whole (which names what is wrong with it).
     let columns = read(path)?;
     let rows = columns.ncols();
     let part = share(rows);
     Ok((columns.slice(ndarray::s![.., part]).to_owned(), rows))
+}
+
+/// Reading rows of a `.npy` file's values straight from the file, by offset.
+#[cfg(feature = "mpi")]
+mod share_io {
+    use std::fs::File;
+    use std::ops::Range;
+    use std::os::unix::fs::FileExt;
+
+    use ndarray::{Array2, ArrayView2};
+
+    /// Rows read at a time: a few megabytes of values, whatever the share.
+    const BLOCK_ROWS: usize = 1 << 18;
+
+    /// The blocks of rows `rows` is read in.
+    pub fn blocks(rows: Range<usize>) -> impl Iterator<Item = Range<usize>> {
+        let end = rows.end;
+        rows.step_by(BLOCK_ROWS)
+            .map(move |start| start..(start + BLOCK_ROWS).min(end))
+    }
+
+    /// Where a file's values lie: from byte `data`, `rows x cols` of them, by column
+    /// (Fortran order) or by row.
+    pub struct Layout {
+        data: u64,
+        rows: usize,
+        pub cols: usize,
+        by_column: bool,
+    }
+
+    impl Layout {
+        /// The layout of the values `view` sees in the map `mapped`.
+        pub fn of<T>(view: &ArrayView2<T>, mapped: &[u8]) -> Layout {
+            let (rows, cols) = view.dim();
+            Layout {
+                data: (view.as_ptr() as usize - mapped.as_ptr() as usize) as u64,
+                rows,
+                cols,
+                by_column: view.t().is_standard_layout(),
+            }
+        }
+
+        /// The byte offset of value `(row, col)` of `N` bytes.
+        fn offset<const N: usize>(&self, row: usize, col: usize) -> u64 {
+            let index = if self.by_column {
+                col * self.rows + row
+            } else {
+                row * self.cols + col
+            };
+            self.data + (index * N) as u64
+        }
+
+        /// Rows `rows` of `file` as columns `(cols, rows)`, each value made from its `N`
+        /// bytes by `decode` (in this machine's byte order: the view the layout came from
+        /// checked that the file's is the same).
+        pub fn read<T: Copy, const N: usize>(
+            &self,
+            file: &File,
+            rows: Range<usize>,
+            decode: fn([u8; N]) -> T,
+        ) -> std::io::Result<Array2<T>> {
+            let n = rows.len();
+            let decoded = |bytes: &[u8], into: &mut Vec<T>| {
+                into.extend(
+                    bytes
+                        .chunks_exact(N)
+                        .map(|b| decode(b.try_into().expect("chunks of N bytes"))),
+                );
+            };
+            let mut values = Vec::with_capacity(n * self.cols);
+            if self.by_column {
+                let mut bytes = vec![0u8; n * N];
+                for col in 0..self.cols {
+                    file.read_exact_at(&mut bytes, self.offset::<N>(rows.start, col))?;
+                    decoded(&bytes, &mut values);
+                }
+                Ok(Array2::from_shape_vec((self.cols, n), values).expect("cols x n values"))
+            } else {
+                let mut bytes = vec![0u8; n * self.cols * N];
+                file.read_exact_at(&mut bytes, self.offset::<N>(rows.start, 0))?;
+                decoded(&bytes, &mut values);
+                let by_row = Array2::from_shape_vec((n, self.cols), values).expect("n x cols");
+                Ok(by_row.reversed_axes().as_standard_layout().into_owned())
+            }
+        }
+    }
 }
 
 /// The share of a file of `(rows, cols)` values, refused when the file holds none.

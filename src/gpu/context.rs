@@ -113,19 +113,24 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
     adapters().iter().map(summary).collect()
 }
 
-/// The adapter `choice` would use, hardware first.
-fn pick(choice: AdapterChoice) -> Option<wgpu::Adapter> {
-    let mut found = adapters();
+/// The adapters `choice` takes, hardware first; of them the one at `index`, counted round
+/// (process `r` of a data-parallel run takes adapter `r` modulo their count).
+fn pick(choice: AdapterChoice, index: usize) -> Option<wgpu::Adapter> {
+    let mut found: Vec<wgpu::Adapter> = adapters()
+        .into_iter()
+        .filter(|a| match choice {
+            AdapterChoice::HardwareOnly => !is_software(&a.get_info()),
+            AdapterChoice::Any => true,
+        })
+        .collect();
     found.sort_by_key(|a| is_software(&a.get_info()));
-    found.into_iter().find(|a| match choice {
-        AdapterChoice::HardwareOnly => !is_software(&a.get_info()),
-        AdapterChoice::Any => true,
-    })
+    let count = found.len();
+    (count > 0).then(|| found.swap_remove(index % count))
 }
 
 /// The summary of the adapter `choice` would use, if any.
 pub fn preferred_adapter(choice: AdapterChoice) -> Option<AdapterSummary> {
-    pick(choice).as_ref().map(summary)
+    pick(choice, 0).as_ref().map(summary)
 }
 
 /// A compiled compute pipeline and the layout of its one bind group.
@@ -151,7 +156,13 @@ impl GpuContext {
     /// defaults are the WebGPU minimums, far below what compute needs). `Ok(None)` when there
     /// is no such adapter.
     pub fn open(choice: AdapterChoice) -> Result<Option<GpuContext>> {
-        let Some(adapter) = pick(choice) else {
+        Self::open_among(choice, 0)
+    }
+
+    /// As [`GpuContext::open`], on the adapter at `index` (counted round) among those
+    /// `choice` takes, hardware first.
+    pub fn open_among(choice: AdapterChoice, index: usize) -> Result<Option<GpuContext>> {
+        let Some(adapter) = pick(choice, index) else {
             return Ok(None);
         };
         let limits = adapter.limits();

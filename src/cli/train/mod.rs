@@ -44,6 +44,13 @@ pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     if let Some(world) = World::join()? {
         return match run_in(args, interrupts, Some(&world)) {
             Ok(code) => Ok(code),
+            // Every process has it: the first tells it, and all end as one.
+            Err(Error::OnEveryProcess { message, exit_code }) => {
+                if world.is_root() {
+                    eprintln!("downhill: error: {message}");
+                }
+                Ok(ExitCode::from(exit_code as u8))
+            }
             Err(error) => {
                 eprintln!("downhill: error: {error}");
                 world.abort(error.exit_code())
@@ -71,6 +78,9 @@ fn run_in(args: TrainArgs, interrupts: Interrupts, world: Option<&World>) -> Res
         refuse_with_processes(&args, runs.len(), world)?;
     }
     let root = world.is_none_or(|w| w.is_root());
+    if !root {
+        interrupts.set_quiet();
+    }
     if runs.len() > 1 {
         return sweep::run(args, runs, interrupts);
     }
@@ -93,11 +103,8 @@ fn run_in(args: TrainArgs, interrupts: Interrupts, world: Option<&World>) -> Res
     check_outputs(&args)?;
 
     let net = initial_network(&args, one.init_seed.unwrap_or(args.seed))?;
-    // Each process of a data-parallel run takes its share of the points on its CPU.
-    let target = match world {
-        Some(_) => Target::resolve(downhill::DeviceChoice::Cpu)?,
-        None => Target::resolve(args.device)?,
-    };
+    // Process r of a data-parallel run takes GPU adapter r (counted round).
+    let target = Target::resolve_among(args.device, world.map_or(0, |w| w.rank()))?;
     check_reference_memory(&args, &net, &target)?;
     #[cfg(feature = "mpi")]
     let (data, source, all_points) = match world {
@@ -178,15 +185,6 @@ fn run_in(args: TrainArgs, interrupts: Interrupts, world: Option<&World>) -> Res
         None => target.engine(net.clone(), &data),
     };
     let opened = open(&target)?;
-    // Every evaluation summed over the processes' shares before it is used.
-    #[cfg(feature = "mpi")]
-    let opened = match (world, opened) {
-        (Some(world), OpenEngine::Cpu(mut engine)) => {
-            engine.share_with(world.share_sum());
-            OpenEngine::Cpu(engine)
-        }
-        (_, opened) => opened,
-    };
     let perturbed = perturbation_for_tests()?;
     // From here to the end of the descent a first Ctrl-C stops after the steps in flight and
     // the weights reached are written; before and after, it ends the command at once.
@@ -241,13 +239,13 @@ fn run_in(args: TrainArgs, interrupts: Interrupts, world: Option<&World>) -> Res
     };
     let ((outcome, device_name), verification) = match (opened, args.verify) {
         #[cfg(feature = "gpu")]
-        (OpenEngine::Gpu(mut engine), false) => {
+        (OpenEngine::Gpu(engine), false) => {
             // The data now lives on the device; free the host copy (on a software adapter,
             // device memory is host memory too, and 100M points would be held twice).
             drop(data);
-            (run(engine.as_mut())?, None)
+            (run(over_processes(engine, world)?.as_mut())?, None)
         }
-        (opened, false) => (run(opened.boxed().as_mut())?, None),
+        (opened, false) => (run(over_processes(opened.boxed(), world)?.as_mut())?, None),
         (opened, true) => {
             let against = open(&opened.checker())?.boxed();
             let checked = match perturbed {
@@ -263,6 +261,10 @@ fn run_in(args: TrainArgs, interrupts: Interrupts, world: Option<&World>) -> Res
     };
 
     interrupts.set_graceful(false);
+    let device_name = match world {
+        Some(world) => format!("{device_name} x {} processes", world.size()),
+        None => device_name,
+    };
     // Every process ends with the same weights; the first reports and writes them.
     #[cfg(feature = "mpi")]
     if let Some(world) = world {
@@ -343,6 +345,29 @@ impl NoWorld {
     fn is_root(&self) -> bool {
         true
     }
+
+    fn rank(&self) -> usize {
+        0
+    }
+
+    fn size(&self) -> usize {
+        1
+    }
+}
+
+/// `engine` as this process's part of a data-parallel run: it evaluates the process's share,
+/// and each step is taken on the evaluation summed over every share. Alone, `engine` itself.
+fn over_processes<'a>(
+    engine: Box<dyn Engine + 'a>,
+    world: Option<&World>,
+) -> Result<Box<dyn Engine + 'a>> {
+    #[cfg(feature = "mpi")]
+    if let Some(world) = world {
+        let shared = downhill::cpu::SharedEngine::new(engine, world.share_sum())?;
+        return Ok(Box::new(shared));
+    }
+    let _ = world;
+    Ok(engine)
 }
 
 /// What a data-parallel run (several processes) does not take yet, refused before any work.
@@ -357,7 +382,6 @@ fn refuse_with_processes(
         (args.validation.is_some(), "--validation"),
         (args.batch_size.is_some(), "--batch-size"),
         (args.verify, "--verify"),
-        (args.device == downhill::DeviceChoice::Gpu, "--device gpu"),
     ];
     match refused.iter().find(|(refused, _)| *refused) {
         Some((_, what)) => Err(Error::Unsupported(format!(

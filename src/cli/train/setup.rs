@@ -109,17 +109,21 @@ pub fn training_share(
     net: &Network,
     world: &downhill::distributed::World,
 ) -> Result<(Dataset, Source, usize)> {
-    if let Some(path) = &args.data {
-        let (table, rows) = world.read_share(path)?;
-        let data = table.into_dataset(path, net.inputs(), net.outputs())?;
-        return Ok((data, Source::File(path.clone()), rows));
-    }
-    let points = args.points.unwrap_or(DEFAULT_POINTS);
-    let share = world.share(points)?;
-    let (teacher, name) = teacher_of(args, net)?;
-    let data = downhill::data::generate_share(&teacher, points, args.noise, args.seed, share)?;
-    let teacher = format!("{name}, noise {}, seed {}", number(args.noise), args.seed);
-    Ok((data, Source::Synthetic { teacher }, points))
+    // A bad row is found by the process whose share holds it: every process stops with its
+    // message.
+    world.agree((|| {
+        if let Some(path) = &args.data {
+            let (table, rows) = world.read_share(path)?;
+            let data = table.into_dataset(path, net.inputs(), net.outputs())?;
+            return Ok((data, Source::File(path.clone()), rows));
+        }
+        let points = args.points.unwrap_or(DEFAULT_POINTS);
+        let share = world.share(points)?;
+        let (teacher, name) = teacher_of(args, net)?;
+        let data = downhill::data::generate_share(&teacher, points, args.noise, args.seed, share)?;
+        let teacher = format!("{name}, noise {}, seed {}", number(args.noise), args.seed);
+        Ok((data, Source::Synthetic { teacher }, points))
+    })())
 }
 
 /// A run on the mini-batches of `plan`: its length in epochs becomes steps, an epoch is the
