@@ -1,0 +1,26 @@
+"""Arrays as the engine takes them: 2-D float32, read in place where they already are."""
+
+import numpy as np
+
+
+def as_points(values, name):
+    """``values`` as a 2-D float32 array (points x columns).
+
+    A float32 array is passed on as it is, in C or Fortran order (no copy here; the engine
+    packs it into its column layout once). float64 and other dtypes, and other layouts, are
+    converted once.
+    """
+    array = np.asarray(values)
+    if array.dtype.kind not in "fiub":
+        raise ValueError(f"{name}: expected numbers, got an array of dtype {array.dtype}")
+    if array.ndim == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array (points x columns), got {array.ndim}-D")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"{name}: holds no data (shape {array.shape[0]} x {array.shape[1]})")
+    if array.dtype != np.float32 or not (
+        array.flags["C_CONTIGUOUS"] or array.flags["F_CONTIGUOUS"]
+    ):
+        array = np.ascontiguousarray(array, dtype=np.float32)
+    return array

@@ -1,0 +1,157 @@
+"""The engine from Python is the command's: the same weights from the same training, models
+that cross between them, arrays taken in any dtype and layout, errors as Python's."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import downhill
+
+
+def points(n=500, seed=3):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 2)).astype(np.float32)
+    y = (np.maximum(X[:, 0] + X[:, 1], 0) - 0.3 * X[:, 1]).astype(np.float32)
+    return X, y
+
+
+def test_python_and_the_cli_train_the_same_weights(tmp_path, downhill_cli):
+    X, y = points()
+    data = tmp_path / "points.npy"
+    np.save(data, np.column_stack([X, y]))
+    for optimizer, batch in [("gd", None), ("adam", 64)]:
+        out = tmp_path / f"{optimizer}.json"
+        args = [downhill_cli, "train", "--data", str(data), "--layers", "2,3,1", "--steps", "30",
+                "--lr", "0.05", "--seed", "7", "--tol", "0", "--optimizer", optimizer,
+                "--device", "cpu", "--out", str(out), "--json"]
+        if batch:
+            args = [a if a != "--steps" else "--epochs" for a in args] + ["--batch-size", str(batch)]
+        ran = subprocess.run(args, capture_output=True, text=True)
+        assert ran.returncode == 0, ran.stderr
+        report = json.loads(ran.stdout)
+        history, model = downhill.train(X, y, hidden_layer_sizes=(3,), optimizer=optimizer,
+                                        learning_rate=0.05, steps=30, batch_size=batch,
+                                        seed=7, tol=0, device="cpu")
+        cli_model = downhill.load(out)
+        for mine, theirs in zip(model.layers, cli_model.layers):
+            np.testing.assert_array_equal(mine["weights"], theirs["weights"])
+            np.testing.assert_array_equal(mine["bias"], theirs["bias"])
+        assert history.loss == report["loss_history"]
+
+
+def test_a_model_saved_from_python_is_read_by_the_cli(tmp_path, downhill_cli):
+    X, y = points(50)
+    _, model = downhill.train(X, y, steps=5, device="cpu")
+    path = tmp_path / "model.json"
+    model.save(path)
+    data = tmp_path / "points.csv"
+    np.savetxt(data, np.column_stack([X, y]), delimiter=",", header="x0,x1,y", comments="")
+    ran = subprocess.run([downhill_cli, "eval", "--model", str(path), "--data", str(data),
+                          "--json", "--device", "cpu"], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["mse"] == pytest.approx(model.loss(X, y), rel=1e-6)
+    assert downhill.load(path) == model
+
+
+def test_float64_and_other_layouts_give_what_float32_gives():
+    X, y = points(300)
+    _, want = downhill.train(X, y, steps=10, device="cpu")
+    wide = np.asfortranarray(X.astype(np.float64))
+    strided = np.zeros((300, 4), dtype=np.float32)
+    strided[:, ::2] = X
+    for other in [wide, strided[:, ::2], X.tolist()]:
+        _, got = downhill.train(other, y.astype(np.float64), steps=10, device="cpu")
+        assert got == want
+    np.testing.assert_array_equal(want.predict(np.asfortranarray(X)), want.predict(X))
+
+
+@pytest.mark.parametrize("X, y, message", [
+    (np.ones((5, 2)), np.ones(4), "X has 5 rows but y has 4"),
+    (np.array([[1.0, np.nan]]), np.ones(1), "X: row 1, column 2: NaN is not a finite number"),
+    (np.ones((3, 2)), np.array([1.0, np.inf, 2.0]), "y: row 2, column 1"),
+    (np.ones((0, 2)), np.ones(0), "holds no data"),
+    (np.ones((2, 2, 2)), np.ones(2), "expected a 2-D array"),
+])
+def test_bad_input_raises_value_error(X, y, message):
+    with pytest.raises(ValueError, match=message):
+        downhill.train(X, y, steps=1)
+
+
+def test_bad_arguments_raise_the_clis_message():
+    X, y = points(20)
+    with pytest.raises(ValueError, match="batch-size 21"):
+        downhill.train(X, y, batch_size=21)
+    with pytest.raises(ValueError, match="unknown activation"):
+        downhill.train(X, y, activation="swish")
+    with pytest.raises(ValueError, match="learning rate"):
+        downhill.train(X, y, learning_rate=-1)
+    with pytest.raises(ValueError, match="model"):
+        downhill.Model("{}")
+
+
+def test_a_diverged_run_raises_with_the_last_finite_model():
+    X, y = points(100)
+    with pytest.raises(downhill.DivergedError) as raised:
+        downhill.train(X * 100, y, steps=200, learning_rate=50, device="cpu")
+    weights = np.concatenate([l["weights"].ravel() for l in raised.value.model.layers])
+    assert np.isfinite(weights).all()
+    assert raised.value.history.stopped == "diverged"
+
+
+def test_the_gpu_gives_the_cpus_weights_within_its_tolerance():
+    if not downhill.devices():
+        if os.environ.get("DOWNHILL_REQUIRE_GPU") == "1":
+            pytest.fail("DOWNHILL_REQUIRE_GPU=1 but no adapter was found")
+        pytest.skip("no GPU adapter")
+    X, y = points(1000)
+    _, cpu = downhill.train(X, y, steps=20, device="cpu")
+    history, gpu = downhill.train(X, y, steps=20, device="gpu")
+    assert history.device == "gpu"
+    for a, b in zip(cpu.layers, gpu.layers):
+        np.testing.assert_allclose(a["weights"], b["weights"], rtol=1e-4, atol=1e-5)
+
+
+def test_ctrl_c_stops_training_keeps_the_weights_and_raises_again():
+    script = textwrap.dedent("""
+        import numpy as np, downhill
+        X = np.random.default_rng(0).normal(size=(20000, 2)).astype(np.float32)
+        y = X[:, 0] - X[:, 1]
+        print("training", flush=True)
+        try:
+            downhill.train(X, y, steps=10**9, device="cpu")
+        except KeyboardInterrupt as stopped:
+            print("stopped after", stopped.history.steps, "steps;",
+                  "model", stopped.model is not None, flush=True)
+            estimator = downhill.MLPRegressor(max_iter=10**9, batch_size=None, device="cpu")
+            print("fitting", flush=True)
+            try:
+                estimator.fit(X, y)
+            except KeyboardInterrupt:
+                print("fitted", estimator.n_iter_ > 0, len(estimator.coefs_), flush=True)
+                raise
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        for expected in ["training", "fitting"]:
+            while not (seen and seen[-1].startswith(expected)):
+                line = child.stdout.readline()
+                assert line, "".join(seen)
+                seen.append(line)
+            time.sleep(1.0)
+            child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    out = "".join(seen) + out
+    assert "model True" in out and "fitted True 2" in out, out + err
+    assert "KeyboardInterrupt" in err
+    assert child.returncode != 0
