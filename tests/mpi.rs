@@ -229,7 +229,8 @@ fn processes_with(marker: &str) -> Vec<u32> {
 
 /// A run of 2 processes that would go on for ever, marked by `marker` (a seed no other test
 /// uses), started with `extra` arguments and its stderr written to `stderr`; returned once
-/// both processes are descending, with their pids.
+/// both processes are descending, with their pids. (200,000 points: a second of steps is a
+/// history short enough to write well within mpirun's 1 s between its SIGTERM and SIGKILL.)
 fn endless_job(
     mpirun: &Path,
     marker: &str,
@@ -249,7 +250,7 @@ fn endless_job(
         .args([
             "train",
             "--points",
-            "20000",
+            "200000",
             "--steps",
             "100000000",
             "--tol",

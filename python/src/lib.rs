@@ -2,7 +2,8 @@
 //! (`pkg/downhill`). Models cross the boundary as the CLI's JSON model format, so a model
 //! saved from Python is one the command reads, and the other way round.
 //!
-//! Every computation runs with the GIL released; a training run looks for Ctrl-C
+//! The computations (training, prediction, evaluation, the landscape) run with the GIL
+//! released; checking and packing the arrays before them does not. A training run looks for Ctrl-C
 //! (KeyboardInterrupt) once a round, stops after the round in flight, and says so in its
 //! result, with the weights reached.
 
@@ -140,16 +141,21 @@ struct Trained {
     verification: Option<String>,
 }
 
-/// The pooled variance of a set's targets (for R^2 on it).
+/// The mean over outputs of each output's variance in a set (for R^2 on it: with the MSE,
+/// which is the mean over outputs of each output's, `1 - MSE / this` is scikit-learn's
+/// variance-weighted R^2).
 fn target_variance(set: &Dataset) -> f64 {
     let targets = set.target_columns();
-    let n = targets.len() as f64;
-    let mean = targets.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    targets
-        .iter()
-        .map(|&v| (f64::from(v) - mean).powi(2))
-        .sum::<f64>()
-        / n
+    let variances = targets.outer_iter().map(|output| {
+        let n = output.len() as f64;
+        let mean = output.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        output
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n
+    });
+    variances.sum::<f64>() / targets.nrows() as f64
 }
 
 /// Trains as `downhill train` does, on `data`, with the GIL released by the caller.
@@ -320,6 +326,9 @@ fn train<'py>(
     result.set_item("device", trained.device.clone())?;
     result.set_item("verification", trained.verification.clone())?;
     result.set_item("interrupted", interrupt.is_some())?;
+    // What Python's own signal handler raised (KeyboardInterrupt, or a handler's own), to be
+    // raised again once the weights reached are kept.
+    result.set_item("interrupt", interrupt.map(|e| e.into_value(py)))?;
     Ok(result)
 }
 
@@ -342,7 +351,8 @@ fn predict<'py>(
         )));
     }
     check_finite(x, "X")?;
-    // The kernels read inputs column by column: a Fortran-order X is read as it is.
+    // The kernels read inputs column by column: one copy of X, transposed (a Fortran-order X
+    // is copied as it is).
     let columns = x.t().as_standard_layout().into_owned();
     let device = device.to_string();
     let predicted = py

@@ -94,6 +94,12 @@ def test_bad_arguments_raise_the_clis_message():
         downhill.train(X, y, learning_rate=-1)
     with pytest.raises(ValueError, match="model"):
         downhill.Model("{}")
+    with pytest.raises(ValueError, match="patience=0"):
+        downhill.train(X, y, validation_fraction=0.2, patience=0)
+    with pytest.raises(ValueError, match="needs validation_fraction"):
+        downhill.train(X, y, patience=3)
+    with pytest.raises(ValueError, match="steps=-1"):
+        downhill.train(X, y, steps=-1)
 
 
 def test_a_diverged_run_raises_with_the_last_finite_model():
@@ -129,7 +135,8 @@ def test_ctrl_c_stops_training_keeps_the_weights_and_raises_again():
         except KeyboardInterrupt as stopped:
             print("stopped after", stopped.history.steps, "steps;",
                   "model", stopped.model is not None, flush=True)
-            estimator = downhill.MLPRegressor(max_iter=10**9, batch_size=None, device="cpu")
+            estimator = downhill.MLPRegressor(max_iter=10**9, batch_size=None, tol=0,
+                                              device="cpu")
             print("fitting", flush=True)
             try:
                 estimator.fit(X, y)
@@ -155,3 +162,20 @@ def test_ctrl_c_stops_training_keeps_the_weights_and_raises_again():
     assert "model True" in out and "fitted True 2" in out, out + err
     assert "KeyboardInterrupt" in err
     assert child.returncode != 0
+
+
+def test_a_signal_handlers_own_exception_comes_back_with_the_weights_reached():
+    def timed_out(signum, frame):
+        raise TimeoutError("training took too long")
+
+    X, y = points(20000)
+    previous = signal.signal(signal.SIGALRM, timed_out)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(TimeoutError, match="too long") as raised:
+            downhill.train(X, y, steps=10**9, tol=0, device="cpu")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert raised.value.history.steps > 0
+    assert raised.value.model.loss(X, y) < raised.value.history.loss[0]

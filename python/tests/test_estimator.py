@@ -83,3 +83,29 @@ def test_the_same_parameters_as_scikit_learns_mlpregressor():
               "random_state"}
     assert shared <= theirs and shared <= ours
     assert ours - theirs == {"device", "verify"}
+
+
+def test_early_stopping_cuts_the_batches_from_the_points_left_for_training():
+    # 210 points: 21 held out, so the default batch of 200 is cut from 189.
+    X, y = lesson_points(210)
+    model = downhill.MLPRegressor(hidden_layer_sizes=(4,), max_iter=5, early_stopping=True,
+                                  random_state=0, device="cpu").fit(X, y)
+    assert len(model.validation_scores_) == model.n_iter_
+
+
+@pytest.mark.parametrize("params", [
+    {"max_iter": 0}, {"batch_size": -5}, {"batch_size": 2.5}, {"n_iter_no_change": 0},
+    {"activation": "swish"}, {"solver": "lbfgs"}, {"hidden_layer_sizes": (0,)},
+    {"early_stopping": True, "validation_fraction": 1.5},
+])
+def test_bad_parameters_raise_value_error_at_fit(params):
+    X, y = lesson_points(50)
+    with pytest.raises(ValueError):
+        downhill.MLPRegressor(**params).fit(X, y)
+
+
+def test_one_output_is_predicted_1d_whatever_the_shape_of_y():
+    X, y = lesson_points(100)
+    model = downhill.MLPRegressor(hidden_layer_sizes=(3,), max_iter=3, random_state=0,
+                                  device="cpu").fit(X, y.reshape(-1, 1))
+    assert model.predict(X).shape == (100,)

@@ -29,6 +29,12 @@ struct Flags {
     /// Whether a graceful stop goes unsaid (every process but the first of a data-parallel
     /// run: the first says it once for all).
     quiet: AtomicBool,
+    /// Whether the process was started by an MPI launcher, which repeats its SIGTERM (and
+    /// ends the process with SIGKILL after its own timeout): once stopping, later signals
+    /// are the launcher's and are let be, so the weights reached are still written.
+    launched: AtomicBool,
+    /// Set once a graceful stop has begun.
+    stopping: AtomicBool,
     /// Signals delivered, counted in the handler itself: two signals in quick succession can
     /// wake the signal thread only once, and must still count as a second signal.
     delivered: AtomicUsize,
@@ -75,13 +81,23 @@ impl Interrupts {
                     };
                     let first = shared.delivered.load(Ordering::SeqCst) <= 1;
                     flag.store(true, Ordering::SeqCst);
+                    let launched = shared.launched.load(Ordering::SeqCst);
+                    if launched && shared.stopping.load(Ordering::SeqCst) {
+                        continue;
+                    }
                     if first && shared.graceful.load(Ordering::SeqCst) {
+                        shared.stopping.store(true, Ordering::SeqCst);
                         if shared.quiet.load(Ordering::SeqCst) {
                             continue;
                         }
+                        let again = if launched {
+                            "mpirun ends the job if it takes longer than its kill timeout"
+                        } else {
+                            "again to stop at once"
+                        };
                         eprintln!(
                             "downhill: {name}: stopping after the steps in flight and writing \
-                             what was reached (again to stop at once)"
+                             what was reached ({again})"
                         );
                         continue;
                     }
@@ -104,6 +120,12 @@ impl Interrupts {
     /// Leaves a graceful stop unsaid (the first process of a data-parallel run says it).
     pub fn set_quiet(&self) {
         self.flags.quiet.store(true, Ordering::SeqCst);
+    }
+
+    /// Marks a process an MPI launcher started: once it is stopping, the launcher's later
+    /// signals do not cut the writing of what was reached short.
+    pub fn set_launched(&self) {
+        self.flags.launched.store(true, Ordering::SeqCst);
     }
 
     /// The exit code for the signal that came, if one did.

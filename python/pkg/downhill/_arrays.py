@@ -6,9 +6,9 @@ import numpy as np
 def as_points(values, name):
     """``values`` as a 2-D float32 array (points x columns).
 
-    A float32 array is passed on as it is, in C or Fortran order (no copy here; the engine
-    packs it into its column layout once). float64 and other dtypes, and other layouts, are
-    converted once.
+    A float32 array is passed on as it is, in any memory order or strides (no copy here; the
+    engine packs it into its column layout once). float64 and other dtypes are converted
+    once.
     """
     array = np.asarray(values)
     if array.dtype.kind not in "fiub":
@@ -19,8 +19,6 @@ def as_points(values, name):
         raise ValueError(f"{name}: expected a 2-D array (points x columns), got {array.ndim}-D")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"{name}: holds no data (shape {array.shape[0]} x {array.shape[1]})")
-    if array.dtype != np.float32 or not (
-        array.flags["C_CONTIGUOUS"] or array.flags["F_CONTIGUOUS"]
-    ):
-        array = np.ascontiguousarray(array, dtype=np.float32)
+    if array.dtype != np.float32:
+        array = array.astype(np.float32)
     return array

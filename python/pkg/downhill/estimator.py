@@ -41,13 +41,17 @@ class MLPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     momentum, nesterovs_momentum, beta_1, beta_2, epsilon : as scikit-learn's.
     early_stopping : bool, default False
         Hold out ``validation_fraction`` of the points and stop after ``n_iter_no_change``
-        epochs without a lower validation loss, going back to the best weights.
+        epochs without a lower validation loss, going back to the best weights. **Differs:**
+        a run that reaches ``max_iter`` first keeps its last weights (scikit-learn goes back
+        to the best ones then too).
     validation_fraction : float, default 0.1
     n_iter_no_change : int, default 10
     tol : float, default 1e-4
-        **Differs:** at full batch (``batch_size=None``) training stops once the gradient's
-        norm falls below ``tol``; with mini-batches it does not apply (scikit-learn's
-        loss-improvement rule is not used: ``early_stopping`` is the way to stop early).
+        **Differs:** when one batch holds every training point (``batch_size=None``, or a
+        batch size, "auto" included, at least the number of points) training stops once the
+        gradient's norm falls below ``tol``; with mini-batches it does not apply
+        (scikit-learn's loss-improvement rule is not used: ``early_stopping`` is the way to
+        stop early).
     random_state : int or None, default None
         Seeds the initial weights, the batches and the validation split.
     device : {"auto", "cpu", "gpu"}, default "auto"
@@ -61,7 +65,9 @@ class MLPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     Attributes: ``coefs_`` (per layer, inputs x nodes), ``intercepts_``, ``loss_curve_``
     (each epoch's loss), ``validation_scores_`` (with ``early_stopping``: R^2 on the
-    held-out points after each epoch), ``best_validation_score_``, ``n_iter_`` (epochs
+    held-out points after each epoch: ``1 - MSE / variance``, the variance being the mean of
+    each output's, which is scikit-learn's ``r2_score(multioutput="variance_weighted")``
+    and, for one output, its R^2), ``best_validation_score_``, ``n_iter_`` (epochs
     run), ``stopped_`` (why training stopped), ``model_`` (a ``downhill.Model``),
     ``n_features_in_``, ``n_outputs_``.
 
@@ -118,22 +124,41 @@ class MLPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             return int(self.random_state.randint(0, 2**31 - 1))
         return int(self.random_state)
 
+    def _check_params(self):
+        for name, least in [("max_iter", 1), ("n_iter_no_change", 1)]:
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < least:
+                raise ValueError(f"{name}={value!r}: expected a whole number of at least {least}")
+        if self.batch_size not in ("auto", None) and (
+            isinstance(self.batch_size, (bool, str)) or int(self.batch_size) != self.batch_size
+            or self.batch_size < 1
+        ):
+            raise ValueError(f"batch_size={self.batch_size!r}: expected 'auto', None or a "
+                             "whole number of at least 1")
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"activation={self.activation!r}: expected one of {sorted(_ACTIVATIONS)}")
+        if self.early_stopping and not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction={self.validation_fraction!r}: expected a "
+                             "fraction between 0 and 1")
+
     def fit(self, X, y):
         """Trains on ``X`` (n_samples x n_features) and ``y`` (n_samples, or n_samples x
         n_outputs); returns self."""
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              dtype=(np.float32, np.float64))
-        if self.activation not in _ACTIVATIONS:
-            raise ValueError(f"activation={self.activation!r}: expected one of {sorted(_ACTIVATIONS)}")
+        self._check_params()
         n = X.shape[0]
+        if self.early_stopping:
+            # The held-out points leave first (rounded as the engine rounds them): the
+            # batches are cut from the rest.
+            n -= int(np.floor(self.validation_fraction * n + 0.5))
         if self.batch_size == "auto":
             batch = min(200, n)
         elif self.batch_size is None:
             batch = None
         else:
             batch = min(int(self.batch_size), n)
-        self._y_1d = y.ndim == 1
-        history, model, interrupted = _run(
+        history, model, interrupt = _run(
             X, y, hidden_layer_sizes=self._hidden(),
             activation=_ACTIVATIONS[self.activation], optimizer=self._optimizer(),
             learning_rate=self.learning_rate_init, epochs=self.max_iter,
@@ -146,8 +171,8 @@ class MLPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             init=None, verify=self.verify,
         )
         self._set_fitted(history, model)
-        if interrupted:
-            raise KeyboardInterrupt
+        if interrupt is not None:
+            raise interrupt
         return self
 
     def _set_fitted(self, history, model):
@@ -182,7 +207,8 @@ class MLPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         X = validate_data(self, X, reset=False, dtype=(np.float32, np.float64))
         predicted = self.model_.predict(X, device=self.device).astype(np.float64)
-        return predicted.ravel() if self._y_1d else predicted
+        # One output comes back 1-D, as scikit-learn's MLPRegressor returns it.
+        return predicted.ravel() if predicted.shape[1] == 1 else predicted
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

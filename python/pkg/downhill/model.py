@@ -94,6 +94,9 @@ class Model:
     def __eq__(self, other):
         return isinstance(other, Model) and json.loads(self._json) == json.loads(other._json)
 
+    def __hash__(self):
+        return hash(self._json)
+
     def __repr__(self):
         widths = [len(self.layers[0]["weights"][0])] + [len(l["weights"]) for l in self.layers]
         return f"Model({'-'.join(map(str, widths))})"

@@ -35,9 +35,26 @@ class History(dict):
             raise AttributeError(name) from None
 
 
+def _whole(value, name, least):
+    """``value`` as an int of at least ``least``, or a ValueError naming ``name``."""
+    if isinstance(value, bool) or int(value) != value or value < least:
+        raise ValueError(f"{name}={value!r}: expected a whole number of at least {least}")
+    return int(value)
+
+
 def _run(X, y, *, hidden_layer_sizes, activation, optimizer, learning_rate, epochs,
          batch_size, momentum, beta_1, beta_2, epsilon, weight_decay, tol, seed, device,
          validation_fraction, patience, init, verify):
+    epochs = _whole(epochs, "steps", 0)
+    seed = _whole(seed, "seed", 0)
+    hidden_layer_sizes = [_whole(h, "hidden_layer_sizes", 1) for h in hidden_layer_sizes]
+    if batch_size is not None:
+        batch_size = _whole(batch_size, "batch_size", 1)
+    if patience is not None:
+        patience = _whole(patience, "patience", 1)
+        if validation_fraction is None:
+            raise ValueError("patience counts epochs without a lower validation loss: it "
+                             "needs validation_fraction")
     result = _core.train(
         as_points(X, "X"),
         as_points(y, "y"),
@@ -75,6 +92,9 @@ def _run(X, y, *, hidden_layer_sizes, activation, optimizer, learning_rate, epoc
         held_out_variance=result["held_out_variance"],
     )
     model = Model(result["model"])
+    if result["interrupt"] is not None:
+        # Raised again by the caller once it has kept the weights reached.
+        return history, model, result["interrupt"]
     if result["engine_error"]:
         raise RuntimeError(result["engine_error"])
     if result["verification"]:
@@ -87,7 +107,7 @@ def _run(X, y, *, hidden_layer_sizes, activation, optimizer, learning_rate, epoc
             model,
             history,
         )
-    return history, model, result["interrupted"]
+    return history, model, None
 
 
 def train(X, y, *, hidden_layer_sizes=(2,), activation="relu", optimizer="gd",
@@ -95,18 +115,21 @@ def train(X, y, *, hidden_layer_sizes=(2,), activation="relu", optimizer="gd",
           beta_2=0.999, epsilon=1e-8, weight_decay=0.0, tol=0.0, seed=0, device="auto",
           validation_fraction=None, patience=None, init=None, verify=False):
     """Trains a dense network on ``X`` (points x inputs) and ``y`` (points, or points x
-    outputs) by gradient descent on the mean squared error, as ``downhill train`` does.
+    outputs) by gradient descent on the mean squared error, with ``downhill train``'s engine.
 
     ``optimizer`` is ``gd`` (the lesson's step), ``momentum``, ``nesterov`` or ``adam``;
     ``steps`` counts epochs when ``batch_size`` is set (one step per batch), steps at full
-    batch. ``init`` continues from a ``Model``. ``tol`` stops a full-batch run once the
-    gradient's norm falls below it. Returns ``(history, model)``.
+    batch. ``init`` continues from a ``Model`` (its shape and activations, not
+    ``hidden_layer_sizes`` and ``activation``). ``tol`` stops a full-batch run once the
+    gradient's norm falls below it. The engine is the command's; the defaults here are the
+    lesson's small ones (rate 0.1, 100 steps, seed 0, no flat stop), not the command's.
+    Returns ``(history, model)``.
 
     Ctrl-C stops after the steps in flight: the weights reached are kept in the exception's
     ``model`` attribute and KeyboardInterrupt is raised again. A diverged run raises
     ``DivergedError`` with the last finite weights.
     """
-    history, model, interrupted = _run(
+    history, model, interrupt = _run(
         X, y, hidden_layer_sizes=hidden_layer_sizes, activation=activation,
         optimizer=optimizer, learning_rate=learning_rate, epochs=steps,
         batch_size=batch_size, momentum=momentum, beta_1=beta_1, beta_2=beta_2,
@@ -114,10 +137,9 @@ def train(X, y, *, hidden_layer_sizes=(2,), activation="relu", optimizer="gd",
         validation_fraction=validation_fraction, patience=patience, init=init,
         verify=verify,
     )
-    if interrupted:
-        error = KeyboardInterrupt()
-        error.model, error.history = model, history
-        raise error
+    if interrupt is not None:
+        interrupt.model, interrupt.history = model, history
+        raise interrupt
     return history, model
 
 

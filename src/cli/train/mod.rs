@@ -78,6 +78,9 @@ fn run_in(args: TrainArgs, interrupts: Interrupts, world: Option<&World>) -> Res
         refuse_with_processes(&args, runs.len(), world)?;
     }
     let root = world.is_none_or(|w| w.is_root());
+    if world.is_some() {
+        interrupts.set_launched();
+    }
     if !root {
         interrupts.set_quiet();
     }
