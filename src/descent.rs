@@ -38,11 +38,11 @@ pub struct StepRule {
     pub update: UpdateRule,
 }
 
-/// Sums an evaluation over the shares of the points that several processes hold (data-parallel
-/// descent): replaces `evaluation`, this process's, with the sums over every share, so that
-/// every process takes the same step. It is given the weights evaluated, for checks that every
-/// process holds the same ones.
-pub type ShareSum = Box<dyn FnMut(&mut Evaluation, &Network) -> Result<()>>;
+/// Sums evaluations over the shares of the points that several processes hold (data-parallel
+/// descent): replaces `evaluations`, this process's (one per run), with the sums over every
+/// share, so that every process takes the same steps. It is given the weights evaluated, for
+/// checks that every process holds the same ones.
+pub type ShareSum = Box<dyn FnMut(&mut [Evaluation], &[&Network]) -> Result<()>>;
 
 /// Why an engine stopped inside a round.
 #[derive(Clone, Copy, Debug, PartialEq)]

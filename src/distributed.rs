@@ -167,40 +167,59 @@ impl World {
         any > 0
     }
 
-    /// An error unless every process holds the same weights as this one.
-    pub fn check_same_weights(&self, net: &Network) -> Result<()> {
-        same_weights(&self.world, net, self.rank, self.size)
+    /// An error unless every process holds the same weights as this one, run by run.
+    pub fn check_same_weights(&self, nets: &[&Network]) -> Result<()> {
+        same_weights(&self.world, nets, self.rank, self.size)
     }
 
-    /// The sum of every process's evaluation, for [`crate::cpu::CpuEngine::share_with`]: the
-    /// SSE, its gradient and the points are summed in one all-reduce, and every
-    /// [`CHECK_EVERY`] evaluations the weights are compared.
+    /// The sum of every process's evaluations (one per run), for
+    /// [`crate::cpu::SharedEngine`] and [`crate::cpu::SharedSweep`]: the points, the SSE and
+    /// its gradient of every run are summed in one all-reduce, and every [`CHECK_EVERY`]
+    /// evaluations the weights are compared.
     pub fn share_sum(&self) -> ShareSum {
         let world = self.world.duplicate();
         let (rank, size) = (self.rank, self.size);
         let mut evaluations = 0u64;
-        Box::new(move |evaluation: &mut Evaluation, net: &Network| {
-            let mut values = Vec::with_capacity(evaluation.sse_gradient.len() + 2);
-            values.push(evaluation.points as f64);
-            values.push(evaluation.sse);
-            values.extend_from_slice(&evaluation.sse_gradient);
-            let mut sums = vec![0.0; values.len()];
-            world.all_reduce_into(&values[..], &mut sums[..], SystemOperation::sum());
-            evaluation.points = sums[0] as usize;
-            evaluation.sse = sums[1];
-            evaluation.sse_gradient.copy_from_slice(&sums[2..]);
-            evaluations += 1;
-            if evaluations % CHECK_EVERY == 1 {
-                same_weights(&world, net, rank, size)?;
-            }
-            Ok(())
-        })
+        Box::new(
+            move |evaluations_now: &mut [Evaluation], nets: &[&Network]| {
+                let mut values = Vec::new();
+                for evaluation in evaluations_now.iter() {
+                    values.push(evaluation.points as f64);
+                    values.push(evaluation.sse);
+                    values.extend_from_slice(&evaluation.sse_gradient);
+                }
+                let mut sums = vec![0.0; values.len()];
+                world.all_reduce_into(&values[..], &mut sums[..], SystemOperation::sum());
+                let mut at = 0;
+                for evaluation in evaluations_now.iter_mut() {
+                    let gradient = evaluation.sse_gradient.len();
+                    evaluation.points = sums[at] as usize;
+                    evaluation.sse = sums[at + 1];
+                    evaluation
+                        .sse_gradient
+                        .copy_from_slice(&sums[at + 2..at + 2 + gradient]);
+                    at += 2 + gradient;
+                }
+                evaluations += 1;
+                if evaluations % CHECK_EVERY == 1 {
+                    same_weights(&world, nets, rank, size)?;
+                }
+                Ok(())
+            },
+        )
     }
 }
 
-/// An error unless every process of `world` holds `net`'s weights (process `rank` of `size`).
-fn same_weights(world: &SimpleCommunicator, net: &Network, rank: usize, size: usize) -> Result<()> {
-    let hash = weights_hash(net);
+/// An error unless every process of `world` holds `nets`' weights (process `rank` of `size`).
+fn same_weights(
+    world: &SimpleCommunicator,
+    nets: &[&Network],
+    rank: usize,
+    size: usize,
+) -> Result<()> {
+    let hash = nets
+        .iter()
+        .fold(0u64, |hash, net| hash.rotate_left(7) ^ weights_hash(net));
     let (mut low, mut high) = (0u64, 0u64);
     world.all_reduce_into(&hash, &mut low, SystemOperation::min());
     world.all_reduce_into(&hash, &mut high, SystemOperation::max());

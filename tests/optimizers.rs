@@ -418,11 +418,11 @@ fn descent_over_two_shares_is_descent_over_all_points() {
         let (mine, other) = set.split(0.4, 7).unwrap();
         let mut kernel = CpuVariant::Reference.kernel();
         kernel.prepare(&net);
-        let add_other = Box::new(move |sums: &mut downhill::Evaluation, at: &Network| {
-            let more = kernel.evaluate(at, &other);
-            sums.points += more.points;
-            sums.sse += more.sse;
-            for (g, m) in sums.sse_gradient.iter_mut().zip(&more.sse_gradient) {
+        let add_other = Box::new(move |sums: &mut [downhill::Evaluation], at: &[&Network]| {
+            let more = kernel.evaluate(at[0], &other);
+            sums[0].points += more.points;
+            sums[0].sse += more.sse;
+            for (g, m) in sums[0].sse_gradient.iter_mut().zip(&more.sse_gradient) {
                 *g += m;
             }
             Ok(())

@@ -102,7 +102,7 @@ fn evaluate_share(
     )?;
     let target = device::Target::resolve_among(*device, world.rank())?;
     let mut evaluation = target.evaluate(&net, &dataset)?;
-    world.share_sum()(&mut evaluation, &net)?;
+    world.share_sum()(std::slice::from_mut(&mut evaluation), &[&net])?;
     let device = format!("{} x {} processes", target.name(), world.size());
     Ok((evaluation, net, device))
 }

@@ -28,5 +28,5 @@ pub use kernel::CpuKernel;
 pub use many::sse_of_many;
 pub use reference::Reference;
 pub use runs::CpuSweep;
-pub use shared::SharedEngine;
+pub use shared::{SharedEngine, SharedSweep};
 pub use sweep::sse_along_one_weight;

@@ -1,6 +1,7 @@
 //! Descent over one share of the points among several processes: any engine (the CPU's or a
-//! GPU's) evaluates its share, the evaluation is summed with the other shares' (an MPI
-//! all-reduce), and the step is taken here on the host, the same step on every process.
+//! GPU's, one run or a sweep of them) evaluates its share, the evaluations are summed with the
+//! other shares' (an MPI all-reduce), and each step is taken here on the host, the same step
+//! on every process.
 //!
 //! The update is on the host, not on the engine's device, because only the summed gradient
 //! gives the step: a GPU engine would otherwise need the sums written back before its own
@@ -13,17 +14,54 @@ use crate::error::Result;
 use crate::loss::Evaluation;
 use crate::network::Network;
 use crate::optimizer::OptimizerState;
+use crate::sweep::SweepEngine;
 
-/// An engine over this process's share of the points, each evaluation summed over every
-/// share before it is used.
-pub struct SharedEngine<'a> {
-    /// Evaluates the share; its weights are kept equal to `net`.
-    share: Box<dyn Engine + 'a>,
-    share_sum: ShareSum,
+/// The rounds agreed on: the processes agree on stopping once a round, so their rounds must
+/// be as long whatever each engine prefers.
+const ROUND: usize = 10;
+
+/// One run's weights on the host, as the step function takes them.
+struct HostRun {
     net: Network,
     /// The weights before the last update, restored when the next loss diverges.
     previous: Option<Network>,
     state: OptimizerState,
+}
+
+impl HostRun {
+    fn new(net: Network) -> Self {
+        HostRun {
+            net,
+            previous: None,
+            state: OptimizerState::default(),
+        }
+    }
+
+    /// Step `step` of `rule` from the summed `evaluation`.
+    fn step(&mut self, evaluation: &Evaluation, rule: &StepRule, step: usize) -> Result<Stepped> {
+        host_step(
+            &mut self.net,
+            &mut self.previous,
+            &mut self.state,
+            evaluation,
+            rule,
+            step,
+        )
+    }
+
+    fn set(&mut self, net: &Network) {
+        self.net = net.clone();
+        self.previous = None;
+    }
+}
+
+/// An engine over this process's share of the points, each evaluation summed over every
+/// share before it is used.
+pub struct SharedEngine<'a> {
+    /// Evaluates the share; its weights are kept equal to `run.net`.
+    share: Box<dyn Engine + 'a>,
+    share_sum: ShareSum,
+    run: HostRun,
 }
 
 impl<'a> SharedEngine<'a> {
@@ -34,9 +72,7 @@ impl<'a> SharedEngine<'a> {
         Ok(SharedEngine {
             share,
             share_sum,
-            net,
-            previous: None,
-            state: OptimizerState::default(),
+            run: HostRun::new(net),
         })
     }
 }
@@ -50,17 +86,10 @@ impl Engine for SharedEngine<'_> {
         let mut round = Round::default();
         for step in first_step..first_step + count {
             let evaluation = self.evaluate()?;
-            let stepped = host_step(
-                &mut self.net,
-                &mut self.previous,
-                &mut self.state,
-                &evaluation,
-                rule,
-                step,
-            );
+            let stepped = self.run.step(&evaluation, rule, step);
             // Updated, or gone back to the weights before a divergence: the share's engine
             // evaluates whatever the host holds now.
-            self.share.set_network(&self.net)?;
+            self.share.set_network(&self.run.net)?;
             match stepped? {
                 Stepped::Updated(record) => round.records.push(record),
                 Stepped::Stopped(stop) => {
@@ -74,43 +103,136 @@ impl Engine for SharedEngine<'_> {
 
     fn evaluate(&mut self) -> Result<Evaluation> {
         let mut evaluation = self.share.evaluate()?;
-        (self.share_sum)(&mut evaluation, &self.net)?;
+        (self.share_sum)(std::slice::from_mut(&mut evaluation), &[&self.run.net])?;
         Ok(evaluation)
     }
 
     fn network(&mut self) -> Result<Network> {
-        Ok(self.net.clone())
+        Ok(self.run.net.clone())
     }
 
-    /// The default round on every process, whatever its engine prefers: the processes agree
-    /// on stopping once a round, so their rounds must be as long.
     fn preferred_round(&self) -> usize {
-        10
+        ROUND
     }
 
     fn set_network(&mut self, net: &Network) -> Result<()> {
         self.share.set_network(net)?;
-        self.net = net.clone();
-        self.previous = None;
+        self.run.set(net);
         Ok(())
     }
 
     fn previous_network(&mut self) -> Result<Option<Network>> {
-        Ok(self.previous.clone())
+        Ok(self.run.previous.clone())
     }
 
     fn set_network_after(&mut self, net: &Network, previous: &Network) -> Result<()> {
         self.set_network(net)?;
-        self.previous = Some(previous.clone());
+        self.run.previous = Some(previous.clone());
         Ok(())
     }
 
     fn optimizer_state(&mut self) -> Result<OptimizerState> {
-        Ok(self.state.clone())
+        Ok(self.run.state.clone())
     }
 
     fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
-        self.state = state.clone();
+        self.run.state = state.clone();
         Ok(())
+    }
+}
+
+/// A sweep over this process's share of the points: one pass of the share's sweep engine
+/// evaluates every run, one all-reduce sums every run's evaluation over the shares, and each
+/// run steps on the host.
+pub struct SharedSweep<'a> {
+    /// Evaluates every run on the share; its weights are kept equal to `runs`'.
+    share: Box<dyn SweepEngine + 'a>,
+    share_sum: ShareSum,
+    runs: Vec<HostRun>,
+}
+
+impl<'a> SharedSweep<'a> {
+    /// A sweep with `share` evaluating this process's points and `share_sum` adding the other
+    /// processes' evaluations.
+    pub fn new(mut share: Box<dyn SweepEngine + 'a>, share_sum: ShareSum) -> Result<Self> {
+        let runs = share.networks()?.into_iter().map(HostRun::new).collect();
+        Ok(SharedSweep {
+            share,
+            share_sum,
+            runs,
+        })
+    }
+}
+
+impl SweepEngine for SharedSweep<'_> {
+    fn device(&self) -> String {
+        self.share.device()
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.len()
+    }
+
+    fn run_steps(
+        &mut self,
+        first_step: usize,
+        count: usize,
+        rules: &[Option<StepRule>],
+    ) -> Result<Vec<Round>> {
+        let mut rounds = vec![Round::default(); self.runs.len()];
+        let mut active: Vec<usize> = (0..self.runs.len())
+            .filter(|&r| rules.get(r).copied().flatten().is_some())
+            .collect();
+        for step in first_step..first_step + count {
+            if active.is_empty() {
+                break;
+            }
+            // Every run is evaluated (stopped ones too): one pass reads the share for all.
+            let evaluations = self.evaluate()?;
+            let mut still = Vec::with_capacity(active.len());
+            for &r in &active {
+                let rule = rules[r].as_ref().expect("active runs have a rule");
+                let stepped = self.runs[r].step(&evaluations[r], rule, step);
+                self.share.set_network(r, &self.runs[r].net)?;
+                match stepped? {
+                    Stepped::Updated(record) => {
+                        rounds[r].records.push(record);
+                        still.push(r);
+                    }
+                    Stepped::Stopped(stop) => rounds[r].stop = Some(stop),
+                }
+            }
+            active = still;
+        }
+        Ok(rounds)
+    }
+
+    fn evaluate(&mut self) -> Result<Vec<Evaluation>> {
+        let mut evaluations = self.share.evaluate()?;
+        let nets: Vec<&Network> = self.runs.iter().map(|r| &r.net).collect();
+        (self.share_sum)(&mut evaluations, &nets)?;
+        Ok(evaluations)
+    }
+
+    fn networks(&mut self) -> Result<Vec<Network>> {
+        Ok(self.runs.iter().map(|r| r.net.clone()).collect())
+    }
+
+    fn set_network(&mut self, run: usize, net: &Network) -> Result<()> {
+        self.share.set_network(run, net)?;
+        self.runs[run].set(net);
+        Ok(())
+    }
+
+    fn previous_networks(&mut self) -> Result<Vec<Option<Network>>> {
+        Ok(self.runs.iter().map(|r| r.previous.clone()).collect())
+    }
+
+    fn preferred_round(&self) -> usize {
+        ROUND
+    }
+
+    fn passes_per_step(&self) -> usize {
+        self.share.passes_per_step()
     }
 }

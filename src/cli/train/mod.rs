@@ -2,6 +2,7 @@
 
 mod args;
 mod history;
+mod processes;
 mod report;
 mod setup;
 mod sweep;
@@ -26,16 +27,12 @@ use downhill::{model_file, Descent, Engine, Error, Network, Result, StepRecord, 
 
 use super::common::{points as points_text, print_json};
 use super::interrupt::Interrupts;
-use setup::{check_reference_memory, initial_network, training_data};
+use processes::{among_processes, over_processes, World};
+use setup::{check_reference_memory, initial_network};
 
 /// Set only by the tests of `--verify` itself: the relative amount by which the checked
 /// engine's starting weights are moved, so that verification has something to find.
 const PERTURB_VARIABLE: &str = "DOWNHILL_VERIFY_PERTURB";
-
-#[cfg(feature = "mpi")]
-use downhill::distributed::World;
-#[cfg(not(feature = "mpi"))]
-type World = NoWorld;
 
 pub fn run(args: TrainArgs, interrupts: Interrupts) -> Result<ExitCode> {
     // Under an MPI launcher: this process's place among the others (none when alone). A
@@ -75,17 +72,12 @@ fn run_in(args: TrainArgs, interrupts: Interrupts, world: Option<&World>) -> Res
     let runs = sweep::runs(&args)?;
     #[cfg(feature = "mpi")]
     if let Some(world) = world {
-        refuse_with_processes(&args, runs.len(), world)?;
+        refuse_with_processes(&args, world)?;
     }
     let root = world.is_none_or(|w| w.is_root());
-    if world.is_some() {
-        interrupts.set_launched();
-    }
-    if !root {
-        interrupts.set_quiet();
-    }
+    among_processes(&interrupts, world);
     if runs.len() > 1 {
-        return sweep::run(args, runs, interrupts);
+        return sweep::run(args, runs, interrupts, world);
     }
     let one = runs[0];
     let mut interrupts = interrupts;
@@ -109,21 +101,7 @@ fn run_in(args: TrainArgs, interrupts: Interrupts, world: Option<&World>) -> Res
     // Process r of a data-parallel run takes GPU adapter r (counted round).
     let target = Target::resolve_among(args.device, world.map_or(0, |w| w.rank()))?;
     check_reference_memory(&args, &net, &target)?;
-    #[cfg(feature = "mpi")]
-    let (data, source, all_points) = match world {
-        Some(world) => setup::training_share(&args, &net, world)?,
-        None => {
-            let (data, source) = training_data(&args, &net)?;
-            let points = data.len();
-            (data, source, points)
-        }
-    };
-    #[cfg(not(feature = "mpi"))]
-    let (data, source, all_points) = {
-        let (data, source) = training_data(&args, &net)?;
-        let points = data.len();
-        (data, source, points)
-    };
+    let (data, source, all_points) = setup::training_set(&args, &net, world)?;
     // The held-out points leave the training set before anything sees it.
     let (data, held_out) = match args.validation {
         Some(fraction) => {
@@ -250,7 +228,8 @@ fn run_in(args: TrainArgs, interrupts: Interrupts, world: Option<&World>) -> Res
         }
         (opened, false) => (run(over_processes(opened.boxed(), world)?.as_mut())?, None),
         (opened, true) => {
-            let against = open(&opened.checker())?.boxed();
+            // Both paths over processes: each checks the other on every process alike.
+            let against = over_processes(open(&opened.checker())?.boxed(), world)?;
             let checked = match perturbed {
                 Some(amount) => Box::new(Perturbed {
                     inner: opened.boxed(),
@@ -258,6 +237,7 @@ fn run_in(args: TrainArgs, interrupts: Interrupts, world: Option<&World>) -> Res
                 }),
                 None => opened.boxed(),
             };
+            let checked = over_processes(checked, world)?;
             let mut verified = Verified::new(checked, against);
             (run(&mut verified)?, Some(verified.report()?))
         }
@@ -271,7 +251,7 @@ fn run_in(args: TrainArgs, interrupts: Interrupts, world: Option<&World>) -> Res
     // Every process ends with the same weights; the first reports and writes them.
     #[cfg(feature = "mpi")]
     if let Some(world) = world {
-        world.check_same_weights(&outcome.network)?;
+        world.check_same_weights(&[&outcome.network])?;
     }
     let failure = verification
         .as_ref()
@@ -339,52 +319,12 @@ fn run_in(args: TrainArgs, interrupts: Interrupts, world: Option<&World>) -> Res
     }
 }
 
-/// Without the `mpi` feature, every run is one process's.
-#[cfg(not(feature = "mpi"))]
-struct NoWorld;
-
-#[cfg(not(feature = "mpi"))]
-impl NoWorld {
-    fn is_root(&self) -> bool {
-        true
-    }
-
-    fn rank(&self) -> usize {
-        0
-    }
-
-    fn size(&self) -> usize {
-        1
-    }
-}
-
-/// `engine` as this process's part of a data-parallel run: it evaluates the process's share,
-/// and each step is taken on the evaluation summed over every share. Alone, `engine` itself.
-fn over_processes<'a>(
-    engine: Box<dyn Engine + 'a>,
-    world: Option<&World>,
-) -> Result<Box<dyn Engine + 'a>> {
-    #[cfg(feature = "mpi")]
-    if let Some(world) = world {
-        let shared = downhill::cpu::SharedEngine::new(engine, world.share_sum())?;
-        return Ok(Box::new(shared));
-    }
-    let _ = world;
-    Ok(engine)
-}
-
 /// What a data-parallel run (several processes) does not take yet, refused before any work.
 #[cfg(feature = "mpi")]
-fn refuse_with_processes(
-    args: &TrainArgs,
-    runs: usize,
-    world: &downhill::distributed::World,
-) -> Result<()> {
+fn refuse_with_processes(args: &TrainArgs, world: &downhill::distributed::World) -> Result<()> {
     let refused = [
-        (runs > 1, "a sweep (several --lr or --init-seed)"),
         (args.validation.is_some(), "--validation"),
         (args.batch_size.is_some(), "--batch-size"),
-        (args.verify, "--verify"),
     ];
     match refused.iter().find(|(refused, _)| *refused) {
         Some((_, what)) => Err(Error::Unsupported(format!(

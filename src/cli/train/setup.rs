@@ -11,6 +11,7 @@ use downhill::limits::check_memory;
 use downhill::{model_file, network, Activation, Dataset, Descent, Error, Network, Result};
 
 use super::args::TrainArgs;
+use super::processes::World;
 use crate::cli::common::thousands;
 
 /// Points in the default synthetic set.
@@ -99,12 +100,29 @@ pub fn check_reference_memory(args: &TrainArgs, net: &Network, target: &Target) 
     )
 }
 
+/// The training data, where it came from, and its points: alone, all of it; as one process
+/// of a data-parallel run (`world`), this process's share and the points of every share.
+pub fn training_set(
+    args: &TrainArgs,
+    net: &Network,
+    world: Option<&World>,
+) -> Result<(Dataset, Source, usize)> {
+    #[cfg(feature = "mpi")]
+    if let Some(world) = world {
+        return training_share(args, net, world);
+    }
+    let _ = world;
+    let (data, source) = training_data(args, net)?;
+    let points = data.len();
+    Ok((data, source, points))
+}
+
 /// This process's share of the training data of a data-parallel run, where it came from, and
 /// the points of every share together: a file read at the share's offset (`.npy`) or read and
 /// cut (CSV), or the share of the synthetic set made alone, bit for bit the single-process
 /// set's rows.
 #[cfg(feature = "mpi")]
-pub fn training_share(
+fn training_share(
     args: &TrainArgs,
     net: &Network,
     world: &downhill::distributed::World,

@@ -21,8 +21,9 @@ use downhill::{model_file, Descent, Error, Network, Outcome, Result, StepRecord,
 use serde_json::json;
 
 use super::args::TrainArgs;
+use super::processes::{over_processes, sweep_over_processes, World};
 use super::report;
-use super::setup::{check_reference_memory, initial_network, take_batches, training_data};
+use super::setup::{check_reference_memory, initial_network, take_batches, training_set};
 use crate::cli::common::{points as points_text, print_json, thousands};
 use crate::cli::interrupt::Interrupts;
 
@@ -102,7 +103,14 @@ fn model_path(dir: &Path, run: &RunSpec) -> PathBuf {
     dir.join(format!("{}.json", run.name()))
 }
 
-pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Result<ExitCode> {
+/// The sweep of `runs`, in one process or (`world`) as one of several: each then evaluates
+/// every run on its share of the points, and the first writes and reports.
+pub fn run(
+    args: TrainArgs,
+    runs: Vec<RunSpec>,
+    interrupts: Interrupts,
+    world: Option<&World>,
+) -> Result<ExitCode> {
     let mut args = args;
     let mut interrupts = interrupts;
     let mut descent = Descent {
@@ -125,9 +133,11 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
         .iter()
         .map(|run| initial_network(&args, run.init_seed.unwrap_or(args.seed)))
         .collect::<Result<Vec<Network>>>()?;
-    let target = Target::resolve(args.device)?;
+    let root = world.is_none_or(|w| w.is_root());
+    // Process r of a data-parallel run takes GPU adapter r (counted round).
+    let target = Target::resolve_among(args.device, world.map_or(0, |w| w.rank()))?;
     check_reference_memory(&args, &nets[0], &target)?;
-    let (data, source) = training_data(&args, &nets[0])?;
+    let (data, source, all_points) = training_set(&args, &nets[0], world)?;
     // The held-out points leave the training set before anything sees it; every run is
     // validated on the same points.
     let (data, held_out) = match args.validation {
@@ -158,11 +168,31 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
     }
     let args = args;
     let opened = target.batch_sweep_engine(nets.clone(), &data, plan)?;
-    let mut progress = ProgressObserver::new(args.steps);
+    let mut progress = if root {
+        ProgressObserver::new(args.steps)
+    } else {
+        ProgressObserver::hidden()
+    };
     let rates: Vec<f64> = runs.iter().map(|r| r.learning_rate).collect();
     let mut run = |engine: &mut dyn SweepEngine| {
         interrupts.set_graceful(true);
-        let mut observers = [&mut progress as &mut dyn Observer, &mut interrupts];
+        // An interrupt that reaches one process stops every process after the same step.
+        #[cfg(feature = "mpi")]
+        let mut agreed;
+        #[cfg(feature = "mpi")]
+        let stopping: &mut dyn Observer = match world {
+            Some(world) => {
+                agreed = downhill::distributed::AgreedStop {
+                    inner: &mut interrupts,
+                    world,
+                };
+                &mut agreed
+            }
+            None => &mut interrupts,
+        };
+        #[cfg(not(feature = "mpi"))]
+        let stopping: &mut dyn Observer = &mut interrupts;
+        let mut observers = [&mut progress as &mut dyn Observer, stopping];
         let validation = validating.then_some(Validation {
             loss: &mut held_out_loss,
             patience,
@@ -171,6 +201,7 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
         interrupts.set_graceful(false);
         outcome.map(|o| (o, engine.device()))
     };
+
     let (outcome, device, verification) = match (opened, args.verify) {
         (opened, true) => {
             // Every run checked against the same run on the checking path.
@@ -182,25 +213,44 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
                         Some(plan) => checker.batch_engine(net, &data, plan)?,
                         None => checker.engine(net, &data)?,
                     };
-                    Ok(opened.boxed())
+                    over_processes(opened.boxed(), world)
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let mut verified = VerifiedSweep::new(opened.boxed(), against)?;
+            let checked = sweep_over_processes(opened.boxed(), world)?;
+            let mut verified = VerifiedSweep::new(checked, against)?;
             let (outcome, device) = run(&mut verified)?;
             (outcome, device, Some(verified.reports()?))
         }
         #[cfg(feature = "gpu")]
-        (OpenSweep::Gpu(mut sweep), false) => {
+        (OpenSweep::Gpu(sweep), false) => {
             // The data now lives on the device: free the host copy (as a single run does).
             drop(data);
-            let (outcome, device) = run(sweep.as_mut())?;
+            let (outcome, device) = run(sweep_over_processes(sweep, world)?.as_mut())?;
             (outcome, device, None)
         }
         (opened, false) => {
-            let mut engine = opened.boxed();
+            let mut engine = sweep_over_processes(opened.boxed(), world)?;
             let (outcome, device) = run(engine.as_mut())?;
             (outcome, device, None)
         }
+    };
+    // Every process ends with the same weights; the first reports and writes them.
+    #[cfg(feature = "mpi")]
+    if let Some(world) = world {
+        let nets: Vec<&Network> = outcome.runs.iter().map(|o| &o.network).collect();
+        world.check_same_weights(&nets)?;
+    }
+    let interrupted = outcome
+        .runs
+        .iter()
+        .any(|o| matches!(o.stopped, StopReason::Interrupted));
+    if !root {
+        let code = interrupts.exit_code().filter(|_| interrupted);
+        return Ok(code.map_or(ExitCode::SUCCESS, ExitCode::from));
+    }
+    let (points, device) = match world {
+        Some(world) => (all_points, format!("{device} x {} processes", world.size())),
+        None => (points, device),
     };
 
     let network = outcome.runs[0].network.describe();
@@ -227,10 +277,6 @@ pub fn run(args: TrainArgs, runs: Vec<RunSpec>, interrupts: Interrupts) -> Resul
         print_text(&cx, &outcome, verification.as_deref());
     }
     let wrote = report::written(&args, true);
-    let interrupted = outcome
-        .runs
-        .iter()
-        .any(|o| matches!(o.stopped, StopReason::Interrupted));
     let stopped = interrupts.exit_code().filter(|_| interrupted);
     let unwritten = "the final losses are printed above";
     if let Some(code) = report::tell_written(&wrote, stopped.map(|c| (c, outcome.steps)), unwritten)
