@@ -3,6 +3,7 @@ that cross between them, arrays taken in any dtype and layout, errors as Python'
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -126,7 +127,11 @@ def test_the_gpu_gives_the_cpus_weights_within_its_tolerance():
 
 def test_ctrl_c_stops_training_keeps_the_weights_and_raises_again():
     script = textwrap.dedent("""
+        import signal
         import numpy as np, downhill
+        # Python keeps SIGINT ignored when it starts ignored (a background job's): the test
+        # wants Ctrl-C's KeyboardInterrupt whatever started it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         X = np.random.default_rng(0).normal(size=(20000, 2)).astype(np.float32)
         y = X[:, 0] - X[:, 1]
         print("training", flush=True)
@@ -147,12 +152,16 @@ def test_ctrl_c_stops_training_keeps_the_weights_and_raises_again():
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     seen = []
+    deadline = time.monotonic() + 60
     try:
         for expected in ["training", "fitting"]:
             while not (seen and seen[-1].startswith(expected)):
-                line = child.stdout.readline()
-                assert line, "".join(seen)
-                seen.append(line)
+                ready, _, _ = select.select([child.stdout], [], [], 1.0)
+                assert time.monotonic() < deadline, f"no {expected!r} line: {''.join(seen)}"
+                if ready:
+                    line = child.stdout.readline()
+                    assert line, "".join(seen)
+                    seen.append(line)
             time.sleep(1.0)
             child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=60)
