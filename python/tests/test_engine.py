@@ -3,11 +3,12 @@ that cross between them, arrays taken in any dtype and layout, errors as Python'
 
 import json
 import os
-import select
+import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -151,23 +152,29 @@ def test_ctrl_c_stops_training_keeps_the_weights_and_raises_again():
     """)
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
+    # The child's lines, read by a thread, so that waiting for one has a time limit.
+    lines = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(l) for l in iter(child.stdout.readline, "")],
+                              daemon=True)
+    reader.start()
     seen = []
-    deadline = time.monotonic() + 60
     try:
         for expected in ["training", "fitting"]:
             while not (seen and seen[-1].startswith(expected)):
-                ready, _, _ = select.select([child.stdout], [], [], 1.0)
-                assert time.monotonic() < deadline, f"no {expected!r} line: {''.join(seen)}"
-                if ready:
-                    line = child.stdout.readline()
-                    assert line, "".join(seen)
-                    seen.append(line)
+                try:
+                    seen.append(lines.get(timeout=60))
+                except queue.Empty:
+                    pytest.fail(f"no {expected!r} line within 60 s: {''.join(seen)}")
             time.sleep(1.0)
             child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=60)
+        child.wait(timeout=60)
+        reader.join(timeout=10)
+        err = child.stderr.read()
     finally:
         child.kill()
-    out = "".join(seen) + out
+    while not lines.empty():
+        seen.append(lines.get())
+    out = "".join(seen)
     assert "model True" in out and "fitted True 2" in out, out + err
     assert "KeyboardInterrupt" in err
     assert child.returncode != 0
