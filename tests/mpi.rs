@@ -27,6 +27,16 @@ fn mpirun() -> Option<PathBuf> {
     found
 }
 
+/// Holds the machine for one test's jobs: MPI processes wait for each other by spinning, so
+/// jobs of several tests at once on a small machine slow each other down past mpirun's 1 s
+/// between its SIGTERM and its SIGKILL.
+fn one_job_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static MACHINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    MACHINE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// `downhill args` in `np` processes under `mpirun`.
 fn on_processes(mpirun: &Path, np: usize, args: &[&str]) -> Output {
     Command::new(mpirun)
@@ -87,6 +97,7 @@ fn weights(report: &serde_json::Value) -> Vec<f64> {
 
 #[test]
 fn several_processes_give_one_processs_run() {
+    let _alone = one_job_at_a_time();
     let Some(mpirun) = mpirun() else { return };
     let dir = tempfile::tempdir().unwrap();
     let fortran = dir.path().join("points.npy");
@@ -157,6 +168,7 @@ fn several_processes_give_one_processs_run() {
 /// gaps of 1e-5.)
 #[test]
 fn a_sweep_over_processes_is_one_processs_sweep() {
+    let _alone = one_job_at_a_time();
     let Some(mpirun) = mpirun() else { return };
     for device in common::devices() {
         let optimizer = if device == "cpu" { "adam" } else { "gd" };
@@ -209,6 +221,7 @@ fn a_sweep_over_processes_is_one_processs_sweep() {
 /// check passes, and the run is one process's.
 #[test]
 fn verify_over_processes_checks_one_processs_run() {
+    let _alone = one_job_at_a_time();
     let Some(mpirun) = mpirun() else { return };
     for device in common::devices() {
         for lr in ["0.1", "0.05,0.1"] {
@@ -233,6 +246,7 @@ fn verify_over_processes_checks_one_processs_run() {
 
 #[test]
 fn a_bad_file_ends_every_process_with_exit_code_2() {
+    let _alone = one_job_at_a_time();
     let Some(mpirun) = mpirun() else { return };
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.npy");
@@ -269,6 +283,7 @@ fn a_bad_file_ends_every_process_with_exit_code_2() {
 
 #[test]
 fn what_several_processes_do_not_take_is_refused() {
+    let _alone = one_job_at_a_time();
     let Some(mpirun) = mpirun() else { return };
     for extra in [&["--validation", "0.2"][..], &["--batch-size", "10"]] {
         let mut args = vec![
@@ -381,6 +396,7 @@ fn ends_within_30_s(job: &mut std::process::Child, marker: &str) -> std::process
 
 #[test]
 fn a_process_killed_mid_run_ends_the_job_with_an_error() {
+    let _alone = one_job_at_a_time();
     let Some(mpirun) = mpirun() else { return };
     let dir = tempfile::tempdir().unwrap();
     let marker = "918273";
@@ -395,6 +411,7 @@ fn a_process_killed_mid_run_ends_the_job_with_an_error() {
 /// ends.
 #[test]
 fn an_interrupt_through_mpirun_writes_the_weights_reached() {
+    let _alone = one_job_at_a_time();
     let Some(mpirun) = mpirun() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (model, history, stderr) = (
@@ -441,6 +458,7 @@ fn an_interrupt_through_mpirun_writes_the_weights_reached() {
 /// `eval` over 3 processes: the points, the loss and every slope of one process's.
 #[test]
 fn eval_over_processes_is_one_processs() {
+    let _alone = one_job_at_a_time();
     let Some(mpirun) = mpirun() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (points, model) = common::points_and_model(dir.path());

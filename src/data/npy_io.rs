@@ -78,31 +78,18 @@ pub fn read_share(
     if let Ok(view) = ArrayView2::<f32>::view_npy(&mapped) {
         let part = checked_share(path, view.dim(), &share)?;
         let layout = share_io::Layout::of(&view, &mapped);
-        let mut columns = Array2::<f32>::zeros((layout.cols, part.len()));
-        for block in share_io::blocks(part.clone()) {
-            let values = layout
-                .read(&file, block.clone(), f32::from_ne_bytes)
-                .map_err(|e| Error::io(path, e))?;
-            check_finite(path, values.t(), block.start)?;
-            let at = block.start - part.start..block.end - part.start;
-            columns.slice_mut(ndarray::s![.., at]).assign(&values);
-        }
+        let columns = read_blocks(path, &file, &layout, part, f32::from_ne_bytes, |v, _| Ok(v))?;
         return Ok((columns, view.nrows()));
     }
     if let Ok(view) = ArrayView2::<f64>::view_npy(&mapped) {
         let part = checked_share(path, view.dim(), &share)?;
         let layout = share_io::Layout::of(&view, &mapped);
-        let mut columns = Array2::<f32>::zeros((layout.cols, part.len()));
-        for block in share_io::blocks(part.clone()) {
-            let values = layout
-                .read(&file, block.clone(), f64::from_ne_bytes)
-                .map_err(|e| Error::io(path, e))?;
-            check_finite(path, values.t(), block.start)?;
-            let narrowed =
-                narrow(path, values.t().to_owned()).map_err(|e| renumber(e, block.start))?;
-            let at = block.start - part.start..block.end - part.start;
-            columns.slice_mut(ndarray::s![.., at]).assign(&narrowed.t());
-        }
+        let narrowed = |values: Array2<f64>, first| {
+            narrow(path, values.reversed_axes())
+                .map(Array2::reversed_axes)
+                .map_err(|e| renumber(e, first))
+        };
+        let columns = read_blocks(path, &file, &layout, part, f64::from_ne_bytes, narrowed)?;
         return Ok((columns, view.nrows()));
     }
     // Whatever the map cannot view is read as a whole (which names what is wrong with it).
@@ -196,6 +183,36 @@ mod share_io {
             }
         }
     }
+}
+
+/// Rows `part` of `file` (laid out as `layout` says) as f32 columns `(cols, part)`, read a
+/// block at a time: each value made from its `N` bytes by `decode`, each block checked for
+/// values that are not finite and made f32 by `to_f32` (given the block's first row in the
+/// file).
+#[cfg(feature = "mpi")]
+fn read_blocks<T, const N: usize>(
+    path: &Path,
+    file: &File,
+    layout: &share_io::Layout,
+    part: std::ops::Range<usize>,
+    decode: fn([u8; N]) -> T,
+    to_f32: impl Fn(Array2<T>, usize) -> Result<Array2<f32>>,
+) -> Result<Array2<f32>>
+where
+    T: Copy + Into<f64> + std::fmt::Display,
+{
+    let mut columns = Array2::<f32>::zeros((layout.cols, part.len()));
+    for block in share_io::blocks(part.clone()) {
+        let values = layout
+            .read(file, block.clone(), decode)
+            .map_err(|e| Error::io(path, e))?;
+        check_finite(path, values.t(), block.start)?;
+        let at = block.start - part.start..block.end - part.start;
+        columns
+            .slice_mut(ndarray::s![.., at])
+            .assign(&to_f32(values, block.start)?);
+    }
+    Ok(columns)
 }
 
 /// The share of a file of `(rows, cols)` values, refused when the file holds none.

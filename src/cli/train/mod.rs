@@ -27,7 +27,7 @@ use downhill::{model_file, Descent, Engine, Error, Network, Result, StepRecord, 
 
 use super::common::{points as points_text, print_json};
 use super::interrupt::Interrupts;
-use processes::{among_processes, over_processes, World};
+use processes::{among_processes, over_processes, stopping, World};
 use setup::{check_reference_memory, initial_network};
 
 /// Set only by the tests of `--verify` itself: the relative amount by which the checked
@@ -171,22 +171,8 @@ fn run_in(args: TrainArgs, interrupts: Interrupts, world: Option<&World>) -> Res
     // the weights reached are written; before and after, it ends the command at once.
     interrupts.set_graceful(true);
     // An interrupt that reaches one process stops every process after the same step.
-    #[cfg(feature = "mpi")]
-    let mut agreed;
-    #[cfg(feature = "mpi")]
-    let stopping: &mut dyn Observer = match world {
-        Some(world) => {
-            agreed = downhill::distributed::AgreedStop {
-                inner: &mut interrupts,
-                world,
-            };
-            &mut agreed
-        }
-        None => &mut interrupts,
-    };
-    #[cfg(not(feature = "mpi"))]
-    let stopping: &mut dyn Observer = &mut interrupts;
-    let mut observers = [&mut progress as &mut dyn Observer, stopping];
+    let mut stopping = stopping(&mut interrupts, world);
+    let mut observers = [&mut progress as &mut dyn Observer, &mut stopping];
     let rule = descent.update;
     let schedule = rule.schedule;
     let batched = plan.is_some();

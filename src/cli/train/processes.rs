@@ -2,6 +2,7 @@
 //! signals as such a process takes them, and engines that evaluate this process's share and
 //! step on the sums over every share. Without the feature, every run is one process's.
 
+use downhill::descent::{Observer, StepRecord};
 use downhill::{Engine, Result};
 
 use crate::cli::interrupt::Interrupts;
@@ -11,6 +12,55 @@ use crate::cli::interrupt::Interrupts;
 pub use downhill::distributed::World;
 #[cfg(not(feature = "mpi"))]
 pub type World = NoWorld;
+
+/// What stops a descent on a signal: the interrupts alone, or among processes agreed on, so
+/// that an interrupt reaching one process stops every process after the same round.
+pub enum Stopping<'a> {
+    Alone(&'a mut Interrupts),
+    #[cfg(feature = "mpi")]
+    Agreed(downhill::distributed::AgreedStop<'a>),
+}
+
+/// The observer that stops `world`'s descent (alone: this process's) on a signal.
+pub fn stopping<'a>(interrupts: &'a mut Interrupts, world: Option<&'a World>) -> Stopping<'a> {
+    #[cfg(feature = "mpi")]
+    if let Some(world) = world {
+        return Stopping::Agreed(downhill::distributed::AgreedStop {
+            inner: interrupts,
+            world,
+        });
+    }
+    let _ = world;
+    Stopping::Alone(interrupts)
+}
+
+impl Stopping<'_> {
+    fn observer(&mut self) -> &mut dyn Observer {
+        match self {
+            Stopping::Alone(interrupts) => *interrupts,
+            #[cfg(feature = "mpi")]
+            Stopping::Agreed(agreed) => agreed,
+        }
+    }
+}
+
+impl Observer for Stopping<'_> {
+    fn observe(&mut self, history: &[StepRecord], max_steps: usize) {
+        self.observer().observe(history, max_steps);
+    }
+
+    fn finish(&mut self) {
+        self.observer().finish();
+    }
+
+    fn stop_requested(&self) -> bool {
+        match self {
+            Stopping::Alone(interrupts) => interrupts.stop_requested(),
+            #[cfg(feature = "mpi")]
+            Stopping::Agreed(agreed) => agreed.stop_requested(),
+        }
+    }
+}
 
 /// Without the `mpi` feature, every run is one process's.
 #[cfg(not(feature = "mpi"))]

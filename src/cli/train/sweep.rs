@@ -21,7 +21,7 @@ use downhill::{model_file, Descent, Error, Network, Outcome, Result, StepRecord,
 use serde_json::json;
 
 use super::args::TrainArgs;
-use super::processes::{over_processes, sweep_over_processes, World};
+use super::processes::{over_processes, stopping, sweep_over_processes, World};
 use super::report;
 use super::setup::{check_reference_memory, initial_network, take_batches, training_set};
 use crate::cli::common::{points as points_text, print_json, thousands};
@@ -177,22 +177,8 @@ pub fn run(
     let mut run = |engine: &mut dyn SweepEngine| {
         interrupts.set_graceful(true);
         // An interrupt that reaches one process stops every process after the same step.
-        #[cfg(feature = "mpi")]
-        let mut agreed;
-        #[cfg(feature = "mpi")]
-        let stopping: &mut dyn Observer = match world {
-            Some(world) => {
-                agreed = downhill::distributed::AgreedStop {
-                    inner: &mut interrupts,
-                    world,
-                };
-                &mut agreed
-            }
-            None => &mut interrupts,
-        };
-        #[cfg(not(feature = "mpi"))]
-        let stopping: &mut dyn Observer = &mut interrupts;
-        let mut observers = [&mut progress as &mut dyn Observer, stopping];
+        let mut stopping = stopping(&mut interrupts, world);
+        let mut observers = [&mut progress as &mut dyn Observer, &mut stopping];
         let validation = validating.then_some(Validation {
             loss: &mut held_out_loss,
             patience,
