@@ -15,7 +15,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rayon::prelude::*;
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Points};
 use crate::descent::StepRecord;
 use crate::error::{Error, Result};
 
@@ -131,7 +131,7 @@ impl BatchPlan {
 
     /// Epoch `epoch`'s batches of `data`, gathered into `batches` (made on the first call,
     /// refilled in place on the next ones).
-    pub fn gather(&self, data: &Dataset, epoch: usize, batches: &mut Vec<Dataset>) -> Result<()> {
+    pub fn gather(&self, data: &Points, epoch: usize, batches: &mut Vec<Dataset>) -> Result<()> {
         let order = self.permutation(epoch);
         if batches.len() != self.per_epoch() {
             batches.clear();

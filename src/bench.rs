@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::cpu::{probe, CpuVariant};
-use crate::data::{self, Dataset};
+use crate::data::{self, Dataset, Points};
 use crate::descent::{Engine, StepRule};
 use crate::device::{DeviceChoice, Target};
 use crate::error::{Error, Result};
@@ -348,7 +348,7 @@ fn floor(read_s: f64, compute_s: f64) -> (f64, &'static str) {
 fn time_gpu(
     gpu: &Target,
     student: &Network,
-    set: &Dataset,
+    set: &Points,
     settings: &BenchSettings,
     rule: &StepRule,
     announce: &mut dyn FnMut(),

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crate::batches::BatchPlan;
 use crate::cpu::{probe, CpuEngine, CpuKernel, CpuSweep, CpuVariant};
-use crate::data::Dataset;
+use crate::data::Points;
 use crate::descent::Engine;
 use crate::error::{Error, Result};
 #[cfg(feature = "gpu")]
@@ -202,7 +202,7 @@ impl Target {
     /// Seconds this device needs just to read `data` once, the least any training step
     /// costs: the median of `repeats` timings on the GPU (its read-only kernel, the data
     /// chunked as for training), the best of them on the CPU (a parallel read-only pass).
-    pub fn read_once_seconds(&self, data: &Dataset, repeats: usize) -> Result<f64> {
+    pub fn read_once_seconds(&self, data: &Points, repeats: usize) -> Result<f64> {
         #[cfg(feature = "gpu")]
         if let Some(ctx) = &self.ctx {
             let probe = ReadOnce::new(ctx.clone(), data, GpuOptions::default())?;
@@ -236,7 +236,7 @@ impl Target {
 
     /// A training engine on this device: the GPU engine, or the fused CPU engine (`cpu`, or
     /// `auto` with a network or run the GPU cannot take: then with a warning).
-    pub fn engine<'a>(&self, net: Network, data: &'a Dataset) -> Result<OpenEngine<'a>> {
+    pub fn engine<'a>(&self, net: Network, data: &'a Points<'a>) -> Result<OpenEngine<'a>> {
         #[cfg(feature = "gpu")]
         if let Some(ctx) = &self.ctx {
             match GpuEngine::new(ctx.clone(), net.clone(), data, GpuOptions::default()) {
@@ -253,7 +253,7 @@ impl Target {
     pub fn batch_engine<'a>(
         &self,
         net: Network,
-        data: &'a Dataset,
+        data: &'a Points<'a>,
         plan: BatchPlan,
     ) -> Result<OpenEngine<'a>> {
         #[cfg(feature = "gpu")]
@@ -282,7 +282,11 @@ impl Target {
     /// A sweep engine for the runs `nets` (one shape) on this device: on the CPU every run
     /// from one pass over the data; on the GPU the data uploaded once and each run stepped in
     /// turn.
-    pub fn sweep_engine<'a>(&self, nets: Vec<Network>, data: &'a Dataset) -> Result<OpenSweep<'a>> {
+    pub fn sweep_engine<'a>(
+        &self,
+        nets: Vec<Network>,
+        data: &'a Points<'a>,
+    ) -> Result<OpenSweep<'a>> {
         self.batch_sweep_engine(nets, data, None)
     }
 
@@ -291,7 +295,7 @@ impl Target {
     pub fn batch_sweep_engine<'a>(
         &self,
         nets: Vec<Network>,
-        data: &'a Dataset,
+        data: &'a Points<'a>,
         plan: Option<BatchPlan>,
     ) -> Result<OpenSweep<'a>> {
         #[cfg(feature = "gpu")]
@@ -314,14 +318,14 @@ impl Target {
     }
 
     /// The SSE and its gradient of `net` over `data`.
-    pub fn evaluate(&self, net: &Network, data: &Dataset) -> Result<Evaluation> {
+    pub fn evaluate(&self, net: &Network, data: &Points) -> Result<Evaluation> {
         self.evaluator(net, data)?.evaluate(net)
     }
 
     /// An evaluator of the SSE and its gradient over `data` for any weights of `net`'s shape,
     /// set up once (on the GPU: the data uploaded and the kernels built) for any number of
     /// evaluations. Under `auto`, a shape the GPU cannot take is evaluated on the CPU.
-    pub fn evaluator<'a>(&self, net: &Network, data: &'a Dataset) -> Result<Evaluator<'a>> {
+    pub fn evaluator<'a>(&self, net: &Network, data: &'a Points<'a>) -> Result<Evaluator<'a>> {
         data.check_shape(net.inputs(), net.outputs(), "evaluation data")?;
         Ok(match self.engine(net.clone(), data)? {
             #[cfg(feature = "gpu")]
@@ -343,7 +347,7 @@ impl Target {
     }
 
     /// The SSE of each of `nets` (all of one shape) over `data`: the loss landscape's grid.
-    pub fn sse_of_many(&self, nets: &[Network], data: &Dataset) -> Result<Vec<f64>> {
+    pub fn sse_of_many(&self, nets: &[Network], data: &Points) -> Result<Vec<f64>> {
         match nets.first() {
             Some(first) => self.sse_of_many_evaluator(first, data)?.sse(nets),
             None => Ok(Vec::new()),
@@ -357,7 +361,7 @@ impl Target {
     pub fn sse_of_many_evaluator<'a>(
         &self,
         net: &Network,
-        data: &'a Dataset,
+        data: &'a Points<'a>,
     ) -> Result<SseOfMany<'a>> {
         data.check_shape(net.inputs(), net.outputs(), "landscape data")?;
         #[cfg(feature = "gpu")]
@@ -387,7 +391,7 @@ impl Target {
 
 /// See [`Target::evaluator`].
 pub enum Evaluator<'a> {
-    Cpu(&'a Dataset, Box<dyn CpuKernel>),
+    Cpu(&'a Points<'a>, Box<dyn CpuKernel>),
     #[cfg(feature = "gpu")]
     Gpu(Box<GpuEngine>),
 }
@@ -474,7 +478,7 @@ impl<'a> OpenEngine<'a> {
 
 /// See [`Target::sse_of_many_evaluator`].
 pub enum SseOfMany<'a> {
-    Cpu(&'a Dataset),
+    Cpu(&'a Points<'a>),
     /// The GPU's many-vectors kernel, for shapes it takes.
     #[cfg(feature = "gpu")]
     Gpu(Box<crate::gpu::landscape::SseOfMany>),

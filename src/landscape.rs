@@ -2,7 +2,7 @@
 //! over one weight and surface over two, with the slope at the current weights and the steps
 //! gradient descent takes over just those weights.
 
-use crate::data::Dataset;
+use crate::data::Points;
 use crate::device::Target;
 use crate::error::{number, Error, Result};
 use crate::loss::LossKind;
@@ -114,7 +114,7 @@ pub fn grid_points(axes: &[WeightAxis]) -> Result<usize> {
 pub fn compute(
     target: &Target,
     net: &Network,
-    data: &Dataset,
+    data: &Points,
     axes: Vec<WeightAxis>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Landscape> {
@@ -191,7 +191,7 @@ pub fn compute(
 pub fn descend(
     target: &Target,
     net: &Network,
-    data: &Dataset,
+    data: &Points,
     axes: &[WeightAxis],
     learning_rate: f64,
     rule: &UpdateRule,

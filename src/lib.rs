@@ -46,7 +46,7 @@ pub mod progress;
 pub mod sweep;
 pub mod verify;
 
-pub use data::Dataset;
+pub use data::{Dataset, Points};
 pub use descent::{Descent, Engine, Observer, Outcome, StepRecord, StopReason};
 pub use device::DeviceChoice;
 pub use error::{Error, Result};

@@ -17,8 +17,8 @@ use downhill::landscape::{self, WeightAxis};
 use downhill::model_file;
 use downhill::optimizer::{Optimizer, Schedule, UpdateRule};
 use downhill::verify::Verified;
-use downhill::{Activation, Dataset, Descent, Error, LossKind, Network, Outcome, StopReason};
-use ndarray::{s, Array1, Array2, ArrayView2};
+use downhill::{Activation, Descent, Error, LossKind, Network, Outcome, Points, StopReason};
+use ndarray::{Array1, ArrayView2};
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -73,10 +73,10 @@ fn check_finite(values: ArrayView2<f32>, what: &str) -> PyResult<()> {
     }
 }
 
-/// Points `x` (points x inputs) with targets `y` (points x outputs) in downhill's column
-/// layout: one copy of each, transposed.
-fn dataset(x: ArrayView2<f32>, y: ArrayView2<f32>) -> PyResult<Dataset> {
-    let ((points, inputs), (rows, outputs)) = (x.dim(), y.dim());
+/// Points `x` (points x inputs) with targets `y` (points x outputs), read in place where
+/// each is one block of memory in C or Fortran order (see `Points::from_views`).
+fn points<'a>(x: ArrayView2<'a, f32>, y: ArrayView2<'a, f32>) -> PyResult<Points<'a>> {
+    let (points, rows) = (x.nrows(), y.nrows());
     if points != rows {
         return Err(PyValueError::new_err(format!(
             "X has {points} rows but y has {rows}: expected one target row per point"
@@ -84,10 +84,14 @@ fn dataset(x: ArrayView2<f32>, y: ArrayView2<f32>) -> PyResult<Dataset> {
     }
     check_finite(x, "X")?;
     check_finite(y, "y")?;
-    let mut columns = Array2::<f32>::zeros((inputs + outputs, points));
-    columns.slice_mut(s![..inputs, ..]).assign(&x.t());
-    columns.slice_mut(s![inputs.., ..]).assign(&y.t());
-    Dataset::from_columns(columns, inputs).or_py()
+    Points::from_views(x.reversed_axes(), y.reversed_axes()).or_py()
+}
+
+/// Whether `train` and the other functions read `x` and `y` in place, without a copy (what
+/// the tests check of each layout).
+#[pyfunction]
+fn reads_in_place(x: PyReadonlyArray2<'_, f32>, y: PyReadonlyArray2<'_, f32>) -> PyResult<bool> {
+    Ok(points(x.as_array(), y.as_array())?.is_borrowed())
 }
 
 /// The device for a `device` argument: `auto`, `cpu` or `gpu`.
@@ -144,7 +148,7 @@ struct Trained {
 /// The mean over outputs of each output's variance in a set (for R^2 on it: with the MSE,
 /// which is the mean over outputs of each output's, `1 - MSE / this` is scikit-learn's
 /// variance-weighted R^2).
-fn target_variance(set: &Dataset) -> f64 {
+fn target_variance(set: &Points) -> f64 {
     let targets = set.target_columns();
     let variances = targets.outer_iter().map(|output| {
         let n = output.len() as f64;
@@ -161,7 +165,7 @@ fn target_variance(set: &Dataset) -> f64 {
 /// Trains as `downhill train` does, on `data`, with the GIL released by the caller.
 fn run_training(
     plan: Plan,
-    data: Dataset,
+    data: Points,
     signals: &mut PythonSignals,
 ) -> downhill::Result<Trained> {
     let net = match plan.init {
@@ -256,7 +260,7 @@ fn train<'py>(
     init: Option<String>,
     verify: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let data = dataset(x.as_array(), y.as_array())?;
+    let data = points(x.as_array(), y.as_array())?;
     let optimizer = match optimizer {
         "gd" => Optimizer::Gd,
         "momentum" | "nesterov" => Optimizer::Momentum {
@@ -373,7 +377,7 @@ fn evaluate<'py>(
     device: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     let net = parse_model(model)?;
-    let data = dataset(x.as_array(), y.as_array())?;
+    let data = points(x.as_array(), y.as_array())?;
     let device = device.to_string();
     let (evaluation, net) = py
         .detach(move || -> downhill::Result<_> {
@@ -414,7 +418,7 @@ fn landscape_of<'py>(
     device: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     let net = parse_model(model)?;
-    let data = dataset(x.as_array(), y.as_array())?;
+    let data = points(x.as_array(), y.as_array())?;
     let axes = weights
         .iter()
         .zip(ranges.iter().chain(std::iter::repeat(&None)))
@@ -504,5 +508,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load_model, m)?)?;
     m.add_function(wrap_pyfunction!(save_model, m)?)?;
     m.add_function(wrap_pyfunction!(weight_names, m)?)?;
+    m.add_function(wrap_pyfunction!(reads_in_place, m)?)?;
     Ok(())
 }

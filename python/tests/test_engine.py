@@ -74,6 +74,49 @@ def test_float64_and_other_layouts_give_what_float32_gives():
     np.testing.assert_array_equal(want.predict(np.asfortranarray(X)), want.predict(X))
 
 
+def test_float32_in_c_or_fortran_order_is_read_in_place_and_other_layouts_are_copied():
+    from downhill import _core
+    from downhill._arrays import as_points
+
+    X, y = points(1000)
+    wide = np.zeros((1000, 4), dtype=np.float32)
+    in_place = [X, np.asfortranarray(X), X.astype(np.float64), np.asfortranarray(X, np.float64)]
+    for layout in in_place:
+        assert _core.reads_in_place(as_points(layout, "X"), as_points(y, "y"))
+    assert _core.reads_in_place(as_points(X, "X"), as_points(y.astype(np.float64), "y"))
+    for layout in [wide[:, ::2], X[::2], X[::-1]]:
+        assert not _core.reads_in_place(as_points(layout, "X"), as_points(y[:len(layout)], "y"))
+
+
+FIT_MEMORY = """
+import resource, sys
+import numpy as np
+import downhill
+n, order = 4_000_000, sys.argv[1]
+X = np.empty((n, 2), np.float32, order=order)
+y = np.empty(n, np.float32)
+rng = np.random.default_rng(0)
+for first in range(0, n, 1 << 16):  # filled a piece at a time: no transient copy of X
+    piece = rng.normal(size=(min(1 << 16, n - first), 2)).astype(np.float32)
+    X[first:first + len(piece)] = piece
+    y[first:first + len(piece)] = np.maximum(piece[:, 0] + piece[:, 1], 0)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+downhill.MLPRegressor(hidden_layer_sizes=(2,), solver="sgd", momentum=0.0, batch_size=n,
+                      max_iter=3, tol=0.0, random_state=0, device="cpu").fit(X, y)
+added = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(added * 1024 / (X.nbytes + y.nbytes))
+"""
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_a_fit_holds_x_once(order):
+    # The peak memory a fit adds, as a fraction of X and y: a copy of them would add 1.
+    ran = subprocess.run([sys.executable, "-c", FIT_MEMORY, order], capture_output=True,
+                         text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert float(ran.stdout) < 0.25
+
+
 @pytest.mark.parametrize("X, y, message", [
     (np.ones((5, 2)), np.ones(4), "X has 5 rows but y has 4"),
     (np.array([[1.0, np.nan]]), np.ones(1), "X: row 1, column 2: NaN is not a finite number"),
@@ -195,3 +238,13 @@ def test_a_signal_handlers_own_exception_comes_back_with_the_weights_reached():
         signal.signal(signal.SIGALRM, previous)
     assert raised.value.history.steps > 0
     assert raised.value.model.loss(X, y) < raised.value.history.loss[0]
+
+
+def test_looking_for_a_gpu_prints_nothing_without_xdg_runtime_dir():
+    # Mesa's Wayland probe would print "error: XDG_RUNTIME_DIR is invalid or not set" (CI and
+    # containers run without that directory); the package points the probe at no display.
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "WAYLAND_DISPLAY")}
+    ran = subprocess.run([sys.executable, "-c", "import downhill; downhill.devices()"], env=env,
+                         capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stderr == ""

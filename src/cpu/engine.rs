@@ -5,7 +5,7 @@ use super::fused::Fused;
 use super::kernel::CpuKernel;
 use super::reference::{self, Reference};
 use crate::batches::BatchPlan;
-use crate::data::Dataset;
+use crate::data::{Dataset, Points};
 use crate::descent::{Engine, EngineStop, Round, StepRecord, StepRule};
 use crate::error::Result;
 use crate::loss::{norm, Evaluation};
@@ -85,7 +85,7 @@ pub struct CpuEngine<'a> {
     /// What the update rule carries from step to step (kept when new weights are set, so
     /// that a checking engine follows the run it checks).
     state: OptimizerState,
-    data: &'a Dataset,
+    data: &'a Points<'a>,
     kernel: Box<dyn CpuKernel>,
     /// With mini-batches: the plan and the batches of the epoch gathered last (boxed: an
     /// engine is moved about, and most have none).
@@ -101,7 +101,7 @@ pub(super) struct HostBatches {
 
 impl HostBatches {
     /// The batches of `plan` over `data` (of its points), or `None` for a full batch.
-    pub(super) fn of_plan(plan: BatchPlan, data: &Dataset) -> Result<Option<Self>> {
+    pub(super) fn of_plan(plan: BatchPlan, data: &Points) -> Result<Option<Self>> {
         plan.check_points(data.len())?;
         Ok((!plan.is_full()).then_some(HostBatches {
             plan,
@@ -112,7 +112,11 @@ impl HostBatches {
 
     /// The batch step `step` takes, gathering its epoch's batches first if they are not
     /// those gathered last.
-    pub(super) fn of_step(&mut self, data: &Dataset, step: usize) -> Result<&Dataset> {
+    pub(super) fn of_step<'s>(
+        &'s mut self,
+        data: &'s Points<'s>,
+        step: usize,
+    ) -> Result<&'s Points<'s>> {
         let epoch = self.plan.epoch_of(step);
         if self.epoch != Some(epoch) {
             self.plan.gather(data, epoch, &mut self.batches)?;
@@ -124,7 +128,7 @@ impl HostBatches {
 
 impl<'a> CpuEngine<'a> {
     /// An engine training `net` on `data` with the given kernel.
-    pub fn new(net: Network, data: &'a Dataset, variant: CpuVariant) -> Result<Self> {
+    pub fn new(net: Network, data: &'a Points<'a>, variant: CpuVariant) -> Result<Self> {
         data.check_shape(net.inputs(), net.outputs(), "training data")?;
         if variant == CpuVariant::Reference {
             crate::limits::check_memory(
@@ -152,7 +156,7 @@ impl<'a> CpuEngine<'a> {
     /// its evaluations are still over all of `data`.
     pub fn with_batches(
         net: Network,
-        data: &'a Dataset,
+        data: &'a Points<'a>,
         variant: CpuVariant,
         plan: BatchPlan,
     ) -> Result<Self> {

@@ -18,7 +18,7 @@ use super::kernel::CpuKernel;
 use super::layout::{KernelLayout, LayerPlan};
 use super::simd::{keep_where_positive, load_padded, pairwise_sum, Isa, Level, SimdJob};
 use super::tile::{dot, gradient_tile, matmul_tile, Lane, LaneSums, LANES, TILE};
-use crate::data::{row_slices, Dataset};
+use crate::data::{row_slices, Points};
 use crate::loss::Evaluation;
 use crate::network::{Activation, Network};
 
@@ -331,7 +331,7 @@ impl CpuKernel for Fused {
         "fused"
     }
 
-    fn evaluate(&mut self, net: &Network, data: &Dataset) -> Evaluation {
+    fn evaluate(&mut self, net: &Network, data: &Points) -> Evaluation {
         self.evaluate_many(&[net], data)
             .pop()
             .expect("one evaluation per network")
@@ -342,12 +342,11 @@ impl CpuKernel for Fused {
     /// data is read from memory once for all of them. Each network's block partials are added
     /// in block order, as for one network alone: a network evaluated among others gets
     /// exactly the numbers it gets alone.
-    fn evaluate_many(&mut self, nets: &[&Network], data: &Dataset) -> Vec<Evaluation> {
+    fn evaluate_many(&mut self, nets: &[&Network], data: &Points) -> Vec<Evaluation> {
         let plans: Vec<KernelLayout> = nets.iter().map(|net| KernelLayout::new(net)).collect();
         let Some(first) = plans.first() else {
             return Vec::new();
         };
-        let columns = data.column_slices();
         let points = data.len();
         let params = first.params.len();
         let small = self
@@ -362,24 +361,27 @@ impl CpuKernel for Fused {
                 Scratch::with_kept(first, |scratch| {
                     let start = block * block_size;
                     let end = (start + block_size).min(points);
-                    plans
-                        .iter()
-                        .map(|plan| {
-                            let mut gradient = vec![0.0; params];
-                            let sse = match small {
-                                Some(small) => small.run(plan, &columns, start, end, &mut gradient),
-                                None => level.run(Block {
-                                    plan,
-                                    scratch,
-                                    columns: &columns,
-                                    start,
-                                    end,
-                                    gradient: &mut gradient,
-                                }),
-                            };
-                            Partial { sse, gradient }
-                        })
-                        .collect::<Vec<Partial>>()
+                    data.with_block(start..end, |columns| {
+                        plans
+                            .iter()
+                            .map(|plan| {
+                                let mut gradient = vec![0.0; params];
+                                let len = end - start;
+                                let sse = match small {
+                                    Some(small) => small.run(plan, columns, 0, len, &mut gradient),
+                                    None => level.run(Block {
+                                        plan,
+                                        scratch,
+                                        columns,
+                                        start: 0,
+                                        end: len,
+                                        gradient: &mut gradient,
+                                    }),
+                                };
+                                Partial { sse, gradient }
+                            })
+                            .collect::<Vec<Partial>>()
+                    })
                 })
             })
             .collect_into_vec(&mut self.partials);

@@ -2,7 +2,7 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::data::Dataset;
+use crate::data::Points;
 use crate::loss::Evaluation;
 use crate::network::Network;
 
@@ -11,10 +11,10 @@ pub trait CpuKernel: Send {
     /// `fused` or `reference`.
     fn name(&self) -> &'static str;
     /// The SSE and its gradient over `data` at `net`'s weights.
-    fn evaluate(&mut self, net: &Network, data: &Dataset) -> Evaluation;
+    fn evaluate(&mut self, net: &Network, data: &Points) -> Evaluation;
     /// The same for several networks of one shape (a sweep), in order. Kernels that can
     /// evaluate them in one pass over the data do; the others evaluate one after another.
-    fn evaluate_many(&mut self, nets: &[&Network], data: &Dataset) -> Vec<Evaluation> {
+    fn evaluate_many(&mut self, nets: &[&Network], data: &Points) -> Vec<Evaluation> {
         nets.iter().map(|net| self.evaluate(net, data)).collect()
     }
     /// Predictions for inputs given column by column: `(inputs, points)` in,

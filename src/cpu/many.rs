@@ -7,17 +7,16 @@ use super::fused::{block_range, forward_tile, Scratch, BLOCK};
 use super::layout::KernelLayout;
 use super::simd::{load_padded, Isa, Level, SimdJob};
 use super::tile::{dot, TILE};
-use crate::data::Dataset;
+use crate::data::Points;
 use crate::network::Network;
 
 /// The SSE of each of `nets` (all of one shape) over `data`: each tile is loaded once and run
 /// forward through every network.
-pub fn sse_of_many(nets: &[Network], data: &Dataset) -> Vec<f64> {
+pub fn sse_of_many(nets: &[Network], data: &Points) -> Vec<f64> {
     if nets.is_empty() {
         return Vec::new();
     }
     let layouts: Vec<KernelLayout> = nets.iter().map(KernelLayout::new).collect();
-    let columns = data.column_slices();
     let points = data.len();
     let level = Level::detect();
     let partials: Vec<Vec<f64>> = (0..points.div_ceil(BLOCK))
@@ -27,13 +26,15 @@ pub fn sse_of_many(nets: &[Network], data: &Dataset) -> Vec<f64> {
             |scratch, block| {
                 let (start, end) = block_range(block, points);
                 let mut sums = vec![0.0; layouts.len()];
-                level.run(ManyBlock {
-                    layouts: &layouts,
-                    scratch,
-                    columns: &columns,
-                    start,
-                    end,
-                    sums: &mut sums,
+                data.with_block(start..end, |columns| {
+                    level.run(ManyBlock {
+                        layouts: &layouts,
+                        scratch,
+                        columns,
+                        start: 0,
+                        end: end - start,
+                        sums: &mut sums,
+                    })
                 });
                 sums
             },

@@ -5,23 +5,28 @@
 use rayon::prelude::*;
 
 use super::simd::{madd, Isa, Level, SimdJob};
-use crate::data::Dataset;
+use crate::data::Points;
 
-/// Values per parallel task.
+/// Points per parallel task.
 const CHUNK: usize = 1 << 16;
 /// Independent partial sums, so the pass is bound by memory rather than by add latency.
 const LANES: usize = 32;
 
 /// Reads every value of `data` once (in parallel) and returns their sum, so the reads cannot be
 /// optimised away.
-pub fn read_once(data: &Dataset) -> f64 {
+pub fn read_once(data: &Points) -> f64 {
     let level = Level::detect();
-    (0..data.inputs() + data.outputs())
-        .map(|c| {
-            data.column(c)
-                .par_chunks(CHUNK)
-                .map(|chunk| f64::from(level.run(SumChunk(chunk))))
-                .sum::<f64>()
+    let points = data.len();
+    (0..points.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|chunk| {
+            let range = chunk * CHUNK..((chunk + 1) * CHUNK).min(points);
+            data.with_block(range, |columns| {
+                columns
+                    .iter()
+                    .map(|column| f64::from(level.run(SumChunk(column))))
+                    .sum::<f64>()
+            })
         })
         .sum()
 }

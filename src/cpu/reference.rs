@@ -5,7 +5,7 @@
 use ndarray::{Array2, ArrayView2, Axis};
 
 use super::kernel::CpuKernel;
-use crate::data::Dataset;
+use crate::data::Points;
 use crate::loss::Evaluation;
 use crate::network::Network;
 
@@ -38,7 +38,7 @@ impl CpuKernel for Reference {
         "reference"
     }
 
-    fn evaluate(&mut self, net: &Network, data: &Dataset) -> Evaluation {
+    fn evaluate(&mut self, net: &Network, data: &Points) -> Evaluation {
         let x = data.input_columns().mapv(f64::from);
         let y = data.target_columns().mapv(f64::from);
         let acts = activations(net, x.view());

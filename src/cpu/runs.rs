@@ -5,7 +5,7 @@
 use super::engine::{host_step, CpuVariant, HostBatches, Stepped};
 use super::kernel::CpuKernel;
 use crate::batches::BatchPlan;
-use crate::data::Dataset;
+use crate::data::Points;
 use crate::descent::{Round, StepRule};
 use crate::error::{Error, Result};
 use crate::loss::Evaluation;
@@ -24,7 +24,7 @@ struct Run {
 /// Many runs of gradient descent on the CPU, sharing each pass over the data.
 pub struct CpuSweep<'a> {
     runs: Vec<Run>,
-    data: &'a Dataset,
+    data: &'a Points<'a>,
     kernel: Box<dyn CpuKernel>,
     /// With mini-batches: every run takes the same batches.
     batches: Option<HostBatches>,
@@ -32,7 +32,7 @@ pub struct CpuSweep<'a> {
 
 impl<'a> CpuSweep<'a> {
     /// A sweep engine training every network of `nets` (all of one shape) on `data`.
-    pub fn new(nets: Vec<Network>, data: &'a Dataset, variant: CpuVariant) -> Result<Self> {
+    pub fn new(nets: Vec<Network>, data: &'a Points<'a>, variant: CpuVariant) -> Result<Self> {
         let Some(first) = nets.first() else {
             return Err(Error::InvalidArgument(
                 "a sweep needs at least one run".into(),
@@ -66,7 +66,7 @@ impl<'a> CpuSweep<'a> {
     /// A sweep whose every step takes one batch of `plan`, the same batch for every run.
     pub fn with_batches(
         nets: Vec<Network>,
-        data: &'a Dataset,
+        data: &'a Points<'a>,
         variant: CpuVariant,
         plan: BatchPlan,
     ) -> Result<Self> {

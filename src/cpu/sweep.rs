@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 
-use crate::data::Dataset;
+use crate::data::Points;
 use crate::network::{Activation, Network};
 
 /// Points per parallel task.
@@ -71,7 +71,7 @@ const LANES: usize = 16;
 /// weight as it is), or `None` when the parameter is deeper than the last two layers.
 pub fn sse_along_one_weight(
     net: &Network,
-    data: &Dataset,
+    data: &Points,
     index: usize,
     values: &[f64],
 ) -> Option<Vec<f64>> {
@@ -138,7 +138,7 @@ impl Terms {
         net: &Network,
         swept: &Swept,
         current: f64,
-        data: &Dataset,
+        data: &Points,
         range: std::ops::Range<usize>,
     ) -> Terms {
         let layers = net.layers();

@@ -3,49 +3,227 @@
 //! A dataset is stored column by column (structure of arrays, f32): each input and each
 //! target is one contiguous column. The CPU kernels and the GPU read whole columns, so a tile
 //! of points is a handful of contiguous loads rather than a strided gather.
+//!
+//! A dataset may also borrow its columns from the caller ([`Points::from_views`]: the Python
+//! package passes numpy's arrays in place). Borrowed columns may be strided (a C-ordered
+//! matrix of points has each column strided by its width); [`Points::with_block`] hands the
+//! kernels a block of such columns gathered into a small buffer that stays in cache, so the
+//! data is still read from memory once per pass and never copied whole.
 
 mod csv_io;
 mod npy_io;
 mod synthetic;
 
+use std::cell::Cell;
+use std::ops::Range;
 use std::path::Path;
 
-use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
+use ndarray::{concatenate, Array2, ArrayView1, ArrayView2, Axis, CowArray, Ix2};
 
 use crate::error::{Error, Result};
 
 pub use synthetic::{check_size, generate, generate_share};
 
-/// Points with their targets, column by column.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Dataset {
-    /// Shape `(inputs + outputs, points)`: row `c` is column `c` of the data file.
-    columns: Array2<f32>,
+/// Points with their targets, column by column, owned: read from a file or generated.
+pub type Dataset = Points<'static>;
+
+/// Points with their targets, column by column: owned (a [`Dataset`]), or borrowed for `'a`
+/// from the caller's arrays ([`Points::from_views`]). Every engine takes either.
+#[derive(Clone, Debug)]
+pub struct Points<'a> {
+    storage: Storage<'a>,
     inputs: usize,
 }
 
-impl Dataset {
+#[derive(Clone, Debug)]
+enum Storage<'a> {
+    /// Shape `(inputs + outputs, points)`, standard layout: row `c` is column `c` of the data
+    /// file.
+    Owned(Array2<f32>),
+    /// Shapes `(inputs, points)` and `(outputs, points)`, any strides.
+    Borrowed {
+        inputs: Borrowed<'a>,
+        targets: Borrowed<'a>,
+    },
+}
+
+/// A borrowed matrix held as its values and their layout rather than as an `ArrayView2`,
+/// which is invariant in its lifetime: a plain slice keeps a `&'a Points<'a>` coercible
+/// from a longer-lived dataset, as engines that hold one need.
+#[derive(Clone, Copy, Debug)]
+struct Borrowed<'a> {
+    values: &'a [f32],
+    dim: (usize, usize),
+    strides: (usize, usize),
+}
+
+impl<'a> Borrowed<'a> {
+    /// `view`'s values in place, if they are one block of memory with no negative stride.
+    fn of(view: ArrayView2<'a, f32>) -> Option<Self> {
+        let strides = view.strides();
+        let strides = (
+            usize::try_from(strides[0]).ok()?,
+            usize::try_from(strides[1]).ok()?,
+        );
+        let dim = view.dim();
+        Some(Borrowed {
+            values: view.to_slice_memory_order()?,
+            dim,
+            strides,
+        })
+    }
+
+    fn view(&self) -> ArrayView2<'_, f32> {
+        use ndarray::ShapeBuilder;
+        ArrayView2::from_shape(self.dim.strides(self.strides), self.values)
+            .expect("the layout was read from a view of these values")
+    }
+
+    /// Whether each column's points lie one after another (a Fortran-ordered matrix of
+    /// points, or a single column).
+    fn contiguous(&self) -> bool {
+        self.strides.1 == 1 || self.dim.1 <= 1
+    }
+
+    /// Column `c`'s points `range`, in place.
+    ///
+    /// # Panics
+    /// If the columns are not [`Borrowed::contiguous`].
+    fn column(&self, c: usize, range: Range<usize>) -> &'a [f32] {
+        assert!(self.contiguous(), "a column read in place is contiguous");
+        if range.is_empty() {
+            return &[];
+        }
+        &self.values[c * self.strides.0 + range.start..][..range.len()]
+    }
+
+    /// Points `range` of every column, gathered into `out` one column after another. A
+    /// C-ordered matrix's rows are read in order, each once, with the row width known to the
+    /// compiler for the usual widths (so that it can keep the loop in registers).
+    fn gather(&self, range: Range<usize>, out: &mut [f32]) {
+        let (width, (column_stride, point_stride)) = (self.dim.0, self.strides);
+        if column_stride == 1 && point_stride == width {
+            let rows = &self.values[range.start * width..range.end * width];
+            match width {
+                1 => gather_rows::<1>(rows, out),
+                2 => gather_rows::<2>(rows, out),
+                3 => gather_rows::<3>(rows, out),
+                4 => gather_rows::<4>(rows, out),
+                _ => gather_strided(self, range, out),
+            }
+        } else {
+            gather_strided(self, range, out);
+        }
+    }
+}
+
+/// `rows` (points of `W` values each, one after another) into `out`, column after column.
+fn gather_rows<const W: usize>(rows: &[f32], out: &mut [f32]) {
+    let n = rows.len() / W;
+    let out = &mut out[..n * W];
+    for (j, row) in rows.chunks_exact(W).enumerate() {
+        for c in 0..W {
+            out[c * n + j] = row[c];
+        }
+    }
+}
+
+/// Points `range` of any layout into `out`, column after column.
+fn gather_strided(part: &Borrowed, range: Range<usize>, out: &mut [f32]) {
+    let n = range.len();
+    let (column_stride, point_stride) = part.strides;
+    for (j, i) in range.enumerate() {
+        for c in 0..part.dim.0 {
+            out[c * n + j] = part.values[c * column_stride + i * point_stride];
+        }
+    }
+}
+
+impl PartialEq for Points<'_> {
+    /// Equal points and targets, however each is stored.
+    fn eq(&self, other: &Self) -> bool {
+        self.inputs == other.inputs
+            && self.input_columns() == other.input_columns()
+            && self.target_columns() == other.target_columns()
+    }
+}
+
+thread_local! {
+    /// The buffer [`Points::with_block`] gathers strided columns into, kept between blocks
+    /// (taken while in use, so a nested call simply allocates its own).
+    static GATHERED: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// `to[j] = value(indices[j])`: a column's values at `indices`.
+fn gather_into(to: &mut [f32], indices: &[u32], value: impl Fn(usize) -> f32) {
+    for (to, &i) in to.iter_mut().zip(indices) {
+        *to = value(i as usize);
+    }
+}
+
+fn check_counts(inputs: usize, columns: usize, points: usize) -> Result<()> {
+    if inputs == 0 || inputs >= columns {
+        return Err(Error::InvalidArgument(format!(
+            "a dataset needs at least one input and one target column ({columns} columns, {inputs} inputs)"
+        )));
+    }
+    if points == 0 {
+        return Err(Error::InvalidArgument(
+            "a dataset needs at least one point".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Points<'static> {
     /// Wraps columns of shape `(inputs + outputs, points)`; the first `inputs` rows are inputs.
     pub fn from_columns(columns: Array2<f32>, inputs: usize) -> Result<Self> {
         let (cols, points) = columns.dim();
-        if inputs == 0 || inputs >= cols {
-            return Err(Error::InvalidArgument(format!(
-                "a dataset needs at least one input and one target column ({cols} columns, {inputs} inputs)"
-            )));
-        }
-        if points == 0 {
-            return Err(Error::InvalidArgument(
-                "a dataset needs at least one point".into(),
-            ));
-        }
+        check_counts(inputs, cols, points)?;
         let columns = if columns.is_standard_layout() {
             columns
         } else {
             columns.as_standard_layout().into_owned()
         };
-        Ok(Dataset { columns, inputs })
+        Ok(Points {
+            storage: Storage::Owned(columns),
+            inputs,
+        })
     }
 
+    /// Builds a dataset from rows `[x..., y...]` (row-major), mainly for tests and examples.
+    pub fn from_rows(rows: ArrayView2<f32>, inputs: usize) -> Result<Self> {
+        Dataset::from_columns(rows.t().to_owned(), inputs)
+    }
+}
+
+impl<'a> Points<'a> {
+    /// Input columns `(inputs, points)` and target columns `(outputs, points)`, borrowed
+    /// without copying where each is one block of memory in either order (the columns of a
+    /// Fortran-ordered matrix of points are read as they are, those of a C-ordered one a block
+    /// at a time, see [`Points::with_block`]); other layouts are copied once.
+    pub fn from_views(inputs: ArrayView2<'a, f32>, targets: ArrayView2<'a, f32>) -> Result<Self> {
+        let ((count, points), (outputs, rows)) = (inputs.dim(), targets.dim());
+        if points != rows {
+            return Err(Error::InvalidArgument(format!(
+                "{points} points but {rows} targets: expected one target per point"
+            )));
+        }
+        check_counts(count, count + outputs, points)?;
+        match (Borrowed::of(inputs), Borrowed::of(targets)) {
+            (Some(inputs), Some(targets)) => Ok(Points {
+                storage: Storage::Borrowed { inputs, targets },
+                inputs: count,
+            }),
+            _ => Dataset::from_columns(
+                concatenate(Axis(0), &[inputs, targets]).expect("as many points"),
+                count,
+            ),
+        }
+    }
+}
+
+impl Points<'_> {
     /// Holds out a seeded random `fraction` of the points: `(training, validation)`, each
     /// keeping the points' order. The same seed picks the same points on every machine.
     pub fn split(&self, fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
@@ -65,7 +243,8 @@ impl Dataset {
         let (validation, training) = order.split_at_mut(held);
         let part = |indices: &mut [usize]| {
             indices.sort_unstable();
-            Dataset::from_columns(self.columns.select(Axis(1), indices), self.inputs)
+            let indices: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+            self.gathered(&indices)
         };
         let validation = part(validation)?;
         Ok((part(training)?, validation))
@@ -78,43 +257,38 @@ impl Dataset {
                 "a dataset needs at least one point".into(),
             ));
         }
-        let mut batch = Dataset {
-            columns: Array2::zeros((self.columns.nrows(), indices.len())),
-            inputs: self.inputs,
-        };
+        let mut batch = Dataset::from_columns(
+            Array2::zeros((self.inputs + self.outputs(), indices.len())),
+            self.inputs,
+        )?;
         batch.fill_from(self, indices);
         Ok(batch)
     }
 
     /// Overwrites this dataset's points with `source`'s points `indices` (as many as this
     /// one holds), column by column.
-    pub(crate) fn fill_from(&mut self, source: &Dataset, indices: &[u32]) {
-        for (mut to, from) in self
-            .columns
-            .rows_mut()
-            .into_iter()
-            .zip(source.columns.rows())
-        {
-            let from = from
-                .to_slice()
-                .expect("columns are stored in standard layout");
+    ///
+    /// # Panics
+    /// If this dataset borrows its columns (only an owned one is filled).
+    pub(crate) fn fill_from(&mut self, source: &Points, indices: &[u32]) {
+        let Storage::Owned(columns) = &mut self.storage else {
+            panic!("only an owned dataset is filled");
+        };
+        for (c, mut to) in columns.rows_mut().into_iter().enumerate() {
+            let from = source.column_view(c);
             let to = to
                 .as_slice_mut()
-                .expect("columns are stored in standard layout");
-            for (value, &i) in to.iter_mut().zip(indices) {
-                *value = from[i as usize];
+                .expect("owned columns are stored in standard layout");
+            match from.as_slice() {
+                Some(from) => gather_into(to, indices, |i| from[i]),
+                None => gather_into(to, indices, |i| from[i]),
             }
         }
     }
 
-    /// Builds a dataset from rows `[x..., y...]` (row-major), mainly for tests and examples.
-    pub fn from_rows(rows: ArrayView2<f32>, inputs: usize) -> Result<Self> {
-        Dataset::from_columns(rows.t().to_owned(), inputs)
-    }
-
     /// Number of points.
     pub fn len(&self) -> usize {
-        self.columns.ncols()
+        self.input_columns().ncols()
     }
 
     /// Always false: a dataset holds at least one point.
@@ -129,48 +303,118 @@ impl Dataset {
 
     /// Number of target columns.
     pub fn outputs(&self) -> usize {
-        self.columns.nrows() - self.inputs
+        self.target_columns().nrows()
     }
 
-    /// All columns, shape `(inputs + outputs, points)`.
-    pub fn columns(&self) -> ArrayView2<'_, f32> {
-        self.columns.view()
+    /// Number of columns, inputs and targets.
+    pub fn width(&self) -> usize {
+        self.inputs + self.outputs()
+    }
+
+    /// Whether the columns are borrowed from the caller rather than owned.
+    pub fn is_borrowed(&self) -> bool {
+        matches!(self.storage, Storage::Borrowed { .. })
+    }
+
+    /// All columns, shape `(inputs + outputs, points)`: a view of an owned dataset, a copy
+    /// of a borrowed one (for saving and tests, never on a training path).
+    pub fn columns(&self) -> CowArray<'_, f32, Ix2> {
+        match &self.storage {
+            Storage::Owned(columns) => columns.view().into(),
+            Storage::Borrowed { inputs, targets } => {
+                concatenate(Axis(0), &[inputs.view(), targets.view()])
+                    .expect("inputs and targets have as many points")
+                    .into()
+            }
+        }
     }
 
     /// The input columns, shape `(inputs, points)`.
     pub fn input_columns(&self) -> ArrayView2<'_, f32> {
-        self.columns.slice(ndarray::s![..self.inputs, ..])
+        match &self.storage {
+            Storage::Owned(columns) => columns.slice(ndarray::s![..self.inputs, ..]),
+            Storage::Borrowed { inputs, .. } => inputs.view(),
+        }
     }
 
     /// The target columns, shape `(outputs, points)`.
     pub fn target_columns(&self) -> ArrayView2<'_, f32> {
-        self.columns.slice(ndarray::s![self.inputs.., ..])
+        match &self.storage {
+            Storage::Owned(columns) => columns.slice(ndarray::s![self.inputs.., ..]),
+            Storage::Borrowed { targets, .. } => targets.view(),
+        }
     }
 
-    /// One column as a contiguous slice.
-    pub fn column(&self, c: usize) -> &[f32] {
-        self.columns
-            .index_axis(Axis(0), c)
-            .to_slice()
-            .expect("columns are stored in standard layout")
+    /// Column `c` (inputs, then targets), perhaps strided.
+    fn column_view(&self, c: usize) -> ArrayView1<'_, f32> {
+        match c.checked_sub(self.inputs) {
+            None => self.input_columns().index_axis_move(Axis(0), c),
+            Some(k) => self.target_columns().index_axis_move(Axis(0), k),
+        }
     }
 
-    /// Every column (inputs, then targets) as a contiguous slice.
-    pub fn column_slices(&self) -> Vec<&[f32]> {
-        row_slices(self.columns.view())
+    /// Every column as a contiguous slice, if every column is contiguous (an owned dataset's
+    /// always are).
+    pub fn contiguous_columns(&self) -> Option<Vec<&[f32]>> {
+        (0..self.width())
+            .map(|c| self.column_view(c).to_slice())
+            .collect()
+    }
+
+    /// Runs `work` on points `range` of every column (inputs, then targets), each a
+    /// contiguous slice of `range.len()` values: slices of the columns themselves where they
+    /// are contiguous, else the block gathered into a buffer kept by this thread. Kernels take
+    /// a dataset a block at a time through this, so that a borrowed, strided one is read in
+    /// place, once, as an owned one is.
+    pub fn with_block<R>(&self, range: Range<usize>, work: impl FnOnce(&[&[f32]]) -> R) -> R {
+        let Storage::Borrowed { inputs, targets } = &self.storage else {
+            return self
+                .contiguous_columns()
+                .expect("owned columns are contiguous")
+                .with_block(range, work);
+        };
+        let parts = [inputs, targets];
+        let n = range.len();
+        let mut buffer = GATHERED.take();
+        let strided: usize = parts
+            .iter()
+            .filter(|part| !part.contiguous())
+            .map(|part| part.dim.0)
+            .sum();
+        buffer.resize(strided * n, 0.0);
+        let mut rest = &mut buffer[..];
+        for part in parts.iter().filter(|part| !part.contiguous()) {
+            let (this, tail) = rest.split_at_mut(part.dim.0 * n);
+            part.gather(range.clone(), this);
+            rest = tail;
+        }
+        let mut gathered = buffer.chunks_exact(n.max(1));
+        let mut block: Vec<&[f32]> = Vec::with_capacity(self.width());
+        for part in parts {
+            for c in 0..part.dim.0 {
+                block.push(match part.contiguous() {
+                    true => part.column(c, range.clone()),
+                    false => gathered.next().unwrap_or(&[]),
+                });
+            }
+        }
+        let result = work(&block);
+        drop(block);
+        GATHERED.set(buffer);
+        result
     }
 
     /// One point: `(inputs, targets)`.
     pub fn point(&self, i: usize) -> (Vec<f32>, Vec<f32>) {
-        let col: ArrayView1<f32> = self.columns.column(i);
-        let v = col.to_vec();
-        let targets = v[self.inputs..].to_vec();
-        (v[..self.inputs].to_vec(), targets)
+        (
+            self.input_columns().column(i).to_vec(),
+            self.target_columns().column(i).to_vec(),
+        )
     }
 
     /// Bytes one pass over the data reads (every value once, as f32).
     pub fn bytes(&self) -> usize {
-        self.columns.len() * std::mem::size_of::<f32>()
+        self.width() * self.len() * std::mem::size_of::<f32>()
     }
 
     /// Checks that the dataset fits a network with `inputs` inputs and `outputs` outputs.
@@ -182,7 +426,7 @@ impl Dataset {
                     "{} columns ({inputs} inputs + {outputs} targets) for this network",
                     inputs + outputs
                 ),
-                got: format!("{} columns", self.columns.nrows()),
+                got: format!("{} columns", self.width()),
             });
         }
         Ok(())
@@ -190,10 +434,41 @@ impl Dataset {
 
     /// Writes the dataset to `.csv` or `.npy` (chosen by extension), atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
+        let columns = self.columns();
         match FileKind::of(path)? {
-            FileKind::Csv => csv_io::write(path, self.columns.view(), self.inputs),
-            FileKind::Npy => npy_io::write(path, self.columns.view()),
+            FileKind::Csv => csv_io::write(path, columns.view(), self.inputs),
+            FileKind::Npy => npy_io::write(path, columns.view()),
         }
+    }
+}
+
+/// Columns read a block of points at a time: a [`Dataset`], or plain contiguous columns.
+pub trait ColumnBlocks {
+    /// Number of columns.
+    fn width(&self) -> usize;
+
+    /// Runs `work` on points `range` of every column, each a contiguous slice.
+    fn with_block<R>(&self, range: Range<usize>, work: impl FnOnce(&[&[f32]]) -> R) -> R;
+}
+
+impl ColumnBlocks for [&[f32]] {
+    fn width(&self) -> usize {
+        self.len()
+    }
+
+    fn with_block<R>(&self, range: Range<usize>, work: impl FnOnce(&[&[f32]]) -> R) -> R {
+        let block: Vec<&[f32]> = self.iter().map(|c| &c[range.clone()]).collect();
+        work(&block)
+    }
+}
+
+impl ColumnBlocks for Points<'_> {
+    fn width(&self) -> usize {
+        Points::width(self)
+    }
+
+    fn with_block<R>(&self, range: Range<usize>, work: impl FnOnce(&[&[f32]]) -> R) -> R {
+        Points::with_block(self, range, work)
     }
 }
 

@@ -10,7 +10,7 @@ use super::context::GpuContext;
 use super::pipelines;
 use super::shaders::POINT_WG;
 use crate::batches::BatchPlan;
-use crate::data::Dataset;
+use crate::data::Points;
 use crate::error::{Error, Result};
 
 /// Gather dispatches (batches times source chunks) one engine records at most per epoch.
@@ -35,7 +35,7 @@ impl DeviceBatches {
     pub fn new(
         ctx: &GpuContext,
         plan: BatchPlan,
-        data: &Dataset,
+        data: &Points,
         batch_buffers: &[&wgpu::Buffer],
         options: GpuOptions,
     ) -> Result<Self> {
@@ -64,7 +64,7 @@ impl DeviceBatches {
         let max_groups = ctx.limits.max_compute_workgroups_per_dimension;
         ctx.checked("allocating the mini-batches' buffers", || {
             use wgpu::BufferUsages as U;
-            let sources = cut.upload(ctx, &data.column_slices());
+            let sources = cut.upload(ctx, data);
             let order = buffers::empty(
                 ctx,
                 "order",

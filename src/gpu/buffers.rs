@@ -6,6 +6,7 @@ use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
+use crate::data::ColumnBlocks;
 use crate::error::{Error, Result};
 
 /// `Chunk` in fused_step.wgsl, predict.wgsl and landscape.wgsl.
@@ -124,37 +125,36 @@ pub fn empty(ctx: &GpuContext, label: &str, bytes: u64, usage: wgpu::BufferUsage
 /// holds at once.
 const UPLOAD_PIECE: usize = 32 << 20;
 
-/// A storage buffer holding `columns[c][start..end]` for every column, one after another.
+/// A storage buffer holding points `start..end` of every column, one column after another.
 /// Written piece by piece, each piece's staging copy released before the next, so that an
 /// upload never holds a second full copy of the data (on a software adapter, where device
 /// memory is host memory, that would be a third copy with the host's own).
-pub fn upload_columns(
+pub fn upload_columns<C: ColumnBlocks + ?Sized>(
     ctx: &GpuContext,
-    columns: &[&[f32]],
+    columns: &C,
     start: usize,
     end: usize,
 ) -> wgpu::Buffer {
     let n = end - start;
     let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("data chunk"),
-        size: (columns.len() * n * 4).max(4) as u64,
+        size: (columns.width() * n * 4).max(4) as u64,
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
-    let per_piece = UPLOAD_PIECE / 4;
-    for (c, column) in columns.iter().enumerate() {
-        for piece in (start..end).step_by(per_piece) {
-            let piece_end = (piece + per_piece).min(end);
-            let offset = ((c * n + piece - start) * 4) as u64;
-            ctx.queue.write_buffer(
-                &buffer,
-                offset,
-                bytemuck::cast_slice(&column[piece..piece_end]),
-            );
-            ctx.queue.submit([]);
-            // A failed wait means a lost device; the first step reports it.
-            let _ = ctx.device.poll(wgpu::PollType::wait_indefinitely());
-        }
+    let per_piece = UPLOAD_PIECE / 4 / columns.width().max(1);
+    for piece in (start..end).step_by(per_piece.max(1)) {
+        let piece_end = (piece + per_piece).min(end);
+        columns.with_block(piece..piece_end, |block| {
+            for (c, column) in block.iter().enumerate() {
+                let offset = ((c * n + piece - start) * 4) as u64;
+                ctx.queue
+                    .write_buffer(&buffer, offset, bytemuck::cast_slice(column));
+            }
+        });
+        ctx.queue.submit([]);
+        // A failed wait means a lost device; the first step reports it.
+        let _ = ctx.device.poll(wgpu::PollType::wait_indefinitely());
     }
     buffer
 }

@@ -6,6 +6,7 @@
 use super::buffers;
 use super::context::GpuContext;
 use super::shaders::{Reduction, Shape, WeightReads, POINT_WG};
+use crate::data::ColumnBlocks;
 use crate::error::{Error, Result};
 
 /// Points each thread of the fused pass takes in turn: enough to amortise the workgroup's
@@ -173,7 +174,11 @@ pub(super) fn cut(
 
 impl Chunks {
     /// Uploads each chunk of `columns` into a buffer of its own, column by column.
-    pub fn upload(&self, ctx: &GpuContext, columns: &[&[f32]]) -> Vec<wgpu::Buffer> {
+    pub fn upload<C: ColumnBlocks + ?Sized>(
+        &self,
+        ctx: &GpuContext,
+        columns: &C,
+    ) -> Vec<wgpu::Buffer> {
         self.chunks
             .iter()
             .map(|c| buffers::upload_columns(ctx, columns, c.start, c.end))

@@ -19,7 +19,7 @@ use super::per_point::{PerPointPass, RunBuffers};
 use super::pipelines::{self, Kernel};
 use super::shaders::{Reduction, Shape, STEPS_PER_SUBMIT};
 use crate::batches::BatchPlan;
-use crate::data::{row_slices, Dataset};
+use crate::data::{row_slices, Points};
 use crate::descent::{Engine, EngineStop, Round, StepRecord, StepRule};
 use crate::error::{Error, Result};
 use crate::loss::Evaluation;
@@ -80,7 +80,7 @@ pub struct GpuEngine {
 
 /// What a submission's steps read: all the data, or consecutive mini-batches.
 #[derive(Clone, Copy)]
-enum Points {
+enum StepPoints {
     All,
     /// Batches from `first` on, each of `points` points.
     Batches {
@@ -94,7 +94,7 @@ type Submitted = (Vec<StateBlock>, Vec<f32>);
 
 impl GpuEngine {
     /// Uploads `data` and `net`'s weights to the device and builds the kernels for its shape.
-    pub fn new(ctx: GpuContext, net: Network, data: &Dataset, options: GpuOptions) -> Result<Self> {
+    pub fn new(ctx: GpuContext, net: Network, data: &Points, options: GpuOptions) -> Result<Self> {
         Self::with_runs(ctx, std::slice::from_ref(&net), data, options)
     }
 
@@ -109,7 +109,7 @@ impl GpuEngine {
     pub fn with_runs(
         ctx: GpuContext,
         nets: &[Network],
-        data: &Dataset,
+        data: &Points,
         options: GpuOptions,
     ) -> Result<Self> {
         Self::build(ctx, nets, data, options, false)
@@ -121,7 +121,7 @@ impl GpuEngine {
     pub fn with_batches(
         ctx: GpuContext,
         net: Network,
-        data: &Dataset,
+        data: &Points,
         options: GpuOptions,
         plan: BatchPlan,
     ) -> Result<Self> {
@@ -133,7 +133,7 @@ impl GpuEngine {
     pub fn with_runs_batched(
         ctx: GpuContext,
         nets: &[Network],
-        data: &Dataset,
+        data: &Points,
         options: GpuOptions,
         plan: BatchPlan,
     ) -> Result<Self> {
@@ -158,7 +158,7 @@ impl GpuEngine {
     fn build(
         ctx: GpuContext,
         nets: &[Network],
-        data: &Dataset,
+        data: &Points,
         options: GpuOptions,
         batched: bool,
     ) -> Result<Self> {
@@ -513,11 +513,11 @@ impl GpuEngine {
         count: usize,
         rules: &[Option<StepRule>],
         active: &[usize],
-        points: Points,
+        points: StepPoints,
     ) -> Result<Submitted> {
         let scaled_over = match points {
-            Points::All => self.points,
-            Points::Batches { points, .. } => points,
+            StepPoints::All => self.points,
+            StepPoints::Batches { points, .. } => points,
         };
         let uniforms: Vec<StepUniform> = rules
             .iter()
@@ -537,11 +537,11 @@ impl GpuEngine {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             for i in 0..count {
                 match (points, &self.gradient) {
-                    (Points::All, _) => self.record_gradient(&mut pass, active.len()),
-                    (Points::Batches { first, .. }, GradientPass::PerPoint(gradient)) => {
+                    (StepPoints::All, _) => self.record_gradient(&mut pass, active.len()),
+                    (StepPoints::Batches { first, .. }, GradientPass::PerPoint(gradient)) => {
                         gradient.record_chunk(&mut pass, active.len(), first + i)
                     }
-                    (Points::Batches { first, .. }, GradientPass::Layered(gradient)) => {
+                    (StepPoints::Batches { first, .. }, GradientPass::Layered(gradient)) => {
                         gradient.record_chunk(&mut pass, first + i)
                     }
                 }
@@ -624,10 +624,10 @@ impl GpuEngine {
     /// which points: at full batch up to `STEPS_PER_SUBMIT`; with mini-batches, no further
     /// than the end of the epoch (whose batches are gathered first), and the last batch
     /// alone when it is smaller (its loss is scaled by its own points).
-    fn next_submission(&mut self, step: usize, left: usize) -> (usize, Points) {
+    fn next_submission(&mut self, step: usize, left: usize) -> (usize, StepPoints) {
         let most = STEPS_PER_SUBMIT.min(left);
         let Some(batches) = &mut self.batches else {
-            return (most, Points::All);
+            return (most, StepPoints::All);
         };
         batches.load_epoch_of(&self.ctx, step);
         let plan = *batches.plan();
@@ -641,7 +641,7 @@ impl GpuEngine {
         let count = most.min(same_size.max(1));
         (
             count,
-            Points::Batches {
+            StepPoints::Batches {
                 first: batch,
                 points,
             },
@@ -863,7 +863,7 @@ pub fn predict(
         let bytes = (shape.outputs * n * 4) as u64;
         let result = ctx.checked("running the predict kernel", || {
             use wgpu::BufferUsages as U;
-            let data = buffers::upload_columns(ctx, &columns, start, end);
+            let data = buffers::upload_columns(ctx, columns.as_slice(), start, end);
             let params = buffers::init(ctx, "params", bytemuck::cast_slice(&params32), U::STORAGE);
             let output = buffers::empty(ctx, "predictions", bytes, U::STORAGE | U::COPY_SRC);
             let uniform = buffers::init(

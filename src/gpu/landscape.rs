@@ -7,7 +7,7 @@ use super::chunks::{self, GpuOptions};
 use super::context::GpuContext;
 use super::pipelines;
 use super::shaders::{Shape, POINT_WG};
-use crate::data::Dataset;
+use crate::data::Points;
 use crate::error::{Error, Result};
 use crate::network::Network;
 
@@ -30,7 +30,7 @@ impl SseOfMany {
     pub fn new(
         ctx: &GpuContext,
         net: &Network,
-        data: &Dataset,
+        data: &Points,
         options: GpuOptions,
     ) -> Result<Self> {
         let shape = Shape::of(net);
@@ -41,18 +41,17 @@ impl SseOfMany {
             options.reduction(ctx),
             options.weight_reads(ctx, &shape),
         )?;
-        let columns = data.column_slices();
         // Each workgroup writes one partial per vector, into a buffer of its own per batch.
         let cut = chunks::cut(
             ctx,
             data.len(),
-            columns.len(),
+            data.width(),
             POINT_WG as usize * POINTS_PER_THREAD,
             0,
             options,
         )?;
         let chunks = ctx.checked("uploading the landscape's data", || {
-            cut.upload(ctx, &columns)
+            cut.upload(ctx, data)
                 .into_iter()
                 .zip(&cut.chunks)
                 .map(|(buffer, chunk)| (buffer, chunk.uniform(cut.rows), chunk.groups as usize))

@@ -12,7 +12,7 @@ use super::chunks::{self, Chunk, GpuOptions};
 use super::context::GpuContext;
 use super::pipelines::{self, Kernel};
 use super::shaders::{Reduction, Shape};
-use crate::data::Dataset;
+use crate::data::Points;
 use crate::error::{Error, Result};
 
 /// Points per batch at most: the rows of the activation and error buffers. Small enough that
@@ -158,7 +158,7 @@ impl LayeredPass {
     pub fn new(
         ctx: &GpuContext,
         shape: &Shape,
-        data: &Dataset,
+        data: &Points,
         options: GpuOptions,
         params: &wgpu::Buffer,
         totals: &wgpu::Buffer,
@@ -195,7 +195,6 @@ impl LayeredPass {
             0,
             options,
         )?;
-        let columns = data.column_slices();
         ctx.checked("allocating the layered kernels' buffers", || {
             use wgpu::BufferUsages as U;
             let work = batch as u64 * row_bytes;
@@ -204,7 +203,7 @@ impl LayeredPass {
             let mut kept = Vec::new();
             let mut batches = Vec::new();
             let mut chunk_batches = Vec::new();
-            let data = cut.upload(ctx, &columns);
+            let data = cut.upload(ctx, data);
             for (chunk, chunk_data) in cut.chunks.iter().zip(&data) {
                 let first = batches.len();
                 for start in (0..chunk.points()).step_by(batch) {

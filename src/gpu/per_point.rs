@@ -12,7 +12,7 @@ use super::chunks::{self, GpuOptions};
 use super::context::GpuContext;
 use super::pipelines;
 use super::shaders::{Shape, MAX_SLOTS};
-use crate::data::Dataset;
+use crate::data::Points;
 use crate::error::{Error, Result};
 
 /// The buffers of every run that the passes bind.
@@ -74,7 +74,7 @@ impl PerPointPass {
     pub fn new(
         ctx: &GpuContext,
         shape: &Shape,
-        data: &Dataset,
+        data: &Points,
         options: GpuOptions,
         runs: usize,
         buffers: RunBuffers<'_>,
@@ -102,7 +102,6 @@ impl PerPointPass {
             runs as u64 * pp * 4,
             options,
         )?;
-        let columns = data.column_slices();
         let pass = ctx.checked("allocating GPU buffers", || {
             use wgpu::BufferUsages as U;
             let partials = buffers::empty(
@@ -123,7 +122,7 @@ impl PerPointPass {
             let chunks: Vec<DataChunk> = cut
                 .chunks
                 .iter()
-                .zip(cut.upload(ctx, &columns))
+                .zip(cut.upload(ctx, data))
                 .map(|(chunk, data_buffer)| {
                     let uniform = buffers::init(
                         ctx,

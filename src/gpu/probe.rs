@@ -10,7 +10,7 @@ use super::chunks::{self, GpuOptions};
 use super::context::GpuContext;
 use super::pipelines;
 use super::shaders::{FMA_CHAINS, FMA_ROUNDS, POINT_WG};
-use crate::data::Dataset;
+use crate::data::Points;
 use crate::error::Result;
 
 /// The data uploaded once, with the read-only kernel bound to every chunk.
@@ -26,13 +26,12 @@ pub struct ReadOnce {
 
 impl ReadOnce {
     /// Uploads `data` in the chunks the training engine would use.
-    pub fn new(ctx: GpuContext, data: &Dataset, options: GpuOptions) -> Result<Self> {
+    pub fn new(ctx: GpuContext, data: &Points, options: GpuOptions) -> Result<Self> {
         let kernel = pipelines::read_once(&ctx, options.reduction(&ctx))?;
-        let columns = data.column_slices();
         let cut = chunks::cut(
             &ctx,
             data.len(),
-            columns.len(),
+            data.width(),
             chunks::points_per_group(&ctx),
             4,
             options,
@@ -48,9 +47,9 @@ impl ReadOnce {
             );
             let mut chunks = Vec::new();
             let mut kept = Vec::new();
-            for (chunk, data_buffer) in cut.chunks.iter().zip(cut.upload(&ctx, &columns)) {
+            for (chunk, data_buffer) in cut.chunks.iter().zip(cut.upload(&ctx, data)) {
                 let count = CountUniform {
-                    values: (chunk.points() * columns.len()) as u32,
+                    values: (chunk.points() * data.width()) as u32,
                     partial_row: chunk.first_row,
                     _pad: [0; 2],
                 };

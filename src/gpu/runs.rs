@@ -10,7 +10,7 @@ use super::context::GpuContext;
 use super::engine::{GpuEngine, ParkedRun};
 use super::shaders::Shape;
 use crate::batches::BatchPlan;
-use crate::data::Dataset;
+use crate::data::Points;
 use crate::descent::{Engine, Round, StepRule};
 use crate::error::{Error, Result};
 use crate::loss::Evaluation;
@@ -29,7 +29,7 @@ impl GpuSweep {
     pub fn new(
         ctx: GpuContext,
         nets: &[Network],
-        data: &Dataset,
+        data: &Points,
         options: GpuOptions,
     ) -> Result<Self> {
         Self::with_plan(ctx, nets, data, options, None)
@@ -41,7 +41,7 @@ impl GpuSweep {
     pub fn with_batches(
         ctx: GpuContext,
         nets: &[Network],
-        data: &Dataset,
+        data: &Points,
         options: GpuOptions,
         plan: BatchPlan,
     ) -> Result<Self> {
@@ -51,7 +51,7 @@ impl GpuSweep {
     fn with_plan(
         ctx: GpuContext,
         nets: &[Network],
-        data: &Dataset,
+        data: &Points,
         options: GpuOptions,
         plan: Option<BatchPlan>,
     ) -> Result<Self> {
