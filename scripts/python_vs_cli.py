@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """downhill from Python beside the command on one .npy file: time per full-batch step of
 `MLPRegressor.fit` against `downhill train --data`, and the Python process's peak memory with
-X and y in C order and in Fortran order (issue 16's targets; BENCHMARKS.md).
+X and y in Fortran order, in C order, and as views of one C-ordered table (issue 16's targets; BENCHMARKS.md).
 
     downhill generate --points 1e7 --seed 2 --out p10m.npy
     python3 scripts/python_vs_cli.py --data p10m.npy --downhill target/release/downhill
@@ -33,8 +33,12 @@ def load(path, order):
         (rows, width), fortran, dtype = read_header(f)
         assert dtype == np.float32, "a float32 file"
         start = f.tell()
-        X = np.empty((rows, width - 1), np.float32, order=order)
-        y = np.empty(rows, np.float32)
+        if order == "table":  # X and y: views of one C-ordered table, as np.loadtxt gives
+            table = np.empty((rows, width), np.float32)
+            X, y = table[:, :-1], table[:, -1]
+        else:
+            X = np.empty((rows, width - 1), np.float32, order=order)
+            y = np.empty(rows, np.float32)
         piece = np.empty(1 << 20, np.float32)
         for c in range(width):
             column = X[:, c] if c < width - 1 else y
@@ -66,7 +70,7 @@ print(json.dumps({
     "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "before_fit_mb": before / 1024,
     "fit_added_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024,
-    "xy_mb": (X.nbytes + y.nbytes) / 2**20,
+    "xy_mb": 4 * X.shape[0] * (X.shape[1] + 1) / 2**20,
 }))
 """
 
@@ -79,7 +83,7 @@ def main():
     p.add_argument("--repeats", type=int, default=2)
     args = p.parse_args()
     for _ in range(args.repeats):
-        for order in ["F", "C"]:
+        for order in ["F", "C", "table"]:
             out = subprocess.run([sys.executable, "-c", FIT, args.data, order, str(args.steps)],
                                  check=True, capture_output=True, text=True).stdout
             print("python", out.strip())

@@ -6,6 +6,7 @@
 mod common;
 
 use downhill::batches::BatchPlan;
+use downhill::data::Strided;
 use downhill::device::Target;
 use downhill::{data, Activation, Dataset, Descent, Evaluation, Network, Points};
 use ndarray::{s, Array2, ArrayView2, ShapeBuilder};
@@ -53,7 +54,7 @@ fn assert_same(case: &str, got: &Evaluation, want: &Evaluation) {
 }
 
 /// The targets a test runs on: the CPU, and the GPU where an adapter exists.
-fn targets() -> Vec<Target> {
+fn targets_to_run() -> Vec<Target> {
     let mut targets = vec![Target::cpu(Default::default())];
     if common::devices().contains(&"gpu") {
         targets.extend(Target::any_gpu(true).unwrap());
@@ -63,7 +64,7 @@ fn targets() -> Vec<Target> {
 
 #[test]
 fn borrowed_points_in_either_order_evaluate_exactly_as_owned_ones() {
-    let targets = targets();
+    let targets = targets_to_run();
     // Rows of 2, 3 and 4 values are gathered by loops of their own width, 5 by any layout's.
     let shapes = [
         ("2-2-1", &[2, 2, 1][..]),
@@ -112,15 +113,18 @@ fn training_on_borrowed_points_takes_the_owned_points_steps() {
     let teacher = Network::random(&[2, 2, 1], Activation::Tanh, true, 3).unwrap();
     let start = Network::random(&[2, 2, 1], Activation::Sigmoid, true, 4).unwrap();
     let owned = data::generate(&teacher, 20_000, 0.1, 5).unwrap();
-    let layouts = Layouts::of(&owned, false);
-    let borrowed = layouts.borrowed();
     let descent = Descent {
         learning_rate: 0.5,
         max_steps: 12,
         tolerance: 0.0,
         ..Descent::default()
     };
-    for target in targets() {
+    for (target, fortran) in targets_to_run()
+        .iter()
+        .flat_map(|t| [(t, false), (t, true)])
+    {
+        let layouts = Layouts::of(&owned, fortran);
+        let borrowed = layouts.borrowed();
         for batch in [None, Some(3_000)] {
             let run = |set: &Points| {
                 let opened = match batch {
@@ -134,7 +138,7 @@ fn training_on_borrowed_points_takes_the_owned_points_steps() {
                 descent.run(engine.as_mut(), &mut []).unwrap()
             };
             let (want, got) = (run(&owned), run(&borrowed));
-            let case = format!("{}, batch {batch:?}", target.name());
+            let case = format!("{}, fortran {fortran}, batch {batch:?}", target.name());
             assert_eq!(got.history.len(), 12, "{case}");
             assert_eq!(got.history, want.history, "{case}");
             assert_eq!(got.network, want.network, "{case}");
@@ -177,4 +181,93 @@ fn mismatched_or_empty_views_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("at least one point"), "{err}");
+}
+
+/// `owned`'s points as one C-ordered table of `[x..., y...]` rows, each row `spread` rows
+/// apart (the rows between are zeros): what numpy hands over for `table[:, :-1]` and
+/// `table[:, -1]` (spread 1) or `table[::2, :-1]` (spread 2).
+fn table_of(owned: &Dataset, spread: usize) -> Vec<f32> {
+    let width = owned.width();
+    let mut table = vec![0.0; owned.len() * spread * width];
+    let columns = owned.columns();
+    for ((c, i), &v) in columns.indexed_iter() {
+        table[i * spread * width + c] = v;
+    }
+    table
+}
+
+#[test]
+fn strided_views_of_a_table_are_read_in_place_and_give_the_owned_numbers() {
+    let teacher = Network::random(&[2, 4, 1], Activation::Tanh, true, 12).unwrap();
+    let student = Network::random(&[2, 4, 1], Activation::Relu, true, 13).unwrap();
+    let targets = targets_to_run();
+    for points in [1, 65, 16_385] {
+        let owned = data::generate(&teacher, points, 0.1, 14).unwrap();
+        for spread in [1, 2] {
+            let table = table_of(&owned, spread);
+            let row = 3 * spread;
+            let inputs = Strided::new(&table, (2, points), (1, row)).unwrap();
+            let outputs = Strided::new(&table[2..], (1, points), (1, row)).unwrap();
+            let borrowed = Points::from_strided(inputs, outputs).unwrap();
+            let case = format!("{points} points, every {spread} rows");
+            assert!(borrowed.is_borrowed(), "{case}");
+            assert_eq!(borrowed, owned, "{case}");
+            for target in &targets {
+                let want = target.evaluate(&student, &owned).unwrap();
+                let got = target.evaluate(&student, &borrowed).unwrap();
+                assert_same(&format!("{case}, {}", target.name()), &got, &want);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_layout_past_the_values_is_refused_and_a_broadcast_one_read_in_place() {
+    let values = [0.0f32; 10];
+    assert!(Strided::new(&values, (2, 5), (1, 2)).is_some());
+    assert!(
+        Strided::new(&values, (2, 5), (1, 3)).is_none(),
+        "reaches past the values"
+    );
+    // One point repeated (numpy's broadcast_to): a zero stride between points.
+    let point = [0.5f32, -1.0, 2.0];
+    let inputs = Strided::new(&point, (2, 70), (1, 0)).unwrap();
+    let targets = Strided::new(&point[2..], (1, 70), (1, 0)).unwrap();
+    let borrowed = Points::from_strided(inputs, targets).unwrap();
+    let rows = Array2::from_shape_fn((70, 3), |(_, c)| point[c]);
+    let owned = Dataset::from_rows(rows.view(), 2).unwrap();
+    assert_eq!(borrowed, owned);
+    let net = Network::random(&[2, 3, 1], Activation::Tanh, true, 18).unwrap();
+    for target in targets_to_run() {
+        let case = format!("broadcast, {}", target.name());
+        assert_same(
+            &case,
+            &target.evaluate(&net, &borrowed).unwrap(),
+            &target.evaluate(&net, &owned).unwrap(),
+        );
+    }
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn borrowed_points_upload_in_chunks_as_owned_ones() {
+    use downhill::gpu::{GpuEngine, GpuOptions};
+    use downhill::Engine;
+    let Some(ctx) = common::gpu() else { return };
+    let teacher = Network::random(&[3, 5, 2], Activation::Tanh, true, 15).unwrap();
+    let student = Network::random(&[3, 5, 2], Activation::Sigmoid, true, 16).unwrap();
+    let owned = data::generate(&teacher, 5_000, 0.1, 17).unwrap();
+    let layouts = Layouts::of(&owned, false);
+    let borrowed = layouts.borrowed();
+    let options = GpuOptions {
+        max_chunk_points: Some(1_000),
+        ..GpuOptions::default()
+    };
+    let evaluate = |set: &Points| {
+        GpuEngine::new(ctx.clone(), student.clone(), set, options)
+            .unwrap()
+            .evaluate()
+            .unwrap()
+    };
+    assert_same("chunks of 1,000", &evaluate(&borrowed), &evaluate(&owned));
 }

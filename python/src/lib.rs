@@ -11,6 +11,7 @@ use std::cell::Cell;
 use std::str::FromStr;
 
 use downhill::batches::BatchPlan;
+use downhill::data::Strided;
 use downhill::descent::{Observer, StepRecord, Validation};
 use downhill::device::{DeviceChoice, OpenEngine, Target};
 use downhill::landscape::{self, WeightAxis};
@@ -73,8 +74,31 @@ fn check_finite(values: ArrayView2<f32>, what: &str) -> PyResult<()> {
     }
 }
 
-/// Points `x` (points x inputs) with targets `y` (points x outputs), read in place where
-/// each is one block of memory in C or Fortran order (see `Points::from_views`).
+/// A numpy array's values as its columns (columns x points), in place: the memory from its
+/// first element to its last, and the layout of the elements in it. `None` for a negative
+/// stride (a reversed array), which is copied instead.
+fn in_place<'a>(rows: &ArrayView2<'a, f32>) -> Option<Strided<'a>> {
+    let strides = rows.strides();
+    let strides = (
+        usize::try_from(strides[1]).ok()?,
+        usize::try_from(strides[0]).ok()?,
+    );
+    let (points, columns) = rows.dim();
+    if points == 0 || columns == 0 {
+        return None;
+    }
+    let span = 1 + (columns - 1) * strides.0 + (points - 1) * strides.1;
+    // SAFETY: a numpy array with non-negative strides is a window onto one buffer that starts
+    // at its first element and holds its last, so the `span` values from the first element
+    // are that buffer's, initialised f32s. The buffer outlives `'a`: the view borrows a
+    // `PyReadonlyArray2`, which holds a reference to the array (and through it the buffer)
+    // and numpy's read-only borrow flag for as long.
+    let values = unsafe { std::slice::from_raw_parts(rows.as_ptr(), span) };
+    Strided::new(values, (columns, points), strides)
+}
+
+/// Points `x` (points x inputs) with targets `y` (points x outputs), read in place (see
+/// `in_place`), or copied once where their layout is not read in place.
 fn points<'a>(x: ArrayView2<'a, f32>, y: ArrayView2<'a, f32>) -> PyResult<Points<'a>> {
     let (points, rows) = (x.nrows(), y.nrows());
     if points != rows {
@@ -84,7 +108,11 @@ fn points<'a>(x: ArrayView2<'a, f32>, y: ArrayView2<'a, f32>) -> PyResult<Points
     }
     check_finite(x, "X")?;
     check_finite(y, "y")?;
-    Points::from_views(x.reversed_axes(), y.reversed_axes()).or_py()
+    match (in_place(&x), in_place(&y)) {
+        (Some(x), Some(y)) => Points::from_strided(x, y),
+        _ => Points::from_views(x.reversed_axes(), y.reversed_axes()),
+    }
+    .or_py()
 }
 
 /// Whether `train` and the other functions read `x` and `y` in place, without a copy (what
@@ -143,6 +171,8 @@ struct Trained {
     device: String,
     held_out_variance: Option<f64>,
     verification: Option<String>,
+    /// With a held-out set: the weights of the lowest held-out loss (the first, on a tie).
+    best_network: Option<Network>,
 }
 
 /// The mean over outputs of each output's variance in a set (for R^2 on it: with the MSE,
@@ -199,9 +229,14 @@ fn run_training(
         Some(set) => Some(target.evaluator(&net, set)?),
         None => None,
     };
+    let mut best: Option<(f64, Network)> = None;
     let mut held_out_loss = |net: &Network| -> downhill::Result<f64> {
         let evaluator = evaluator.as_mut().expect("validating with a held-out set");
-        Ok(evaluator.evaluate(net)?.loss(LossKind::Mse))
+        let loss = evaluator.evaluate(net)?.loss(LossKind::Mse);
+        if best.as_ref().is_none_or(|(lowest, _)| loss < *lowest) {
+            best = Some((loss, net.clone()));
+        }
+        Ok(loss)
     };
     let validation = held_out.as_ref().map(|_| Validation {
         loss: &mut held_out_loss,
@@ -225,6 +260,7 @@ fn run_training(
         device: device.into(),
         held_out_variance: held_out.as_ref().map(target_variance),
         verification,
+        best_network: best.map(|(_, net)| net),
     })
 }
 
@@ -311,6 +347,7 @@ fn train<'py>(
     let outcome = &trained.outcome;
     let result = PyDict::new(py);
     result.set_item("model", model_json(&outcome.network))?;
+    result.set_item("best_model", trained.best_network.as_ref().map(model_json))?;
     let losses: Vec<f64> = outcome.history.iter().map(|r| r.loss).collect();
     result.set_item("step_losses", losses)?;
     result.set_item("epoch_losses", trained.epoch_losses.clone())?;

@@ -52,6 +52,26 @@ def test_early_stopping_scores_the_held_out_points_each_epoch():
     assert model.best_validation_score_ > 0.8
 
 
+def test_early_stopping_keeps_the_best_epochs_weights_even_at_max_iter():
+    # As scikit-learn's: a run that reaches max_iter still ends at the weights of its lowest
+    # held-out loss. The same run cut at that epoch must end at the same weights.
+    X, y = lesson_points()
+    checked = 0
+    for seed in range(6):
+        params = dict(hidden_layer_sizes=(8,), learning_rate_init=0.05, max_iter=25,
+                      early_stopping=True, n_iter_no_change=1000, random_state=seed,
+                      device="cpu")
+        model = downhill.MLPRegressor(**params).fit(X, y)
+        assert model.n_iter_ == 25
+        best = int(np.argmax(model.validation_scores_))
+        if best == 24:
+            continue
+        cut = downhill.MLPRegressor(**{**params, "max_iter": best + 1}).fit(X, y)
+        assert cut.model_ == model.model_, f"seed {seed}: best epoch {best + 1}"
+        checked += 1
+    assert checked > 0, "no run whose best epoch came before its last"
+
+
 def test_clone_pipeline_cross_validation_and_grid_search():
     X, y = lesson_points(300)
     base = downhill.MLPRegressor(hidden_layer_sizes=(4,), max_iter=50, random_state=0,

@@ -142,8 +142,8 @@ pub fn upload_columns<C: ColumnBlocks + ?Sized>(
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
-    let per_piece = UPLOAD_PIECE / 4 / columns.width().max(1);
-    for piece in (start..end).step_by(per_piece.max(1)) {
+    let per_piece = (UPLOAD_PIECE / 4 / columns.width().max(1)).max(1);
+    for piece in (start..end).step_by(per_piece) {
         let piece_end = (piece + per_piece).min(end);
         columns.with_block(piece..piece_end, |block| {
             for (c, column) in block.iter().enumerate() {

@@ -6,10 +6,11 @@ import numpy as np
 def as_points(values, name):
     """``values`` as a 2-D float32 array (points x columns).
 
-    A float32 array is passed on as it is. The engine reads a C- or Fortran-ordered one in
-    place, with no copy (a 1-D ``y`` becomes a one-column view of itself); it copies any other
-    layout (a slice with a step, say) once. float64 and other dtypes are converted here,
-    once, keeping their memory order, and the converted array is then read in place.
+    A float32 array is passed on as it is: the engine reads it in place, with no copy, in
+    any layout with non-negative strides (C or Fortran order, a slice of a table's columns,
+    every other row, a broadcast; a 1-D ``y`` becomes a one-column view of itself), and
+    copies a reversed one once. float64 and other dtypes are converted here, once,
+    keeping their memory order, and the converted array is then read in place.
     """
     array = np.asarray(values)
     if array.dtype.kind not in "fiub":

@@ -41,9 +41,8 @@ class MLPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     momentum, nesterovs_momentum, beta_1, beta_2, epsilon : as scikit-learn's.
     early_stopping : bool, default False
         Hold out ``validation_fraction`` of the points and stop after ``n_iter_no_change``
-        epochs without a lower validation loss, going back to the best weights. **Differs:**
-        a run that reaches ``max_iter`` first keeps its last weights (scikit-learn goes back
-        to the best ones then too).
+        epochs without a lower validation loss. However the run ends (unless it diverges),
+        the fitted weights are those of the lowest validation loss, as scikit-learn's.
     validation_fraction : float, default 0.1
     n_iter_no_change : int, default 10
     tol : float, default 1e-4
@@ -168,7 +167,7 @@ class MLPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
             seed=self._seed(), device=self.device,
             validation_fraction=self.validation_fraction if self.early_stopping else None,
             patience=self.n_iter_no_change if self.early_stopping else None,
-            init=None, verify=self.verify,
+            init=None, verify=self.verify, restore_best=self.early_stopping,
         )
         self._set_fitted(history, model)
         if interrupt is not None:

@@ -44,7 +44,7 @@ def _whole(value, name, least):
 
 def _run(X, y, *, hidden_layer_sizes, activation, optimizer, learning_rate, epochs,
          batch_size, momentum, beta_1, beta_2, epsilon, weight_decay, tol, seed, device,
-         validation_fraction, patience, init, verify):
+         validation_fraction, patience, init, verify, restore_best=False):
     epochs = _whole(epochs, "steps", 0)
     seed = _whole(seed, "seed", 0)
     hidden_layer_sizes = [_whole(h, "hidden_layer_sizes", 1) for h in hidden_layer_sizes]
@@ -92,6 +92,10 @@ def _run(X, y, *, hidden_layer_sizes, activation, optimizer, learning_rate, epoc
         held_out_variance=result["held_out_variance"],
     )
     model = Model(result["model"])
+    if restore_best and result["best_model"] is not None and result["stopped"] != "diverged":
+        # scikit-learn's early stopping: the weights of the lowest held-out loss, however
+        # the run ended.
+        model = Model(result["best_model"])
     if result["interrupt"] is not None:
         # Raised again by the caller once it has kept the weights reached.
         return history, model, result["interrupt"]
