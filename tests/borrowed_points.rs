@@ -207,7 +207,8 @@ fn strided_views_of_a_table_are_read_in_place_and_give_the_owned_numbers() {
             let table = table_of(&owned, spread);
             let row = 3 * spread;
             let inputs = Strided::new(&table, (2, points), (1, row)).unwrap();
-            let outputs = Strided::new(&table[2..], (1, points), (1, row)).unwrap();
+            // numpy gives the one-column axis of `t[:, 2].reshape(-1, 1)` the row stride.
+            let outputs = Strided::new(&table[2..], (1, points), (row, row)).unwrap();
             let borrowed = Points::from_strided(inputs, outputs).unwrap();
             let case = format!("{points} points, every {spread} rows");
             assert!(borrowed.is_borrowed(), "{case}");

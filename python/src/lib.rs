@@ -88,11 +88,14 @@ fn in_place<'a>(rows: &ArrayView2<'a, f32>) -> Option<Strided<'a>> {
         return None;
     }
     let span = 1 + (columns - 1) * strides.0 + (points - 1) * strides.1;
-    // SAFETY: a numpy array with non-negative strides is a window onto one buffer that starts
-    // at its first element and holds its last, so the `span` values from the first element
-    // are that buffer's, initialised f32s. The buffer outlives `'a`: the view borrows a
-    // `PyReadonlyArray2`, which holds a reference to the array (and through it the buffer)
-    // and numpy's read-only borrow flag for as long.
+    // SAFETY: the pointer is aligned for f32: `as_points` copies an array numpy does not
+    // call aligned. A numpy array with non-negative strides is a window onto one buffer that
+    // starts at its first element and holds its last, so the `span` values from the first
+    // element are that buffer's, initialised f32s. The buffer outlives `'a`: the view borrows
+    // a `PyReadonlyArray2`, which holds a reference to the array (and through it the buffer)
+    // for as long. That nothing writes to the span meanwhile is the caller's part, as for
+    // any function that releases the GIL over an array (the README and the docstrings say
+    // so): rust-numpy's borrow flag keeps out Rust borrows, not Python's writes.
     let values = unsafe { std::slice::from_raw_parts(rows.as_ptr(), span) };
     Strided::new(values, (columns, points), strides)
 }

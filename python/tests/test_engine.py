@@ -71,11 +71,12 @@ def test_float64_and_other_layouts_give_what_float32_gives():
     for other in [wide, strided[:, ::2], X.tolist()]:
         _, got = downhill.train(other, y.astype(np.float64), steps=10, device="cpu")
         assert got == want
-    # Strided views of one C-ordered table (X its first columns, y its last), read in place,
-    # and a reversed view (copied) of reversed points.
+    # Strided views of one C-ordered table (X its first columns, y its last), read in place;
+    # a reversed view of reversed points and unaligned arrays, copied once.
     table = np.column_stack([X, y])
     backwards = np.ascontiguousarray(table[::-1])
-    for X_, y_ in [(table[:, :2], table[:, 2]), (backwards[::-1, :2], backwards[::-1, 2])]:
+    for X_, y_ in [(table[:, :2], table[:, 2]), (backwards[::-1, :2], backwards[::-1, 2]),
+                   (unaligned(X), unaligned(y))]:
         for device in ["cpu"] + (["gpu"] if downhill.devices() else []):
             _, got = downhill.train(X_, y_, steps=10, device=device)
             _, same = downhill.train(X, y, steps=10, device=device)
@@ -83,21 +84,37 @@ def test_float64_and_other_layouts_give_what_float32_gives():
     np.testing.assert_array_equal(want.predict(np.asfortranarray(X)), want.predict(X))
 
 
-def test_float32_arrays_are_read_in_place_and_reversed_ones_copied():
+def unaligned(array):
+    """A float32 copy of ``array`` one byte off numpy's alignment (as ``np.frombuffer`` with
+    an offset gives)."""
+    raw = np.frombuffer(bytearray(array.nbytes + 1), dtype=np.float32, offset=1,
+                        count=array.size).reshape(array.shape)
+    raw[...] = array
+    assert not raw.flags.aligned
+    return raw
+
+
+def test_float32_arrays_are_read_in_place_and_reversed_or_unaligned_ones_copied_once():
     from downhill import _core
     from downhill._arrays import as_points
 
     X, y = points(1000)
     table = np.column_stack([X, y])  # C order: X and y are strided views of it
     wide = np.zeros((1000, 4), dtype=np.float32)
-    in_place = [(X, y), (np.asfortranarray(X), y), (X.astype(np.float64), y),
-                (np.asfortranarray(X, np.float64), y.astype(np.float64)),
-                (table[:, :2], table[:, 2]), (wide[:, ::2], y), (X[::2], y[::2]),
-                (np.broadcast_to(X[:1], X.shape), y)]
+    in_place = [(X, y), (np.asfortranarray(X), y), (table[:, :2], table[:, 2]),
+                (wide[:, ::2], y), (X[::2], y[::2]), (np.broadcast_to(X[:1], X.shape), y)]
     for X_, y_ in in_place:
-        assert _core.reads_in_place(as_points(X_, "X"), as_points(y_, "y"))
-    for X_, y_ in [(X[::-1], y), (X, y[::-1])]:
-        assert not _core.reads_in_place(as_points(X_, "X"), as_points(y_, "y"))
+        px, py = as_points(X_, "X"), as_points(y_, "y")
+        assert np.shares_memory(px, X_) and np.shares_memory(py, y_)
+        assert _core.reads_in_place(px, py)
+    converted = [(X.astype(np.float64), y), (np.asfortranarray(X, np.float64), y), (X[::-1], y),
+                 (unaligned(X), y)]
+    for X_, y_ in converted:
+        px = as_points(X_, "X")
+        assert not np.shares_memory(px, X_)  # one copy, here, and then read in place
+        assert _core.reads_in_place(px, as_points(y_, "y"))
+    # Handed over reversed (not through as_points), the engine copies instead.
+    assert not _core.reads_in_place(X[::-1], y.reshape(-1, 1))
 
 
 FIT_MEMORY = """

@@ -63,7 +63,7 @@ def test_early_stopping_keeps_the_best_epochs_weights_even_at_max_iter():
                       device="cpu")
         model = downhill.MLPRegressor(**params).fit(X, y)
         assert model.n_iter_ == 25
-        best = int(np.argmax(model.validation_scores_))
+        best = int(np.argmin(model.history_["validation_loss"]))  # the first lowest
         if best == 24:
             continue
         cut = downhill.MLPRegressor(**{**params, "max_iter": best + 1}).fit(X, y)

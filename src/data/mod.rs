@@ -64,6 +64,10 @@ impl<'a> Strided<'a> {
     /// broadcast array).
     pub fn new(values: &'a [f32], dim: (usize, usize), strides: (usize, usize)) -> Option<Self> {
         use ndarray::ShapeBuilder;
+        // An axis of one element has no stride to speak of (numpy gives it any): 1 lets a
+        // single column be read as the rows of a table it is.
+        let unit = |length: usize, stride: usize| if length <= 1 { 1 } else { stride };
+        let strides = (unit(dim.0, strides.0), unit(dim.1, strides.1));
         ArrayView2::from_shape(dim.strides(strides), values).ok()?;
         Some(Strided {
             values,

@@ -8,9 +8,10 @@ def as_points(values, name):
 
     A float32 array is passed on as it is: the engine reads it in place, with no copy, in
     any layout with non-negative strides (C or Fortran order, a slice of a table's columns,
-    every other row, a broadcast; a 1-D ``y`` becomes a one-column view of itself), and
-    copies a reversed one once. float64 and other dtypes are converted here, once,
-    keeping their memory order, and the converted array is then read in place.
+    every other row, a broadcast; a 1-D ``y`` becomes a one-column view of itself). A
+    reversed or unaligned one is copied here, once. float64 and other dtypes are converted here, once,
+    keeping their memory order, and the converted array is then read in place. Nothing may
+    write to the array while the engine reads it (another thread, with the GIL released).
     """
     array = np.asarray(values)
     if array.dtype.kind not in "fiub":
@@ -23,4 +24,7 @@ def as_points(values, name):
         raise ValueError(f"{name}: holds no data (shape {array.shape[0]} x {array.shape[1]})")
     if array.dtype != np.float32:
         array = array.astype(np.float32)
+    elif not array.flags.aligned or any(stride < 0 for stride in array.strides):
+        # The engine reads neither an unaligned array nor a reversed one in place.
+        array = array.copy(order="K")
     return array

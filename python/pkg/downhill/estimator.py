@@ -70,8 +70,10 @@ class MLPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
     run), ``stopped_`` (why training stopped), ``model_`` (a ``downhill.Model``),
     ``n_features_in_``, ``n_outputs_``.
 
-    Fitting releases the GIL. Ctrl-C stops after the steps in flight: the fitted attributes
-    hold the weights reached, and KeyboardInterrupt is raised again.
+    Fitting releases the GIL, and reads a float32 X and y in place: nothing may write to them
+    while it runs. Ctrl-C stops after the steps in flight: the fitted attributes hold the
+    weights reached (with ``early_stopping``, the best epoch's), and KeyboardInterrupt is
+    raised again.
     """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
