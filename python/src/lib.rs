@@ -74,6 +74,31 @@ fn check_finite(values: ArrayView2<f32>, what: &str) -> PyResult<()> {
     }
 }
 
+/// `x` (points x inputs) has as many columns as `net` takes inputs.
+fn check_inputs(net: &Network, x: &ArrayView2<f32>) -> PyResult<()> {
+    if x.ncols() != net.inputs() {
+        return Err(PyValueError::new_err(format!(
+            "X has {} columns, but the model takes {} inputs",
+            x.ncols(),
+            net.inputs()
+        )));
+    }
+    Ok(())
+}
+
+/// `x` and `y` (points x outputs) fit `net`, each named by what the caller passed.
+fn check_widths(net: &Network, x: &ArrayView2<f32>, y: &ArrayView2<f32>) -> PyResult<()> {
+    check_inputs(net, x)?;
+    if y.ncols() != net.outputs() {
+        return Err(PyValueError::new_err(format!(
+            "y has {} columns, but the model gives {} outputs",
+            y.ncols(),
+            net.outputs()
+        )));
+    }
+    Ok(())
+}
+
 /// A numpy array's values as its columns (columns x points), in place: the memory from its
 /// first element to its last, and the layout of the elements in it. `None` for a negative
 /// stride (a reversed array), which is copied instead.
@@ -299,6 +324,10 @@ fn train<'py>(
     init: Option<String>,
     verify: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let init = init.as_deref().map(parse_model).transpose()?;
+    if let Some(net) = &init {
+        check_widths(net, &x.as_array(), &y.as_array())?;
+    }
     let data = points(x.as_array(), y.as_array())?;
     let optimizer = match optimizer {
         "gd" => Optimizer::Gd,
@@ -331,7 +360,7 @@ fn train<'py>(
     let plan = Plan {
         widths,
         activation: Activation::from_str(activation).or_py()?,
-        init: init.as_deref().map(parse_model).transpose()?,
+        init,
         seed,
         descent,
         epochs,
@@ -387,13 +416,7 @@ fn predict<'py>(
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let net = parse_model(model)?;
     let x = x.as_array();
-    if x.ncols() != net.inputs() {
-        return Err(PyValueError::new_err(format!(
-            "X has {} columns, but the model takes {} inputs",
-            x.ncols(),
-            net.inputs()
-        )));
-    }
+    check_inputs(&net, &x)?;
     check_finite(x, "X")?;
     // The kernels read inputs column by column: one copy of X, transposed (a Fortran-order X
     // is copied as it is).
@@ -417,6 +440,7 @@ fn evaluate<'py>(
     device: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     let net = parse_model(model)?;
+    check_widths(&net, &x.as_array(), &y.as_array())?;
     let data = points(x.as_array(), y.as_array())?;
     let device = device.to_string();
     let (evaluation, net) = py
@@ -458,6 +482,7 @@ fn landscape_of<'py>(
     device: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     let net = parse_model(model)?;
+    check_widths(&net, &x.as_array(), &y.as_array())?;
     let data = points(x.as_array(), y.as_array())?;
     let axes = weights
         .iter()

@@ -166,9 +166,36 @@ def test_bad_input_raises_value_error(X, y, message):
         downhill.train(X, y, steps=1)
 
 
+def test_mismatched_widths_and_splits_are_named_by_the_python_arguments():
+    X, y = points(50)
+    _, model = downhill.train(X, y, steps=1, device="cpu")  # 2 inputs, 1 output
+    wide = np.column_stack([X, y, y])
+    with pytest.raises(ValueError, match="X has 3 columns, but the model takes 2 inputs"):
+        model.loss(wide[:, :3], y)
+    with pytest.raises(ValueError, match="y has 2 columns, but the model gives 1 outputs"):
+        model.loss(X, wide[:, 2:])
+    with pytest.raises(ValueError, match="y has 2 columns, but the model gives 1 outputs"):
+        downhill.train(X, wide[:, 2:], init=model, steps=1, device="cpu")
+    with pytest.raises(ValueError, match="X has 1 columns"):
+        downhill.landscape(model, X[:, :1], wide[:, 2:], ["l1.n0.w0"], device="cpu")
+    with pytest.raises(ValueError, match=r"validation_fraction=0.5: .* each side of 1 points"):
+        downhill.train(X[:1], y[:1], validation_fraction=0.5, patience=1, device="cpu")
+    with pytest.raises(ValueError, match="batch_size=10: .* the 3 training points"):
+        downhill.train(X[:3], y[:3], batch_size=10, device="cpu")
+    with pytest.raises(ValueError, match="batch_size=10: .* the 4 training points"):
+        downhill.train(X[:5], y[:5], batch_size=10, validation_fraction=0.2, device="cpu")
+
+
+def test_a_float64_beyond_float32s_range_is_named_not_made_inf():
+    X = np.ones((4, 2))
+    X[2, 1] = -1e39
+    with pytest.raises(ValueError, match=r"X: row 3, column 2: -1e\+39 is beyond float32's"):
+        downhill.train(X, np.ones(4), steps=1, device="cpu")
+
+
 def test_bad_arguments_raise_the_clis_message():
     X, y = points(20)
-    with pytest.raises(ValueError, match="batch-size 21"):
+    with pytest.raises(ValueError, match="batch_size=21"):
         downhill.train(X, y, batch_size=21)
     with pytest.raises(ValueError, match="unknown activation"):
         downhill.train(X, y, activation="swish")

@@ -488,7 +488,12 @@ impl Points<'_> {
                     "{} columns ({inputs} inputs + {outputs} targets) for this network",
                     inputs + outputs
                 ),
-                got: format!("{} columns", self.width()),
+                got: format!(
+                    "{} columns ({} inputs + {} targets)",
+                    self.width(),
+                    self.inputs,
+                    self.outputs()
+                ),
             });
         }
         Ok(())

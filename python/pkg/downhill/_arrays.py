@@ -23,8 +23,23 @@ def as_points(values, name):
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"{name}: holds no data (shape {array.shape[0]} x {array.shape[1]})")
     if array.dtype != np.float32:
-        array = array.astype(np.float32)
+        array = _to_float32(array, name)
     elif not array.flags.aligned or any(stride < 0 for stride in array.strides):
         # The engine reads neither an unaligned array nor a reversed one in place.
         array = array.copy(order="K")
     return array
+
+
+def _to_float32(array, name):
+    """``array`` as float32, or a ValueError naming the first value float32 cannot hold
+    (rather than numpy's overflow warning and an inf)."""
+    with np.errstate(over="raise"):
+        try:
+            return array.astype(np.float32)
+        except FloatingPointError:
+            pass
+    limit = np.finfo(np.float32).max
+    row, column = np.argwhere(np.isfinite(array) & (np.abs(array) > limit))[0]
+    value = float(array[row, column])
+    raise ValueError(f"{name}: row {row + 1}, column {column + 1}: {value:g} is beyond "
+                     "float32's range (downhill computes in float32)")

@@ -10,7 +10,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
     def validate_data(estimator, X, y="no_validation", reset=True, **kwargs):
         return estimator._validate_data(X, y, reset=reset, **kwargs)
 
-from .training import _run
+from .training import _run, held_out
 
 _ACTIVATIONS = {"identity": "identity", "relu": "relu", "tanh": "tanh", "logistic": "sigmoid"}
 
@@ -152,7 +152,7 @@ class MLPRegressor(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if self.early_stopping:
             # The held-out points leave first (rounded as the engine rounds them): the
             # batches are cut from the rest.
-            n -= int(np.floor(self.validation_fraction * n + 0.5))
+            n -= held_out(n, self.validation_fraction)
         if self.batch_size == "auto":
             batch = min(200, n)
         elif self.batch_size is None:

@@ -42,6 +42,28 @@ def _whole(value, name, least):
     return int(value)
 
 
+def held_out(points, fraction):
+    """How many of ``points`` a validation ``fraction`` holds out: rounded half up, as the
+    engine rounds it."""
+    return int(np.floor(fraction * points + 0.5))
+
+
+def _check_split(points, validation_fraction, batch_size):
+    """The held-out part and the batches fit ``points`` points: the engine's own checks,
+    named by this function's arguments rather than the command's options."""
+    training = points
+    if validation_fraction is not None:
+        held = held_out(points, validation_fraction)
+        if not 0 < validation_fraction < 1 or held == 0 or held >= points:
+            raise ValueError(
+                f"validation_fraction={validation_fraction!r}: expected a fraction in (0, 1) "
+                f"that leaves at least one point on each side of {points} points")
+        training -= held
+    if batch_size is not None and batch_size > training:
+        raise ValueError(f"batch_size={batch_size!r}: expected a number of points from 1 to "
+                         f"the {training} training points")
+
+
 def _run(X, y, *, hidden_layer_sizes, activation, optimizer, learning_rate, epochs,
          batch_size, momentum, beta_1, beta_2, epsilon, weight_decay, tol, seed, device,
          validation_fraction, patience, init, verify, restore_best=False):
@@ -55,9 +77,11 @@ def _run(X, y, *, hidden_layer_sizes, activation, optimizer, learning_rate, epoc
         if validation_fraction is None:
             raise ValueError("patience counts epochs without a lower validation loss: it "
                              "needs validation_fraction")
+    X, y = as_points(X, "X"), as_points(y, "y")
+    _check_split(len(X), validation_fraction, batch_size)
     result = _core.train(
-        as_points(X, "X"),
-        as_points(y, "y"),
+        X,
+        y,
         hidden=[int(h) for h in hidden_layer_sizes],
         activation=activation,
         optimizer=optimizer,
