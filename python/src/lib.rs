@@ -74,29 +74,27 @@ fn check_finite(values: ArrayView2<f32>, what: &str) -> PyResult<()> {
     }
 }
 
+/// `array` (`name`) has `expected` columns, which the model `uses` (e.g. "takes 2 inputs").
+fn check_width(array: &ArrayView2<f32>, name: &str, expected: usize, uses: &str) -> PyResult<()> {
+    match array.ncols() {
+        width if width == expected => Ok(()),
+        width => Err(PyValueError::new_err(format!(
+            "{name} has {width} columns, but the model {uses}"
+        ))),
+    }
+}
+
 /// `x` (points x inputs) has as many columns as `net` takes inputs.
 fn check_inputs(net: &Network, x: &ArrayView2<f32>) -> PyResult<()> {
-    if x.ncols() != net.inputs() {
-        return Err(PyValueError::new_err(format!(
-            "X has {} columns, but the model takes {} inputs",
-            x.ncols(),
-            net.inputs()
-        )));
-    }
-    Ok(())
+    let inputs = net.inputs();
+    check_width(x, "X", inputs, &format!("takes {inputs} inputs"))
 }
 
 /// `x` and `y` (points x outputs) fit `net`, each named by what the caller passed.
 fn check_widths(net: &Network, x: &ArrayView2<f32>, y: &ArrayView2<f32>) -> PyResult<()> {
     check_inputs(net, x)?;
-    if y.ncols() != net.outputs() {
-        return Err(PyValueError::new_err(format!(
-            "y has {} columns, but the model gives {} outputs",
-            y.ncols(),
-            net.outputs()
-        )));
-    }
-    Ok(())
+    let outputs = net.outputs();
+    check_width(y, "y", outputs, &format!("gives {outputs} outputs"))
 }
 
 /// A numpy array's values as its columns (columns x points), in place: the memory from its
