@@ -438,7 +438,7 @@ mod tests {
                 let set = data::generate(&teacher, points, 0.1, 3).unwrap();
                 let want = Reference.evaluate(&student, &set);
                 let layout = KernelLayout::new(&student);
-                let columns = set.contiguous_columns().unwrap();
+                let columns = set.column_slices();
                 for &level in &levels {
                     let mut gradient = vec![0.0; student.param_count()];
                     let sse = pick::<3, 4, 2>(relu, level).run(

@@ -406,6 +406,25 @@ impl Points<'_> {
         }
     }
 
+    /// One column (inputs, then targets) as a contiguous slice.
+    ///
+    /// # Panics
+    /// If the column is a borrowed, strided one (an owned dataset's never is); engines read
+    /// any set through [`Points::with_block`].
+    pub fn column(&self, c: usize) -> &[f32] {
+        self.column_view(c)
+            .to_slice()
+            .expect("a contiguous column (an owned dataset's always is)")
+    }
+
+    /// Every column (inputs, then targets) as a contiguous slice.
+    ///
+    /// # Panics
+    /// As [`Points::column`].
+    pub fn column_slices(&self) -> Vec<&[f32]> {
+        (0..self.width()).map(|c| self.column(c)).collect()
+    }
+
     /// Every column as a contiguous slice, if every column is contiguous (an owned dataset's
     /// always are).
     pub fn contiguous_columns(&self) -> Option<Vec<&[f32]>> {
