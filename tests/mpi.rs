@@ -89,6 +89,19 @@ fn numbers(value: &serde_json::Value) -> Vec<f64> {
         .collect()
 }
 
+/// A run's steps, loss history and weights (a report, or one run of a sweep's) as `want`'s,
+/// within 1e-6.
+fn assert_same_run(got: &serde_json::Value, want: &serde_json::Value, what: &str) {
+    assert_eq!(got["steps"], want["steps"], "{what}");
+    assert_close(
+        &numbers(&got["loss_history"]),
+        &numbers(&want["loss_history"]),
+        1e-6,
+        what,
+    );
+    assert_close(&weights(got), &weights(want), 1e-6, what);
+}
+
 /// Every weight of a report's model, flat.
 fn weights(report: &serde_json::Value) -> Vec<f64> {
     let model = serde_json::to_string(&report["model"]).unwrap();
@@ -149,14 +162,7 @@ fn several_processes_give_one_processs_run() {
             let what = format!("{source:?} on {np} processes, {device}");
             let spread = report(&on_processes(&mpirun, np, &args), &what);
             assert_eq!(spread["points"], alone["points"], "{what}");
-            assert_eq!(spread["steps"], alone["steps"], "{what}");
-            assert_close(
-                &numbers(&spread["loss_history"]),
-                &numbers(&alone["loss_history"]),
-                1e-6,
-                &what,
-            );
-            assert_close(&weights(&spread), &weights(&alone), 1e-6, &what);
+            assert_same_run(&spread, &alone, &what);
         }
     }
 }
@@ -204,14 +210,7 @@ fn a_sweep_over_processes_is_one_processs_sweep() {
             assert_eq!(runs.len(), 4, "{what}");
             for (got, want) in runs.iter().zip(want) {
                 let what = format!("{what}, run {}", got["learning_rate"]);
-                assert_eq!(got["steps"], want["steps"], "{what}");
-                assert_close(
-                    &numbers(&got["loss_history"]),
-                    &numbers(&want["loss_history"]),
-                    1e-6,
-                    &what,
-                );
-                assert_close(&weights(got), &weights(want), 1e-6, &what);
+                assert_same_run(got, want, &what);
             }
         }
     }

@@ -30,61 +30,99 @@ impl CpuVariant {
     }
 }
 
-/// What one step did to a run's weights.
-pub(super) enum Stepped {
-    /// The weights moved downhill; the record holds the loss and gradient norm before.
-    Updated(StepRecord),
-    /// The rule stopped the run (flat, or diverged: then the weights went back to
-    /// `previous`).
-    Stopped(EngineStop),
+/// One run's weights on the host, with what its steps carry: the one definition of a CPU
+/// step, for a run alone, each run of a sweep, and a run over a share of the points.
+pub(super) struct HostRun {
+    pub(super) net: Network,
+    /// The weights before the last update, restored when the next loss diverges.
+    pub(super) previous: Option<Network>,
+    /// What the update rule carries from step to step (kept when new weights are set, so
+    /// that a checking engine follows the run it checks).
+    pub(super) state: OptimizerState,
 }
 
-/// Step `step` of the rule on weights held on the host, given the evaluation at them: the
-/// divergence check (going back to `previous`), the flat check, or the update. The one
-/// definition of a CPU step, for a run alone and for each run of a sweep.
-pub(super) fn host_step(
-    net: &mut Network,
-    previous: &mut Option<Network>,
-    state: &mut OptimizerState,
-    evaluation: &Evaluation,
-    rule: &StepRule,
-    step: usize,
-) -> Result<Stepped> {
-    let loss = evaluation.loss(rule.loss);
-    let gradient = evaluation.gradient(rule.loss);
-    let gradient_norm = norm(&gradient);
-    if !(loss.is_finite() && gradient_norm.is_finite()) || loss > rule.divergence_limit {
-        if let Some(previous) = previous.take() {
-            *net = previous;
+impl HostRun {
+    pub(super) fn new(net: Network) -> Self {
+        HostRun {
+            net,
+            previous: None,
+            state: OptimizerState::default(),
         }
-        return Ok(Stepped::Stopped(EngineStop::Diverged { step, loss }));
     }
-    if gradient_norm < rule.tolerance {
-        return Ok(Stepped::Stopped(EngineStop::Flat {
+
+    /// Step `step` of `rule`, given the evaluation at the current weights, recorded in
+    /// `round`: the divergence check (going back to `previous`), the flat check, or the
+    /// update. Whether the run goes on (a stop is the round's `stop`).
+    pub(super) fn step(
+        &mut self,
+        evaluation: &Evaluation,
+        rule: &StepRule,
+        step: usize,
+        round: &mut Round,
+    ) -> Result<bool> {
+        let loss = evaluation.loss(rule.loss);
+        let gradient = evaluation.gradient(rule.loss);
+        let gradient_norm = norm(&gradient);
+        if !(loss.is_finite() && gradient_norm.is_finite()) || loss > rule.divergence_limit {
+            if let Some(previous) = self.previous.take() {
+                self.net = previous;
+            }
+            round.stop = Some(EngineStop::Diverged { step, loss });
+            return Ok(false);
+        }
+        if gradient_norm < rule.tolerance {
+            round.stop = Some(EngineStop::Flat {
+                step,
+                gradient_norm,
+            });
+            return Ok(false);
+        }
+        let mut params = self.net.params();
+        rule.update
+            .apply(&mut params, &gradient, rule.learning_rate, &mut self.state);
+        self.previous = Some(self.net.clone());
+        self.net.set_params(&params)?;
+        round.records.push(StepRecord {
             step,
+            loss,
             gradient_norm,
-        }));
+        });
+        Ok(true)
     }
-    let mut params = net.params();
-    rule.update
-        .apply(&mut params, &gradient, rule.learning_rate, state);
-    *previous = Some(net.clone());
-    net.set_params(&params)?;
-    Ok(Stepped::Updated(StepRecord {
-        step,
-        loss,
-        gradient_norm,
-    }))
+
+    /// New weights, with no update behind them to go back to.
+    pub(super) fn set(&mut self, net: &Network) {
+        self.net = net.clone();
+        self.previous = None;
+    }
+}
+
+/// The rounds of a sweep stepped on the host: `count` steps from `first_step` for every run
+/// with a rule, until each has stopped. `step_active(step, active, rounds)` takes step `step`
+/// of the runs `active`, recording into `rounds`, and returns those that go on.
+pub(super) fn sweep_rounds(
+    runs: usize,
+    first_step: usize,
+    count: usize,
+    rules: &[Option<StepRule>],
+    mut step_active: impl FnMut(usize, &[usize], &mut [Round]) -> Result<Vec<usize>>,
+) -> Result<Vec<Round>> {
+    let mut rounds = vec![Round::default(); runs];
+    let mut active: Vec<usize> = (0..runs)
+        .filter(|&r| rules.get(r).copied().flatten().is_some())
+        .collect();
+    for step in first_step..first_step + count {
+        if active.is_empty() {
+            break;
+        }
+        active = step_active(step, &active, &mut rounds)?;
+    }
+    Ok(rounds)
 }
 
 /// Gradient descent on the CPU.
 pub struct CpuEngine<'a> {
-    net: Network,
-    /// The weights before the last update, restored when the next loss diverges.
-    previous: Option<Network>,
-    /// What the update rule carries from step to step (kept when new weights are set, so
-    /// that a checking engine follows the run it checks).
-    state: OptimizerState,
+    run: HostRun,
     data: &'a Points<'a>,
     kernel: Box<dyn CpuKernel>,
     /// With mini-batches: the plan and the batches of the epoch gathered last (boxed: an
@@ -143,9 +181,7 @@ impl<'a> CpuEngine<'a> {
         let mut kernel = variant.kernel();
         kernel.prepare(&net);
         Ok(CpuEngine {
-            net,
-            previous: None,
-            state: OptimizerState::default(),
+            run: HostRun::new(net),
             data,
             kernel,
             batches: None,
@@ -182,63 +218,50 @@ impl Engine for CpuEngine<'_> {
                 Some(batches) => batches.of_step(self.data, step)?,
                 None => self.data,
             };
-            let evaluation = self.kernel.evaluate(&self.net, points);
-            let stepped = host_step(
-                &mut self.net,
-                &mut self.previous,
-                &mut self.state,
-                &evaluation,
-                rule,
-                step,
-            )?;
-            match stepped {
-                Stepped::Updated(record) => round.records.push(record),
-                Stepped::Stopped(stop) => {
-                    round.stop = Some(stop);
-                    break;
-                }
+            let evaluation = self.kernel.evaluate(&self.run.net, points);
+            if !self.run.step(&evaluation, rule, step, &mut round)? {
+                break;
             }
         }
         Ok(round)
     }
 
     fn evaluate(&mut self) -> Result<Evaluation> {
-        Ok(self.kernel.evaluate(&self.net, self.data))
+        Ok(self.kernel.evaluate(&self.run.net, self.data))
     }
 
     fn network(&mut self) -> Result<Network> {
-        Ok(self.net.clone())
+        Ok(self.run.net.clone())
     }
 
     fn optimizer_state(&mut self) -> Result<OptimizerState> {
-        Ok(self.state.clone())
+        Ok(self.run.state.clone())
     }
 
     fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
-        self.state = state.clone();
+        self.run.state = state.clone();
         Ok(())
     }
 
     fn set_network(&mut self, net: &Network) -> Result<()> {
-        if net.widths() != self.net.widths() {
+        if net.widths() != self.run.net.widths() {
             return Err(crate::error::Error::InvalidArgument(format!(
                 "the engine trains {}, not {}",
-                self.net.describe(),
+                self.run.net.describe(),
                 net.describe()
             )));
         }
-        self.net = net.clone();
-        self.previous = None;
+        self.run.set(net);
         Ok(())
     }
 
     fn previous_network(&mut self) -> Result<Option<Network>> {
-        Ok(self.previous.clone())
+        Ok(self.run.previous.clone())
     }
 
     fn set_network_after(&mut self, net: &Network, previous: &Network) -> Result<()> {
         self.set_network(net)?;
-        self.previous = Some(previous.clone());
+        self.run.previous = Some(previous.clone());
         Ok(())
     }
 }

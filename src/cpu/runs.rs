@@ -2,7 +2,7 @@
 //! evaluation from one pass over the points (`CpuKernel::evaluate_many`), and each run's step
 //! taken by the same function a run alone takes (`engine::host_step`).
 
-use super::engine::{host_step, CpuVariant, HostBatches, Stepped};
+use super::engine::{sweep_rounds, CpuVariant, HostBatches, HostRun};
 use super::kernel::CpuKernel;
 use crate::batches::BatchPlan;
 use crate::data::Points;
@@ -10,20 +10,11 @@ use crate::descent::{Round, StepRule};
 use crate::error::{Error, Result};
 use crate::loss::Evaluation;
 use crate::network::Network;
-use crate::optimizer::OptimizerState;
 use crate::sweep::SweepEngine;
-
-/// One run's weights, the weights before its last update (restored if it diverges), and
-/// what its update rule carries from step to step.
-struct Run {
-    net: Network,
-    previous: Option<Network>,
-    state: OptimizerState,
-}
 
 /// Many runs of gradient descent on the CPU, sharing each pass over the data.
 pub struct CpuSweep<'a> {
-    runs: Vec<Run>,
+    runs: Vec<HostRun>,
     data: &'a Points<'a>,
     kernel: Box<dyn CpuKernel>,
     /// With mini-batches: every run takes the same batches.
@@ -49,14 +40,7 @@ impl<'a> CpuSweep<'a> {
         let mut kernel = variant.kernel();
         kernel.prepare(first);
         Ok(CpuSweep {
-            runs: nets
-                .into_iter()
-                .map(|net| Run {
-                    net,
-                    previous: None,
-                    state: OptimizerState::default(),
-                })
-                .collect(),
+            runs: nets.into_iter().map(HostRun::new).collect(),
             data,
             kernel,
             batches: None,
@@ -95,14 +79,8 @@ impl SweepEngine for CpuSweep<'_> {
         count: usize,
         rules: &[Option<StepRule>],
     ) -> Result<Vec<Round>> {
-        let mut rounds = vec![Round::default(); self.runs.len()];
-        let mut active: Vec<usize> = (0..self.runs.len())
-            .filter(|&r| rules.get(r).copied().flatten().is_some())
-            .collect();
-        for step in first_step..first_step + count {
-            if active.is_empty() {
-                break;
-            }
+        let runs = self.runs.len();
+        sweep_rounds(runs, first_step, count, rules, |step, active, rounds| {
             let nets: Vec<&Network> = active.iter().map(|&r| &self.runs[r].net).collect();
             let batch = match &mut self.batches {
                 Some(batches) => batches.of_step(self.data, step)?,
@@ -112,26 +90,12 @@ impl SweepEngine for CpuSweep<'_> {
             let mut still = Vec::with_capacity(active.len());
             for (&r, evaluation) in active.iter().zip(&evaluations) {
                 let rule = rules[r].as_ref().expect("active runs have a rule");
-                let run = &mut self.runs[r];
-                let stepped = host_step(
-                    &mut run.net,
-                    &mut run.previous,
-                    &mut run.state,
-                    evaluation,
-                    rule,
-                    step,
-                )?;
-                match stepped {
-                    Stepped::Updated(record) => {
-                        rounds[r].records.push(record);
-                        still.push(r);
-                    }
-                    Stepped::Stopped(stop) => rounds[r].stop = Some(stop),
+                if self.runs[r].step(evaluation, rule, step, &mut rounds[r])? {
+                    still.push(r);
                 }
             }
-            active = still;
-        }
-        Ok(rounds)
+            Ok(still)
+        })
     }
 
     fn evaluate(&mut self) -> Result<Vec<Evaluation>> {
@@ -154,8 +118,7 @@ impl SweepEngine for CpuSweep<'_> {
                 net.describe()
             )));
         }
-        held.net = net.clone();
-        held.previous = None;
+        held.set(net);
         Ok(())
     }
 

@@ -8,7 +8,7 @@
 //! update pass, and the host's update is the CPU path's, one definition for every process
 //! whatever device it computes on.
 
-use super::engine::{host_step, Stepped};
+use super::engine::{sweep_rounds, HostRun};
 use crate::descent::{Engine, Round, ShareSum, StepRule};
 use crate::error::Result;
 use crate::loss::Evaluation;
@@ -19,41 +19,6 @@ use crate::sweep::SweepEngine;
 /// The rounds agreed on: the processes agree on stopping once a round, so their rounds must
 /// be as long whatever each engine prefers.
 const ROUND: usize = 10;
-
-/// One run's weights on the host, as the step function takes them.
-struct HostRun {
-    net: Network,
-    /// The weights before the last update, restored when the next loss diverges.
-    previous: Option<Network>,
-    state: OptimizerState,
-}
-
-impl HostRun {
-    fn new(net: Network) -> Self {
-        HostRun {
-            net,
-            previous: None,
-            state: OptimizerState::default(),
-        }
-    }
-
-    /// Step `step` of `rule` from the summed `evaluation`.
-    fn step(&mut self, evaluation: &Evaluation, rule: &StepRule, step: usize) -> Result<Stepped> {
-        host_step(
-            &mut self.net,
-            &mut self.previous,
-            &mut self.state,
-            evaluation,
-            rule,
-            step,
-        )
-    }
-
-    fn set(&mut self, net: &Network) {
-        self.net = net.clone();
-        self.previous = None;
-    }
-}
 
 /// An engine over this process's share of the points, each evaluation summed over every
 /// share before it is used.
@@ -86,16 +51,12 @@ impl Engine for SharedEngine<'_> {
         let mut round = Round::default();
         for step in first_step..first_step + count {
             let evaluation = self.evaluate()?;
-            let stepped = self.run.step(&evaluation, rule, step);
+            let going = self.run.step(&evaluation, rule, step, &mut round);
             // Updated, or gone back to the weights before a divergence: the share's engine
             // evaluates whatever the host holds now.
             self.share.set_network(&self.run.net)?;
-            match stepped? {
-                Stepped::Updated(record) => round.records.push(record),
-                Stepped::Stopped(stop) => {
-                    round.stop = Some(stop);
-                    break;
-                }
+            if !going? {
+                break;
             }
         }
         Ok(round)
@@ -179,32 +140,21 @@ impl SweepEngine for SharedSweep<'_> {
         count: usize,
         rules: &[Option<StepRule>],
     ) -> Result<Vec<Round>> {
-        let mut rounds = vec![Round::default(); self.runs.len()];
-        let mut active: Vec<usize> = (0..self.runs.len())
-            .filter(|&r| rules.get(r).copied().flatten().is_some())
-            .collect();
-        for step in first_step..first_step + count {
-            if active.is_empty() {
-                break;
-            }
+        let runs = self.runs.len();
+        sweep_rounds(runs, first_step, count, rules, |step, active, rounds| {
             // Every run is evaluated (stopped ones too): one pass reads the share for all.
             let evaluations = self.evaluate()?;
             let mut still = Vec::with_capacity(active.len());
-            for &r in &active {
+            for &r in active {
                 let rule = rules[r].as_ref().expect("active runs have a rule");
-                let stepped = self.runs[r].step(&evaluations[r], rule, step);
+                let going = self.runs[r].step(&evaluations[r], rule, step, &mut rounds[r]);
                 self.share.set_network(r, &self.runs[r].net)?;
-                match stepped? {
-                    Stepped::Updated(record) => {
-                        rounds[r].records.push(record);
-                        still.push(r);
-                    }
-                    Stepped::Stopped(stop) => rounds[r].stop = Some(stop),
+                if going? {
+                    still.push(r);
                 }
             }
-            active = still;
-        }
-        Ok(rounds)
+            Ok(still)
+        })
     }
 
     fn evaluate(&mut self) -> Result<Vec<Evaluation>> {
